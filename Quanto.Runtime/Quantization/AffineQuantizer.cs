@@ -1,0 +1,67 @@
+using Quanto.Tensors;
+using static TorchSharp.torch;
+
+namespace Quanto.Quantization;
+
+/// <summary>Group-wise affine quantization for int2 and int4 (optimum-quanto's quantize_affine + PackedTensor).</summary>
+public static class AffineQuantizer
+{
+    /// <summary>
+    /// Quantizes <paramref name="weight"/> viewed as (numel / groupSize, groupSize): one group per row, groups running
+    /// along the input features of each output row. Codes are clamp(round((w + shift) / scale), 0, 2^bits - 1) (ties to
+    /// even), or with a zero-point clamp(round(w / scale) + zp, ...); they are packed along the group rows.
+    /// </summary>
+    /// <param name="weight">Float weight, at least 2-D, finite.</param>
+    /// <param name="qtype">qint2 or qint4.</param>
+    /// <param name="groupSize">Elements per group: must divide the elements of each output row
+    /// (see <see cref="GroupSize.Resolve"/>).</param>
+    /// <param name="optimizer">Chooses scale and shift; <see cref="MaxOptimizer"/> by default.</param>
+    /// <param name="shiftMode">Float shift (default) or uint8 zero-point.</param>
+    /// <exception cref="ArgumentException">Bad weight, qtype, or a group size that does not divide the rows.</exception>
+    public static WeightQBitsTensor Quantize(
+        Tensor weight, QType qtype, int groupSize, AffineOptimizer? optimizer = null, ShiftMode shiftMode = ShiftMode.Float)
+    {
+        QTypeInfo info = qtype.Info();
+        if (!info.IsPacked)
+        {
+            throw new ArgumentException(
+                $"Affine quantization covers qint2 and qint4; {info.Name} is symmetric (use SymmetricQuantizer).",
+                nameof(qtype));
+        }
+        WeightChecks.Check(weight, qtype);
+        WeightChecks.CheckGroupSize(groupSize);
+        long rowLength = weight.NumberOfElements / weight.shape[0];
+        if (rowLength % groupSize != 0)
+        {
+            throw new ArgumentException(
+                $"Group size {groupSize} does not divide the {rowLength} elements of each output row of shape " +
+                $"{QuantizedWeight.FormatShape(weight.shape)}; pick a divisor, or let GroupSize.Resolve choose.",
+                nameof(groupSize));
+        }
+
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        Tensor grouped = weight.detach().contiguous().reshape(-1, groupSize);
+        (Tensor scale, Tensor shift) = (optimizer ?? new MaxOptimizer()).Optimize(grouped, qtype, shiftMode);
+        if (shiftMode == ShiftMode.ZeroPoint)
+            shift = shift.div(scale).round().clamp(0, info.MaxCode).to(ScalarType.Byte);
+        Tensor codes = Codes(grouped, scale, shift, info.MaxCode).cpu().contiguous();
+
+        int rows = checked((int)grouped.shape[0]);
+        var packed = new byte[(long)Packing.PackedRows(rows, info.Bits) * groupSize];
+        Packing.Pack(codes.bytes, rows, groupSize, info.Bits, packed);
+        Tensor packedTensor = tensor(packed, [Packing.PackedRows(rows, info.Bits), groupSize]).to(weight.device);
+        return new WeightQBitsTensor(qtype, weight.shape, groupSize, packedTensor.MoveToOuterDisposeScope(),
+            scale.MoveToOuterDisposeScope(), shift.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>uint8 codes of the grouped values for a float shift or a uint8 zero-point.</summary>
+    internal static Tensor Codes(Tensor grouped, Tensor scale, Tensor shift, int maxCode)
+    {
+        using var scope = NewDisposeScope();
+        Tensor q = shift.dtype == ScalarType.Byte
+            ? grouped.div(scale).round().add(shift.to(grouped.dtype))
+            : grouped.add(shift).div(scale).round();
+        return q.clamp(0, maxCode).to(ScalarType.Byte).MoveToOuterDisposeScope();
+    }
+}

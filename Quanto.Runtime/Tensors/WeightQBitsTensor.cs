@@ -1,0 +1,128 @@
+using Quanto.Quantization;
+using static TorchSharp.torch;
+
+namespace Quanto.Tensors;
+
+/// <summary>
+/// A 2- or 4-bit weight, group-wise affine along the input features of each output row, codes packed in
+/// optimum-quanto's PackedTensor layout. The weight viewed as (numel / g, g) rows of one group each satisfies
+/// w ≈ q * scale - shift (float shift) or (q - zeropoint) * scale (uint8 zero-point). optimum-quanto keys:
+/// <c>weight._data._data</c> (packed), <c>weight._scale</c>, <c>weight._shift</c>.
+/// </summary>
+public sealed class WeightQBitsTensor : QuantizedWeight
+{
+    /// <summary>Wraps packed codes, scale and shift; takes ownership of the tensors.</summary>
+    /// <param name="qtype">qint2 or qint4.</param>
+    /// <param name="shape">Shape of the float weight.</param>
+    /// <param name="groupSize">Elements per group (the row length when quantized per channel).</param>
+    /// <param name="packed">Packed codes, uint8, (PackedRows(numel / g), g).</param>
+    /// <param name="scale">Scale per group, (numel / g, 1), float dtype.</param>
+    /// <param name="shift">Float shift (scale's dtype) or uint8 zero-point, (numel / g, 1).</param>
+    /// <exception cref="ArgumentException">The shapes or dtypes disagree with each other.</exception>
+    public WeightQBitsTensor(QType qtype, ReadOnlySpan<long> shape, int groupSize, Tensor packed, Tensor scale, Tensor shift)
+        : base(qtype, shape, scale.dtype, 0)
+    {
+        QTypeInfo info = qtype.Info();
+        if (!info.IsPacked)
+            throw new ArgumentException($"WeightQBitsTensor holds 2- and 4-bit qtypes; got {info.Name}.", nameof(qtype));
+        long numel = NumberOfElements;
+        if (groupSize <= 0 || numel % groupSize != 0)
+        {
+            throw new ArgumentException(
+                $"Group size {groupSize} does not divide the {numel} elements of shape {FormatShape(shape)}.",
+                nameof(groupSize));
+        }
+        long groups = numel / groupSize;
+        long packedRows = Packing.PackedRows(checked((int)groups), info.Bits);
+        if (packed.dtype != ScalarType.Byte || packed.dim() != 2 || packed.shape[0] != packedRows || packed.shape[1] != groupSize)
+        {
+            throw new ArgumentException(
+                $"Packed codes must be uint8 [{packedRows}, {groupSize}] for {groups} groups of {groupSize} " +
+                $"{info.Name} codes; got {packed.dtype} {FormatShape(packed.shape)}.", nameof(packed));
+        }
+        CheckPerGroup(scale, groups, nameof(scale));
+        CheckPerGroup(shift, groups, nameof(shift));
+        if (shift.dtype != ScalarType.Byte && shift.dtype != scale.dtype)
+        {
+            throw new ArgumentException(
+                $"Shift must be a uint8 zero-point or a float in the scale's dtype {scale.dtype}; got {shift.dtype}.",
+                nameof(shift));
+        }
+        GroupSize = groupSize;
+        Packed = packed;
+        Scale = scale;
+        Shift = shift;
+    }
+
+    /// <summary>Elements per group.</summary>
+    public int GroupSize { get; }
+
+    /// <summary>Number of groups (rows of the grouped view).</summary>
+    public long Groups => NumberOfElements / GroupSize;
+
+    /// <summary>True when one group spans a whole output row (no grouping beyond per channel).</summary>
+    public bool IsPerChannel => GroupSize * Shape[0] == NumberOfElements;
+
+    /// <summary>True when <see cref="Shift"/> is a uint8 zero-point rather than a float shift.</summary>
+    public bool HasZeroPoint => Shift.dtype == ScalarType.Byte;
+
+    /// <summary>Packed codes (uint8).</summary>
+    public Tensor Packed { get; }
+
+    /// <summary>Scale per group, (groups, 1).</summary>
+    public Tensor Scale { get; }
+
+    /// <summary>Shift per group, (groups, 1): float (w = q*scale - shift) or uint8 zero-point.</summary>
+    public Tensor Shift { get; }
+
+    /// <inheritdoc />
+    public override Device Device => Packed.device;
+
+    /// <inheritdoc />
+    public override long ByteSize => BytesOf(Packed) + BytesOf(Scale) + BytesOf(Shift);
+
+    /// <summary>The unpacked codes, uint8, (groups, group size), on the CPU.</summary>
+    public Tensor UnpackCodes()
+    {
+        ThrowIfDisposed();
+        int bits = QType.Bits();
+        int rows = checked((int)Groups);
+        using Tensor packedCpu = Packed.cpu().contiguous();
+        var codes = new byte[(long)rows * GroupSize];
+        Packing.Unpack(packedCpu.bytes, rows, GroupSize, bits, codes);
+        return tensor(codes, [rows, GroupSize]);
+    }
+
+    /// <inheritdoc />
+    public override Tensor Dequantize()
+    {
+        ThrowIfDisposed();
+        using var scope = NewDisposeScope();
+        using Tensor codes = UnpackCodes();
+        Tensor q = codes.to(DType, Device);
+        Tensor values = HasZeroPoint ? q.sub(Shift.to(DType)).mul(Scale) : q.mul(Scale).sub(Shift);
+        return values.reshape(Shape.ToArray()).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public override QuantizedWeight To(Device device)
+    {
+        ThrowIfDisposed();
+        return new WeightQBitsTensor(QType, Shape, GroupSize, Packed.to(device), Scale.to(device), Shift.to(device));
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (!disposing) return;
+        Packed.Dispose();
+        Scale.Dispose();
+        Shift.Dispose();
+    }
+
+    private static void CheckPerGroup(Tensor t, long groups, string name)
+    {
+        if (t.dim() != 2 || t.shape[0] != groups || t.shape[1] != 1)
+            throw new ArgumentException($"{name} must be [{groups}, 1] (one per group); got {FormatShape(t.shape)}.", name);
+    }
+}
