@@ -34,7 +34,7 @@ public static class QuantKernels
         lock (Gate)
         {
             _registered = _registered.Where(r => !ReferenceEquals(r.Backend, backend))
-                .Append((backend, priority))
+                .Append((Backend: backend, Priority: priority))
                 .OrderByDescending(r => r.Priority)
                 .ToArray();
         }
