@@ -40,19 +40,32 @@ public static class AffineQuantizer
         }
 
         using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
         Tensor grouped = weight.detach().contiguous().reshape(-1, groupSize);
-        (Tensor scale, Tensor shift) = (optimizer ?? new MaxOptimizer()).Optimize(grouped, qtype, shiftMode);
-        if (shiftMode == ShiftMode.ZeroPoint)
-            shift = shift.div(scale).round().clamp(0, info.MaxCode).to(ScalarType.Byte);
-        Tensor codes = Codes(grouped, scale, shift, info.MaxCode).cpu().contiguous();
+        long groups = grouped.shape[0];
+        int rows = checked((int)groups);
+        AffineOptimizer chosen = optimizer ?? new MaxOptimizer();
+        Tensor scale = empty([groups, 1], weight.dtype, weight.device);
+        Tensor shift = empty([groups, 1], shiftMode == ShiftMode.ZeroPoint ? ScalarType.Byte : weight.dtype, weight.device);
+        var codes = new byte[groups * groupSize];
+        // Groups are independent: optimize and encode block by block (see RowBlocks); pack once at the end because
+        // the packed layout interleaves rows from across the whole matrix.
+        RowBlocks.ForEach(groups, groupSize, (start, count) =>
+        {
+            Tensor block = grouped.narrow(0, start, count);
+            (Tensor blockScale, Tensor blockShift) = chosen.Optimize(block, qtype, shiftMode);
+            if (shiftMode == ShiftMode.ZeroPoint)
+                blockShift = blockShift.div(blockScale).round().clamp(0, info.MaxCode).to(ScalarType.Byte);
+            scale.narrow(0, start, count).copy_(blockScale);
+            shift.narrow(0, start, count).copy_(blockShift);
+            using Tensor blockCodes = Codes(block, blockScale, blockShift, info.MaxCode).cpu().contiguous();
+            blockCodes.bytes.CopyTo(codes.AsSpan(checked((int)(start * groupSize))));
+        });
 
-        int rows = checked((int)grouped.shape[0]);
-        var packed = new byte[(long)Packing.PackedRows(rows, info.Bits) * groupSize];
-        Packing.Pack(codes.bytes, rows, groupSize, info.Bits, packed);
-        Tensor packedTensor = tensor(packed, [Packing.PackedRows(rows, info.Bits), groupSize]).to(weight.device);
-        return new WeightQBitsTensor(qtype, weight.shape, groupSize, packedTensor.MoveToOuterDisposeScope(),
-            scale.MoveToOuterDisposeScope(), shift.MoveToOuterDisposeScope());
+        int packedRows = Packing.PackedRows(rows, info.Bits);
+        Tensor packed = empty([packedRows, groupSize], ScalarType.Byte);
+        Packing.Pack(codes, rows, groupSize, info.Bits, packed.bytes);
+        if (weight.device.type != packed.device.type) packed = packed.to(weight.device);
+        return new WeightQBitsTensor(qtype, weight.shape, groupSize, packed, scale, shift);
     }
 
     /// <summary>uint8 codes of the grouped values for a float shift or a uint8 zero-point.</summary>

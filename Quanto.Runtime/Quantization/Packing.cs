@@ -47,17 +47,31 @@ public static class Packing
 
     /// <summary>Unpacks <paramref name="packed"/> into codes (rows x columns, row-major).</summary>
     /// <exception cref="ArgumentException">Span lengths disagree with the shape.</exception>
-    public static void Unpack(ReadOnlySpan<byte> packed, int rows, int columns, int bits, Span<byte> codes)
+    public static void Unpack(ReadOnlySpan<byte> packed, int rows, int columns, int bits, Span<byte> codes) =>
+        UnpackRows(packed, rows, columns, bits, 0, rows, codes);
+
+    /// <summary>Unpacks rows [firstRow, firstRow + rowCount) of a packed (rows x columns) matrix into
+    /// <paramref name="codes"/> (rowCount x columns).</summary>
+    /// <exception cref="ArgumentException">Span lengths disagree with the shape.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The row range is outside the matrix.</exception>
+    public static void UnpackRows(
+        ReadOnlySpan<byte> packed, int rows, int columns, int bits, int firstRow, int rowCount, Span<byte> codes)
     {
         int packedRows = PackedRows(rows, bits);
-        CheckLengths(codes.Length, rows, columns, packed.Length, packedRows, bits);
-        int mask = (1 << bits) - 1;
-        for (int row = 0; row < rows; row++)
+        if (firstRow < 0 || rowCount < 0 || firstRow + rowCount > rows)
         {
+            throw new ArgumentOutOfRangeException(nameof(firstRow),
+                $"Rows [{firstRow}, {firstRow + rowCount}) are outside a matrix of {rows} rows.");
+        }
+        CheckLengths(codes.Length, rowCount, columns, packed.Length, packedRows, bits);
+        int mask = (1 << bits) - 1;
+        for (int i = 0; i < rowCount; i++)
+        {
+            int row = firstRow + i;
             int plane = row / packedRows;
             int shift = bits * plane;
             ReadOnlySpan<byte> source = packed.Slice((row - plane * packedRows) * columns, columns);
-            Span<byte> target = codes.Slice(row * columns, columns);
+            Span<byte> target = codes.Slice(i * columns, columns);
             for (int c = 0; c < columns; c++) target[c] = (byte)((source[c] >> shift) & mask);
         }
     }

@@ -45,11 +45,28 @@ public static class SymmetricQuantizer
         if (axis != 0 && axis != -1 && axis != weight.dim() - 1)
             throw new ArgumentOutOfRangeException(nameof(axis), axis, "Weights are quantized along axis 0 or -1.");
         using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
+        int resolvedAxis = axis < 0 ? (int)weight.dim() + axis : axis;
+        SymmetricOptimizer chosen = optimizer ?? new AbsmaxOptimizer();
         Tensor w = weight.detach();
-        int resolvedAxis = axis < 0 ? (int)w.dim() + axis : axis;
-        Tensor scale = (optimizer ?? new AbsmaxOptimizer()).Optimize(w, qtype, resolvedAxis).to(w.dtype);
-        Tensor data = QuantizeValues(w, qtype, scale);
-        return new WeightQBytesTensor(qtype, data.MoveToOuterDisposeScope(), scale.MoveToOuterDisposeScope(), resolvedAxis);
+        if (resolvedAxis != 0)
+        {
+            using var scope = NewDisposeScope();
+            Tensor s = chosen.Optimize(w, qtype, resolvedAxis).to(w.dtype);
+            Tensor codes = QuantizeValues(w, qtype, s);
+            return new WeightQBytesTensor(qtype, codes.MoveToOuterDisposeScope(), s.MoveToOuterDisposeScope(), resolvedAxis);
+        }
+
+        // Rows are independent along axis 0: fill the outputs block by block (see RowBlocks).
+        long[] scaleShape = w.shape.Select((d, i) => i == 0 ? d : 1L).ToArray();
+        Tensor scale = empty(scaleShape, w.dtype, w.device);
+        Tensor data = empty(w.shape, qtype.Info().Storage, w.device);
+        RowBlocks.ForEach(w.shape[0], w.NumberOfElements / w.shape[0], (start, count) =>
+        {
+            Tensor block = w.narrow(0, start, count);
+            Tensor blockScale = chosen.Optimize(block, qtype, 0).to(w.dtype);
+            scale.narrow(0, start, count).copy_(blockScale);
+            data.narrow(0, start, count).copy_(QuantizeValues(block, qtype, blockScale));
+        });
+        return new WeightQBytesTensor(qtype, data, scale, 0);
     }
 }

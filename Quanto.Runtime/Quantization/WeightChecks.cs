@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
 namespace Quanto.Quantization;
@@ -32,17 +34,57 @@ internal static class WeightChecks
             throw new ArgumentException(
                 $"Cannot quantize an empty {what} (shape {shape}) to {name}.", nameof(weight));
         }
-        using var scope = NewDisposeScope();
-        Tensor bad = weight.isfinite().logical_not();
-        long count = bad.sum().item<long>();
+        long count = CountNonFinite(weight, out long firstIndex);
         if (count > 0)
         {
-            long[] first = bad.nonzero()[0].data<long>().ToArray();
+            long[] first = new long[weight.dim()];
+            for (int d = first.Length - 1; d >= 0; d--)
+            {
+                first[d] = firstIndex % weight.shape[d];
+                firstIndex /= weight.shape[d];
+            }
             throw new ArgumentException(
                 $"Cannot quantize {what} of shape {shape} to {name}: it holds {count} NaN or infinite value(s), " +
                 $"the first at {Tensors.QuantizedWeight.FormatShape(first)}. Fix the float weights (a diverged " +
                 "training run?) before quantizing.", nameof(weight));
         }
+    }
+
+    /// <summary>Counts NaN/Inf elements (exponent bits all ones) and finds the first, by flat row-major index.
+    /// Scans the raw bits in place on the CPU: a whole-tensor isfinite() costs a fresh mask allocation.</summary>
+    internal static long CountNonFinite(Tensor weight, out long firstIndex)
+    {
+        using Tensor cpu = weight.device.type == TorchSharp.DeviceType.CPU ? weight.contiguous() : weight.cpu().contiguous();
+        ReadOnlySpan<byte> bytes = cpu.bytes;
+        return weight.dtype == ScalarType.Float32
+            ? CountNonFinite(MemoryMarshal.Cast<byte, uint>(bytes), 0x7F800000u, out firstIndex)
+            : CountNonFinite(MemoryMarshal.Cast<byte, ushort>(bytes),
+                weight.dtype == ScalarType.Float16 ? (ushort)0x7C00 : (ushort)0x7F80, out firstIndex);
+    }
+
+    private static long CountNonFinite<T>(ReadOnlySpan<T> bits, T exponentMask, out long firstIndex)
+        where T : unmanaged, IBinaryInteger<T>
+    {
+        firstIndex = -1;
+        long count = 0;
+        int i = 0;
+        var mask = new Vector<T>(exponentMask);
+        for (; i <= bits.Length - Vector<T>.Count; i += Vector<T>.Count)
+        {
+            var v = new Vector<T>(bits.Slice(i, Vector<T>.Count));
+            if (!Vector.EqualsAny(v & mask, mask)) continue;
+            for (int j = i; j < i + Vector<T>.Count; j++) Tally(bits[j], exponentMask, j, ref count, ref firstIndex);
+        }
+        for (; i < bits.Length; i++) Tally(bits[i], exponentMask, i, ref count, ref firstIndex);
+        return count;
+    }
+
+    private static void Tally<T>(T value, T exponentMask, long index, ref long count, ref long firstIndex)
+        where T : unmanaged, IBinaryInteger<T>
+    {
+        if ((value & exponentMask) != exponentMask) return;
+        count++;
+        if (firstIndex < 0) firstIndex = index;
     }
 
     /// <summary>Throws unless <paramref name="groupSize"/> is a positive multiple of 8.</summary>

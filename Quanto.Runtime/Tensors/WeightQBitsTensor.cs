@@ -85,23 +85,36 @@ public sealed class WeightQBitsTensor : QuantizedWeight
     public Tensor UnpackCodes()
     {
         ThrowIfDisposed();
-        int bits = QType.Bits();
         int rows = checked((int)Groups);
+        Tensor codes = empty([rows, GroupSize], ScalarType.Byte);
         using Tensor packedCpu = Packed.cpu().contiguous();
-        var codes = new byte[(long)rows * GroupSize];
-        Packing.Unpack(packedCpu.bytes, rows, GroupSize, bits, codes);
-        return tensor(codes, [rows, GroupSize]);
+        Packing.Unpack(packedCpu.bytes, rows, GroupSize, QType.Bits(), codes.bytes);
+        return codes;
     }
 
     /// <inheritdoc />
     public override Tensor Dequantize()
     {
         ThrowIfDisposed();
-        using var scope = NewDisposeScope();
-        using Tensor codes = UnpackCodes();
-        Tensor q = codes.to(DType, Device);
-        Tensor values = HasZeroPoint ? q.sub(Shift.to(DType)).mul(Scale) : q.mul(Scale).sub(Shift);
-        return values.reshape(Shape.ToArray()).MoveToOuterDisposeScope();
+        int rows = checked((int)Groups);
+        int bits = QType.Bits();
+        Tensor result = empty([rows, GroupSize], DType, Device);
+        using Tensor packedCpu = Packed.cpu().contiguous();
+        // Block by block (see RowBlocks): unpack into a small uint8 tensor, then convert and scale in place.
+        Quantization.RowBlocks.ForEach(rows, GroupSize, (start, count) =>
+        {
+            Tensor codes = empty([count, GroupSize], ScalarType.Byte);
+            Packing.UnpackRows(packedCpu.bytes, rows, GroupSize, bits, (int)start, (int)count, codes.bytes);
+            Tensor block = result.narrow(0, start, count);
+            block.copy_(codes);
+            Tensor scale = Scale.narrow(0, start, count), shift = Shift.narrow(0, start, count);
+            if (HasZeroPoint) block.sub_(shift.to(DType)).mul_(scale);
+            else block.mul_(scale).sub_(shift);
+        });
+        using (result)
+        {
+            return result.reshape(Shape.ToArray());
+        }
     }
 
     /// <inheritdoc />

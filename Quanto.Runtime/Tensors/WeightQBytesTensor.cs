@@ -52,8 +52,12 @@ public sealed class WeightQBytesTensor : QuantizedWeight
     public override Tensor Dequantize()
     {
         ThrowIfDisposed();
-        using var values = Data.to(DType);
-        return values.mul(Scale);
+        Tensor result = empty(Data.shape, DType, Device);
+        if (Axis != 0) return result.copy_(Data).mul_(Scale);
+        // Block by block along the scale's axis (see RowBlocks): convert and scale in place, no temporaries.
+        Quantization.RowBlocks.ForEach(Data.shape[0], Data.NumberOfElements / Math.Max(1, Data.shape[0]), (start, count) =>
+            result.narrow(0, start, count).copy_(Data.narrow(0, start, count)).mul_(Scale.narrow(0, start, count)));
+        return result;
     }
 
     /// <inheritdoc />
