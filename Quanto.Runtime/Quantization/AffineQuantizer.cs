@@ -13,7 +13,7 @@ public static class AffineQuantizer
     /// </summary>
     /// <param name="weight">Float weight, at least 2-D, finite.</param>
     /// <param name="qtype">qint2 or qint4.</param>
-    /// <param name="groupSize">Elements per group: must divide the elements of each output row
+    /// <param name="groupSize">Elements per group: the row length (per channel), or a multiple of 8 that divides it
     /// (see <see cref="GroupSize.Resolve"/>).</param>
     /// <param name="optimizer">Chooses scale and shift; <see cref="MaxOptimizer"/> by default.</param>
     /// <param name="shiftMode">Float shift (default) or uint8 zero-point.</param>
@@ -29,8 +29,9 @@ public static class AffineQuantizer
                 nameof(qtype));
         }
         WeightChecks.Check(weight, qtype);
-        WeightChecks.CheckGroupSize(groupSize);
         long rowLength = weight.NumberOfElements / weight.shape[0];
+        // One group per row (per channel) may have any length; smaller groups must be a multiple of 8.
+        if (groupSize != rowLength) WeightChecks.CheckGroupSize(groupSize);
         if (rowLength % groupSize != 0)
         {
             throw new ArgumentException(

@@ -54,7 +54,19 @@ public abstract class QuantizedWeight : IDisposable
     public abstract Tensor Dequantize();
 
     /// <summary>A copy on <paramref name="device"/>; the values stay quantized.</summary>
-    public abstract QuantizedWeight To(Device device);
+    public QuantizedWeight To(Device device) => To(device, DType);
+
+    /// <summary>A copy on <paramref name="device"/> whose scales (and float shift) are in <paramref name="dtype"/>,
+    /// which becomes the dequantized dtype. The codes are not touched.</summary>
+    /// <exception cref="ArgumentException">dtype is not Float32, Float16 or BFloat16.</exception>
+    public abstract QuantizedWeight To(Device device, ScalarType dtype);
+
+    /// <summary>Throws unless <paramref name="dtype"/> can hold scales.</summary>
+    protected static void CheckScaleDtype(ScalarType dtype)
+    {
+        if (!Quantization.WeightChecks.IsSupportedFloat(dtype))
+            throw new ArgumentException($"Scales are Float32, Float16 or BFloat16; got {dtype}.", nameof(dtype));
+    }
 
     /// <summary>Frees the tensors.</summary>
     public void Dispose()

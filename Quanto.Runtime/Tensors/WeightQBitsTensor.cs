@@ -118,10 +118,12 @@ public sealed class WeightQBitsTensor : QuantizedWeight
     }
 
     /// <inheritdoc />
-    public override QuantizedWeight To(Device device)
+    public override QuantizedWeight To(Device device, ScalarType dtype)
     {
         ThrowIfDisposed();
-        return new WeightQBitsTensor(QType, Shape, GroupSize, Packed.to(device), Scale.to(device), Shift.to(device));
+        CheckScaleDtype(dtype);
+        Tensor shift = HasZeroPoint ? Shift.to(device) : Shift.to(dtype, device);
+        return new WeightQBitsTensor(QType, Shape, GroupSize, Packed.to(device), Scale.to(dtype, device), shift);
     }
 
     /// <inheritdoc />

@@ -61,10 +61,11 @@ public sealed class WeightQBytesTensor : QuantizedWeight
     }
 
     /// <inheritdoc />
-    public override QuantizedWeight To(Device device)
+    public override QuantizedWeight To(Device device, ScalarType dtype)
     {
         ThrowIfDisposed();
-        return new WeightQBytesTensor(QType, Data.to(device), Scale.to(device), Axis);
+        CheckScaleDtype(dtype);
+        return new WeightQBytesTensor(QType, Data.to(device), Scale.to(dtype, device), Axis);
     }
 
     /// <inheritdoc />

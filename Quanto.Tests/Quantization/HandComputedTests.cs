@@ -132,6 +132,19 @@ public sealed class HandComputedTests
         }));
     }
 
+    [Test]
+    public void RowsShorterThanEightArePerChannel()
+    {
+        // Rows of 3: one group per row. Row 0: min 0, max 3.75 -> scale 0.25, shift 0; 0.625 / 0.25 = 2.5 -> 2.
+        // Row 1: min -1, max 2.75 -> scale 0.25, shift 1; codes 0, 4, 15.
+        using Tensor w = Reference.Matrix(new float[,] { { 0f, 0.625f, 3.75f }, { -1f, 0f, 2.75f } });
+        using var q = (WeightQBitsTensor)WeightQuantizer.Quantize(w, QType.QInt4);
+        Assert.That(q.GroupSize, Is.EqualTo(3));
+        Assert.That(q.Packed.shape, Is.EqualTo(new long[] { 1, 3 }));
+        using Tensor codes = q.UnpackCodes();
+        Assert.That(codes.data<byte>().ToArray(), Is.EqualTo(new byte[] { 0, 2, 15, 0, 4, 15 }));
+    }
+
     private static void AssertFloat8(QType qtype, float[] row, float[] expected)
     {
         float[] doubled = row.Select(v => v * 2).ToArray();

@@ -1,0 +1,78 @@
+using Quanto.Functional;
+using Quanto.Quantization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Quanto.Nn;
+
+/// <summary>A Conv2d layer with quantized weights (and optionally activations). Frozen, it runs as unfold + the
+/// backend's quantized matmul (optimum-quanto has no quantized convolution kernel). Bias stays float.</summary>
+public sealed class QConv2d : QModule
+{
+    private Parameter? _weight;
+    private readonly Parameter? _bias;
+    private readonly long[] _weightShape;
+
+    /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until frozen.</summary>
+    /// <exception cref="NotSupportedException">Padding modes other than zeros, or string padding ("same").</exception>
+    public QConv2d(Conv2d source, QType? weights, QType? activations = null, int? groupSize = null,
+        Optimizer? optimizer = null, string? path = null)
+        : base(nameof(QConv2d), weights, activations, groupSize, optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        Path = path ?? Path;
+        if (source.padding_mode != PaddingModes.Zeros || source.padding_type is not null)
+        {
+            throw new NotSupportedException(
+                $"QConv2d '{Path}' supports numeric zero padding; this Conv2d uses " +
+                $"{(source.padding_type is null ? source.padding_mode.ToString() : source.padding_type.ToString())}.");
+        }
+        _weight = source.weight;
+        _bias = source.bias;
+        _weightShape = source.weight.shape;
+        stride = source.stride;
+        padding = source.padding ?? [0, 0];
+        dilation = source.dilation;
+        groups = source.groups;
+        register_parameter("weight", _weight);
+        if (_bias is not null) register_parameter("bias", _bias);
+    }
+
+#pragma warning disable IDE1006 // TorchSharp naming
+    /// <summary>Stride (h, w).</summary>
+    public long[] stride { get; }
+
+    /// <summary>Zero padding (h, w).</summary>
+    public long[] padding { get; }
+
+    /// <summary>Dilation (h, w).</summary>
+    public long[] dilation { get; }
+
+    /// <summary>Number of channel groups.</summary>
+    public long groups { get; }
+#pragma warning restore IDE1006
+
+    /// <inheritdoc />
+    public override Parameter? FloatWeight => _weight;
+
+    /// <inheritdoc />
+    public override Parameter? FloatBias => _bias;
+
+    /// <inheritdoc />
+    public override Tensor Compute(QActivation input) => RunLinear(
+        input,
+        weight => nn.functional.conv2d(input.Value, weight, _bias, stride, padding, dilation, groups),
+        prepared => QuantizedOps.conv2d(input.Value, prepared, _bias, stride, padding, dilation, groups),
+        null);
+
+    /// <inheritdoc />
+    public override string Describe() =>
+        $"QConv2d '{Path}' ({_weightShape[1] * groups} -> {_weightShape[0]}, kernel {_weightShape[2]}x{_weightShape[3]})";
+
+    /// <inheritdoc />
+    protected override long[] ExpectedWeightShape() => _weightShape;
+
+    /// <inheritdoc />
+    protected override void ReleaseFloatWeight() => _weight = null;
+}

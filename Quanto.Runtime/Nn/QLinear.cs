@@ -1,0 +1,64 @@
+using Quanto.Functional;
+using Quanto.Quantization;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Quanto.Nn;
+
+/// <summary>A Linear layer with quantized weights (and optionally activations). Bias stays float.</summary>
+public sealed class QLinear : QModule
+{
+    private Parameter? _weight;
+    private readonly Parameter? _bias;
+
+    /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until <see cref="QModule.Freeze"/>.</summary>
+    /// <param name="source">The float layer.</param>
+    /// <param name="weights">Weight qtype (null: float weights, activations only).</param>
+    /// <param name="activations">Activation qtype or null.</param>
+    /// <param name="groupSize">Requested group size for 2/4-bit weights.</param>
+    /// <param name="optimizer">Weight optimizer.</param>
+    /// <param name="path">The module's path in its model, for messages.</param>
+    public QLinear(Linear source, QType? weights, QType? activations = null, int? groupSize = null,
+        Optimizer? optimizer = null, string? path = null)
+        : base(nameof(QLinear), weights, activations, groupSize, optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        in_features = source.in_features;
+        out_features = source.out_features;
+        _weight = source.weight;
+        _bias = source.bias;
+        Path = path ?? Path;
+        register_parameter("weight", _weight);
+        if (_bias is not null) register_parameter("bias", _bias);
+    }
+
+#pragma warning disable IDE1006 // TorchSharp naming
+    /// <summary>Input features K.</summary>
+    public long in_features { get; }
+
+    /// <summary>Output features N.</summary>
+    public long out_features { get; }
+#pragma warning restore IDE1006
+
+    /// <inheritdoc />
+    public override Parameter? FloatWeight => _weight;
+
+    /// <inheritdoc />
+    public override Parameter? FloatBias => _bias;
+
+    /// <inheritdoc />
+    public override Tensor Compute(QActivation input) => RunLinear(
+        input,
+        weight => nn.functional.linear(input.Value, weight, _bias),
+        prepared => QuantizedOps.linear(input.Value, prepared, _bias),
+        prepared => QuantizedOps.linear_int8(input.Codes!, input.Scale!, prepared, _bias, input.Value.dtype));
+
+    /// <inheritdoc />
+    public override string Describe() => $"QLinear '{Path}' ({in_features} -> {out_features})";
+
+    /// <inheritdoc />
+    protected override long[] ExpectedWeightShape() => [out_features, in_features];
+
+    /// <inheritdoc />
+    protected override void ReleaseFloatWeight() => _weight = null;
+}

@@ -1,0 +1,155 @@
+using Quanto.Nn;
+using Quanto.Quantization;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Quanto;
+
+/// <summary>
+/// The eager workflow for any TorchSharp model (optimum-quanto's quantize / freeze): swap supported layers for
+/// quantized ones in place, calibrate, freeze. Models annotated with [Quantize] get the same through generated code.
+/// </summary>
+public static class Quantizer
+{
+    /// <summary>
+    /// Replaces each Linear and Conv2d (and LayerNorm, when activations are quantized) whose path matches
+    /// <paramref name="include"/> (all when null) and none of <paramref name="exclude"/> by its quantized twin,
+    /// sharing the float parameters (dynamic mode until <see cref="Freeze"/>). Patterns use fnmatch syntax on module
+    /// paths ("blocks.*.mlp.*", "lm_head").
+    /// </summary>
+    /// <returns>What was quantized, and what was left float with the reason (unsupported layers are listed, not
+    /// silently skipped).</returns>
+    /// <exception cref="ArgumentException">Neither weights nor activations given, or 2/4-bit activations.</exception>
+    public static QuantizationReport Quantize(nn.Module model, QType? weights = null, QType? activations = null,
+        Optimizer? optimizer = null, IEnumerable<string>? include = null, IEnumerable<string>? exclude = null,
+        int? groupSize = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (weights is null && activations is null)
+            throw new ArgumentException("Quantize needs a weights qtype, an activations qtype, or both.", nameof(weights));
+        if (activations is QType a && a.Info().IsPacked)
+        {
+            throw new ArgumentException(
+                $"Activations are quantized to qint8 or a float8 type; {a.QuantoName()} is for weights only.",
+                nameof(activations));
+        }
+        if (groupSize is int g) WeightChecks.CheckGroupSize(g);
+        string[] includes = include?.ToArray() ?? [];
+        string[] excludes = exclude?.ToArray() ?? [];
+
+        var modules = new Dictionary<string, nn.Module> { [""] = model };
+        foreach ((string path, nn.Module module) in model.named_modules()) modules[path] = module;
+        var quantized = new List<QuantizedModuleInfo>();
+        var skipped = new List<SkippedModuleInfo>();
+        foreach ((string path, nn.Module module) in modules.Where(p => p.Key.Length > 0).ToList())
+        {
+            if (module is QModule || InsideQuantized(path, modules)) continue;
+            if (includes.Length > 0 && !includes.Any(p => Fnmatch.IsMatch(path, p))) continue;
+            if (excludes.Any(p => Fnmatch.IsMatch(path, p))) continue;
+
+            QModule? replacement;
+            try
+            {
+                replacement = module switch
+                {
+                    Linear linear => new QLinear(linear, weights, activations, groupSize, optimizer, path),
+                    Conv2d conv => new QConv2d(conv, weights, activations, groupSize, optimizer, path),
+                    LayerNorm norm when activations is not null => new QLayerNorm(norm, activations, path),
+                    _ => null,
+                };
+            }
+            catch (NotSupportedException e)
+            {
+                skipped.Add(new SkippedModuleInfo(path, module.GetType().Name, e.Message));
+                continue;
+            }
+            if (replacement is null)
+            {
+                if (!module.named_children().Any() && module.parameters(recurse: false).Any())
+                {
+                    skipped.Add(new SkippedModuleInfo(path, module.GetType().Name,
+                        "no quantized counterpart (Linear, Conv2d and LayerNorm are supported); left float"));
+                }
+                continue;
+            }
+            int dot = path.LastIndexOf('.');
+            nn.Module parent = modules[dot < 0 ? "" : path[..dot]];
+            string? refusal = ModuleSwapper.TryReplace(parent, path[(dot + 1)..], module, replacement);
+            if (refusal is not null)
+            {
+                replacement.Abandon();
+                skipped.Add(new SkippedModuleInfo(path, module.GetType().Name, refusal));
+                continue;
+            }
+            modules[path] = replacement;
+            quantized.Add(new QuantizedModuleInfo(path, module.GetType().Name, replacement.WeightQType,
+                replacement.ActivationQType));
+        }
+        return new QuantizationReport(quantized, skipped);
+    }
+
+    /// <summary>Freezes every quantized module: float weights are replaced by quantized ones and memory drops.</summary>
+    /// <returns>The number of modules frozen.</returns>
+    public static int Freeze(nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        int count = 0;
+        foreach (QModule module in QuantizedModules(model))
+        {
+            if (module.IsFrozen || module.WeightQType is null) continue;
+            module.Freeze();
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>The quantized modules of a model (the root included), with their paths.</summary>
+    public static IEnumerable<QModule> QuantizedModules(nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (model is QModule root) yield return root;
+        foreach ((string _, nn.Module module) in model.named_modules())
+        {
+            if (module is QModule q) yield return q;
+        }
+    }
+
+    private static bool InsideQuantized(string path, Dictionary<string, nn.Module> modules)
+    {
+        for (int dot = path.LastIndexOf('.'); dot > 0; dot = path.LastIndexOf('.', dot - 1))
+        {
+            if (modules.TryGetValue(path[..dot], out nn.Module? ancestor) && ancestor is QModule) return true;
+        }
+        return false;
+    }
+}
+
+/// <summary>One module that was quantized.</summary>
+/// <param name="Path">Module path.</param>
+/// <param name="OriginalType">The float module's type name.</param>
+/// <param name="Weights">Weight qtype, or null.</param>
+/// <param name="Activations">Activation qtype, or null.</param>
+public sealed record QuantizedModuleInfo(string Path, string OriginalType, QType? Weights, QType? Activations);
+
+/// <summary>One module left float, and why.</summary>
+/// <param name="Path">Module path.</param>
+/// <param name="Type">Its type name.</param>
+/// <param name="Reason">Why it was not quantized, and what to do about it.</param>
+public sealed record SkippedModuleInfo(string Path, string Type, string Reason);
+
+/// <summary>What <see cref="Quantizer.Quantize"/> did.</summary>
+/// <param name="Quantized">Modules replaced by quantized ones.</param>
+/// <param name="Skipped">Modules with parameters that were left float, with reasons.</param>
+public sealed record QuantizationReport(IReadOnlyList<QuantizedModuleInfo> Quantized, IReadOnlyList<SkippedModuleInfo> Skipped)
+{
+    /// <inheritdoc />
+    public override string ToString()
+    {
+        var lines = new List<string> { $"{Quantized.Count} module(s) quantized, {Skipped.Count} left float" };
+        lines.AddRange(Quantized.Select(q =>
+            $"  {q.Path}: {q.OriginalType} -> weights {q.Weights?.QuantoName() ?? "none"}, " +
+            $"activations {q.Activations?.QuantoName() ?? "none"}"));
+        lines.AddRange(Skipped.Select(s => $"  {s.Path}: {s.Type} left float: {s.Reason}"));
+        return string.Join(Environment.NewLine, lines);
+    }
+}
