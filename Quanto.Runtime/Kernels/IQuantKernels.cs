@@ -39,7 +39,8 @@ public interface IQuantKernels
     Tensor LinearInt8(Tensor inputCodes, Tensor inputScale, PreparedWeight weight, Tensor? bias, ScalarType outputDtype);
 }
 
-/// <summary>A weight in one backend's form. Dispose to free the backend's copy (not the source).</summary>
+/// <summary>A weight in one backend's form. Dispose to free the backend's copy (not the source). It is usually made
+/// inside a forward pass: implementations must detach the tensors they keep from the caller's dispose scope.</summary>
 public abstract class PreparedWeight : IDisposable
 {
     /// <summary>Wraps the canonical weight this was prepared from.</summary>

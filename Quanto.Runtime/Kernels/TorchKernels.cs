@@ -53,7 +53,7 @@ public sealed class TorchKernels : IQuantKernels
     private sealed class Dequantized : PreparedWeight
     {
         public Dequantized(QuantizedWeight source, IQuantKernels backend) : base(source, backend) =>
-            Weight = source.Dequantize();
+            Weight = source.Dequantize().DetachFromDisposeScope(); // lives as long as this prepared weight
 
         public Tensor Weight { get; }
 

@@ -10,8 +10,6 @@ namespace Quanto.Nn;
 /// backend's quantized matmul (optimum-quanto has no quantized convolution kernel). Bias stays float.</summary>
 public sealed class QConv2d : QModule
 {
-    private Parameter? _weight;
-    private readonly Parameter? _bias;
     private readonly long[] _weightShape;
 
     /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until frozen.</summary>
@@ -28,15 +26,13 @@ public sealed class QConv2d : QModule
                 $"QConv2d '{Path}' supports numeric zero padding; this Conv2d uses " +
                 $"{(source.padding_type is null ? source.padding_mode.ToString() : source.padding_type.ToString())}.");
         }
-        _weight = source.weight;
-        _bias = source.bias;
         _weightShape = source.weight.shape;
         stride = source.stride;
         padding = source.padding ?? [0, 0];
         dilation = source.dilation;
         groups = source.groups;
-        register_parameter("weight", _weight);
-        if (_bias is not null) register_parameter("bias", _bias);
+        register_parameter("weight", source.weight);
+        if (source.bias is not null) register_parameter("bias", source.bias);
     }
 
 #pragma warning disable IDE1006 // TorchSharp naming
@@ -54,16 +50,10 @@ public sealed class QConv2d : QModule
 #pragma warning restore IDE1006
 
     /// <inheritdoc />
-    public override Parameter? FloatWeight => _weight;
-
-    /// <inheritdoc />
-    public override Parameter? FloatBias => _bias;
-
-    /// <inheritdoc />
     public override Tensor Compute(QActivation input) => RunLinear(
         input,
-        weight => nn.functional.conv2d(input.Value, weight, _bias, stride, padding, dilation, groups),
-        prepared => QuantizedOps.conv2d(input.Value, prepared, _bias, stride, padding, dilation, groups),
+        weight => nn.functional.conv2d(input.Value, weight, FloatBias, stride, padding, dilation, groups),
+        prepared => QuantizedOps.conv2d(input.Value, prepared, FloatBias, stride, padding, dilation, groups),
         null);
 
     /// <inheritdoc />
@@ -72,7 +62,4 @@ public sealed class QConv2d : QModule
 
     /// <inheritdoc />
     protected override long[] ExpectedWeightShape() => _weightShape;
-
-    /// <inheritdoc />
-    protected override void ReleaseFloatWeight() => _weight = null;
 }

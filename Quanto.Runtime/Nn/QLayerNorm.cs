@@ -7,8 +7,6 @@ namespace Quanto.Nn;
 /// <summary>LayerNorm with quantized activations; its weight and bias stay float (as optimum-quanto's QLayerNorm).</summary>
 public sealed class QLayerNorm : QModule
 {
-    private readonly Parameter? _weight;
-    private readonly Parameter? _bias;
 
     /// <summary>Wraps <paramref name="source"/>, sharing its parameters.</summary>
     public QLayerNorm(LayerNorm source, QType? activations, string? path = null)
@@ -18,10 +16,8 @@ public sealed class QLayerNorm : QModule
         Path = path ?? Path;
         normalized_shape = source.normalized_shape;
         eps = source.eps;
-        _weight = source.weight;
-        _bias = source.bias;
-        if (_weight is not null) register_parameter("weight", _weight);
-        if (_bias is not null) register_parameter("bias", _bias);
+        if (source.weight is not null) register_parameter("weight", source.weight);
+        if (source.bias is not null) register_parameter("bias", source.bias);
     }
 
 #pragma warning disable IDE1006 // TorchSharp naming
@@ -33,23 +29,12 @@ public sealed class QLayerNorm : QModule
 #pragma warning restore IDE1006
 
     /// <inheritdoc />
-    public override Parameter? FloatWeight => _weight;
-
-    /// <inheritdoc />
-    public override Parameter? FloatBias => _bias;
-
-    /// <inheritdoc />
     public override Tensor Compute(QActivation input) =>
-        QuantizedOps.layer_norm(input.Value, normalized_shape, _weight, _bias, eps);
+        QuantizedOps.layer_norm(input.Value, normalized_shape, FloatWeight, FloatBias, eps);
 
     /// <inheritdoc />
     public override string Describe() => $"QLayerNorm '{Path}' ({string.Join("x", normalized_shape)})";
 
     /// <inheritdoc />
     protected override long[] ExpectedWeightShape() => normalized_shape;
-
-    /// <inheritdoc />
-    protected override void ReleaseFloatWeight()
-    {
-    }
 }

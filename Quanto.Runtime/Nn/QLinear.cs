@@ -8,8 +8,6 @@ namespace Quanto.Nn;
 /// <summary>A Linear layer with quantized weights (and optionally activations). Bias stays float.</summary>
 public sealed class QLinear : QModule
 {
-    private Parameter? _weight;
-    private readonly Parameter? _bias;
 
     /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until <see cref="QModule.Freeze"/>.</summary>
     /// <param name="source">The float layer.</param>
@@ -25,11 +23,9 @@ public sealed class QLinear : QModule
         ArgumentNullException.ThrowIfNull(source);
         in_features = source.in_features;
         out_features = source.out_features;
-        _weight = source.weight;
-        _bias = source.bias;
         Path = path ?? Path;
-        register_parameter("weight", _weight);
-        if (_bias is not null) register_parameter("bias", _bias);
+        register_parameter("weight", source.weight);
+        if (source.bias is not null) register_parameter("bias", source.bias);
     }
 
 #pragma warning disable IDE1006 // TorchSharp naming
@@ -41,24 +37,15 @@ public sealed class QLinear : QModule
 #pragma warning restore IDE1006
 
     /// <inheritdoc />
-    public override Parameter? FloatWeight => _weight;
-
-    /// <inheritdoc />
-    public override Parameter? FloatBias => _bias;
-
-    /// <inheritdoc />
     public override Tensor Compute(QActivation input) => RunLinear(
         input,
-        weight => nn.functional.linear(input.Value, weight, _bias),
-        prepared => QuantizedOps.linear(input.Value, prepared, _bias),
-        prepared => QuantizedOps.linear_int8(input.Codes!, input.Scale!, prepared, _bias, input.Value.dtype));
+        weight => nn.functional.linear(input.Value, weight, FloatBias),
+        prepared => QuantizedOps.linear(input.Value, prepared, FloatBias),
+        prepared => QuantizedOps.linear_int8(input.Codes!, input.Scale!, prepared, FloatBias, input.Value.dtype));
 
     /// <inheritdoc />
     public override string Describe() => $"QLinear '{Path}' ({in_features} -> {out_features})";
 
     /// <inheritdoc />
     protected override long[] ExpectedWeightShape() => [out_features, in_features];
-
-    /// <inheritdoc />
-    protected override void ReleaseFloatWeight() => _weight = null;
 }

@@ -43,8 +43,8 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         GroupSize = groupSize;
         Optimizer = optimizer;
         Path = name;
-        input_scale = ones(Array.Empty<long>());
-        output_scale = ones(Array.Empty<long>());
+        input_scale = ones(Array.Empty<long>()).DetachFromDisposeScope();
+        output_scale = ones(Array.Empty<long>()).DetachFromDisposeScope();
         register_buffer(nameof(input_scale), input_scale);
         register_buffer(nameof(output_scale), output_scale);
     }
@@ -66,10 +66,10 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
 
     /// <summary>Scale of the input activations (scalar; 1.0 = not calibrated).</summary>
 #pragma warning disable IDE1006 // TorchSharp buffer names follow optimum-quanto's state-dict keys
-    public Tensor input_scale { get; private set; }
+    public Tensor input_scale { get; protected set; } // set by TorchSharp's .to() through reflection
 
     /// <summary>Scale of the output activations (scalar; 1.0 = not calibrated or streamlined away).</summary>
-    public Tensor output_scale { get; private set; }
+    public Tensor output_scale { get; protected set; }
 #pragma warning restore IDE1006
 
     /// <summary>The quantized weight once frozen; null in dynamic mode or for float-weight modules.</summary>
@@ -78,11 +78,12 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <summary>True after <see cref="Freeze"/>.</summary>
     public bool IsFrozen => QuantizedWeight is not null;
 
-    /// <summary>The float weight (dynamic mode), or null once frozen.</summary>
-    public abstract Parameter? FloatWeight { get; }
+    /// <summary>The float weight (dynamic mode), or null once frozen. Read from the parameter registry, which
+    /// TorchSharp's .to() updates.</summary>
+    public Parameter? FloatWeight => _internal_params.TryGetValue("weight", out Parameter? p) ? p : null;
 
-    /// <summary>The bias, always float.</summary>
-    public abstract Parameter? FloatBias { get; }
+    /// <summary>The bias, always float, or null.</summary>
+    public Parameter? FloatBias => _internal_params.TryGetValue("bias", out Parameter? p) ? p : null;
 
     /// <summary>Replaces the float weight by its quantized form; memory drops. Idempotent.</summary>
     public void Freeze()
@@ -91,7 +92,6 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         Parameter weight = FloatWeight ?? throw new InvalidOperationException($"{Describe()} has no weight to freeze.");
         QuantizedWeight = WeightQuantizer.Quantize(weight, qtype, GroupSize, Optimizer);
         _internal_params.Remove("weight");
-        ReleaseFloatWeight();
     }
 
     /// <summary>Puts a quantized weight in place (loading a quantized checkpoint): the module becomes frozen.</summary>
@@ -116,7 +116,6 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         QuantizedWeight?.Dispose();
         QuantizedWeight = weight;
         _internal_params.Remove("weight");
-        ReleaseFloatWeight();
     }
 
     /// <summary>
@@ -241,9 +240,6 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
 
     /// <summary>The float weight shape this module expects (for loading checks).</summary>
     protected abstract long[] ExpectedWeightShape();
-
-    /// <summary>Drops the reference to the float weight after freezing.</summary>
-    protected abstract void ReleaseFloatWeight();
 
     /// <summary>"QLinear 'fc1' (784 -> 256)": how messages name this module.</summary>
     public abstract string Describe();

@@ -49,9 +49,10 @@ public sealed class WeightQBitsTensor : QuantizedWeight
                 nameof(shift));
         }
         GroupSize = groupSize;
-        Packed = packed;
-        Scale = scale;
-        Shift = shift;
+        // The weight owns its tensors: a caller's dispose scope must not free them.
+        Packed = packed.DetachFromDisposeScope();
+        Scale = scale.DetachFromDisposeScope();
+        Shift = shift.DetachFromDisposeScope();
     }
 
     /// <summary>Elements per group.</summary>

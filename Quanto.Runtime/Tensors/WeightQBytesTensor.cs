@@ -32,8 +32,9 @@ public sealed class WeightQBytesTensor : QuantizedWeight
                 $"Scale shape {FormatShape(scale.shape)} does not match data shape {FormatShape(data.shape)} " +
                 $"along axis {axis} (expected one scale per index, other dimensions 1).", nameof(scale));
         }
-        Data = data;
-        Scale = scale;
+        // The weight owns its tensors: a caller's dispose scope must not free them.
+        Data = data.DetachFromDisposeScope();
+        Scale = scale.DetachFromDisposeScope();
     }
 
     /// <summary>The codes (int8, or float8 stored in its libtorch dtype).</summary>

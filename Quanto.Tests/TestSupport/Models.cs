@@ -162,3 +162,26 @@ internal sealed class Layers : Module<Tensor, Tensor>
         return x;
     }
 }
+
+/// <summary>optimum-quanto's test MLP: input -> relu -> mid -> relu -> output -> softmax.</summary>
+internal sealed class SoftmaxMlp : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> input_layer;
+    private readonly Module<Tensor, Tensor> mid_layer;
+    private readonly Module<Tensor, Tensor> output_layer;
+
+    public SoftmaxMlp(long inputs = 32, long outputs = 10, long hidden = 128) : base(nameof(SoftmaxMlp))
+    {
+        input_layer = Linear(inputs, hidden);
+        mid_layer = Linear(hidden, hidden);
+        output_layer = Linear(hidden, outputs);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        Tensor h = functional.relu(input_layer.forward(x));
+        h = functional.relu(mid_layer.forward(h));
+        return functional.softmax(output_layer.forward(h), -1);
+    }
+}
