@@ -95,11 +95,14 @@ public sealed class QntPackage : IDisposable
 
     /// <summary>Loads a package; the file is memory-mapped, and tensor bytes are copied once, into the tensors.</summary>
     /// <exception cref="QuantoFormatException">The file is malformed, from a newer major version, or corrupted.</exception>
-    public static QntPackage Load(string path)
+    public static QntPackage Load(string path) => Load(path, MappedSequence.SegmentBytes);
+
+    /// <summary>Loads with a given map segment size; tests lower it to cross segment boundaries.</summary>
+    internal static QntPackage Load(string path, int segmentBytes)
     {
         long length = new FileInfo(path).Length; // throws FileNotFoundException for a missing file
         if (length == 0) throw new QuantoFormatException(path, "truncated: the file is empty.");
-        using var mapped = new MappedSequence(path, length);
+        using var mapped = new MappedSequence(path, length, segmentBytes);
         return QntReader.Read(mapped.Sequence, path);
     }
 

@@ -88,14 +88,18 @@ public static class ShardedSafetensors
     {
         Dictionary<string, List<string>> byShard = ReadIndex(indexPath, out List<string> order);
         string folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
+        // Check every shard exists before reading gigabytes from the first ones.
+        foreach (string shard in byShard.Keys)
+        {
+            if (!File.Exists(Path.Combine(folder, shard)))
+                throw new QuantoFormatException(indexPath, $"shard '{shard}' named in the weight_map does not exist.");
+        }
         var dict = new StateDict(indexPath);
         try
         {
             foreach (var (shard, keys) in byShard)
             {
                 string shardPath = Path.Combine(folder, shard);
-                if (!File.Exists(shardPath))
-                    throw new QuantoFormatException(indexPath, $"shard '{shard}' named in the weight_map does not exist.");
                 using SafetensorsFile file = SafetensorsFile.Open(shardPath);
                 var expected = keys.ToHashSet(StringComparer.Ordinal);
                 string[] extra = file.Entries.Select(e => e.Name).Where(n => !expected.Contains(n)).ToArray();
