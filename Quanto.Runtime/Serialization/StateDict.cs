@@ -62,7 +62,7 @@ public sealed class StateDict : IDisposable, IEnumerable<KeyValuePair<string, Te
     /// names the key and both shapes.</exception>
     public Tensor Take(string key, ReadOnlySpan<long> expectedShape, ScalarType? expectedDType = null)
     {
-        Tensor tensor = Take(key);
+        Tensor tensor = this[key]; // marked as used only once it passes the checks
         if (!tensor.shape.AsSpan().SequenceEqual(expectedShape))
         {
             throw new QuantoFormatException(Source,
@@ -75,6 +75,7 @@ public sealed class StateDict : IDisposable, IEnumerable<KeyValuePair<string, Te
                 $"dtype mismatch for '{key}': the file holds {SafetensorsDType.NameOf(tensor.dtype)}, expected " +
                 $"{SafetensorsDType.NameOf(dtype)}.");
         }
+        _taken.Add(key);
         return tensor;
     }
 
