@@ -179,7 +179,15 @@ internal static class QntReader
                 }
                 break;
             default:
-                reader.Skip();
+                try
+                {
+                    reader.Skip();
+                }
+                catch (ArgumentOutOfRangeException e)
+                {
+                    // MessagePack 2.5 reports a string or bin longer than the rest of the input this way.
+                    throw new EndOfStreamException("A value runs past the end of the input.", e);
+                }
                 break;
         }
     }

@@ -4,15 +4,19 @@ using System.Text.Json;
 namespace Quanto.Serialization;
 
 /// <summary>
-/// Optional integrity record in a safetensors file's __metadata__ (key <see cref="MetadataKey"/>): a JSON object
-/// string mapping each tensor name to the XxHash64 of its description and bytes, and <c>__metadata__</c> to the hash
-/// of the other metadata entries. Other readers (safetensors, optimum-quanto) ignore it, as metadata is free-form;
+/// Optional integrity record in a safetensors file's __metadata__ (key <see cref="MetadataKey"/>): the marker
+/// <see cref="Marker"/> then a JSON object mapping each tensor name to the XxHash64 of its description and bytes,
+/// and <c>__metadata__</c> to the hash of the other metadata entries. The marker identifies the record by its value
+/// too, so a corrupted key cannot silently turn the record into ordinary metadata. Other readers (safetensors, optimum-quanto) ignore it, as metadata is free-form;
 /// files without it load unchecked, as the format itself has no checksum.
 /// </summary>
 internal static class SafetensorsChecksums
 {
     /// <summary>The __metadata__ key holding the checksums.</summary>
     internal const string MetadataKey = "quanto_checksums";
+
+    /// <summary>Prefix of the record's value.</summary>
+    internal const string Marker = "xxh64:";
 
     /// <summary>Starts the checksum of one tensor (description first, then bytes are appended).</summary>
     internal static System.IO.Hashing.XxHash64 Start(SafetensorsEntry entry) =>
@@ -23,16 +27,18 @@ internal static class SafetensorsChecksums
     {
         var values = new Dictionary<string, string> { [SafetensorsHeader.MetadataKey] = Checksums.ToHex(metadataHash) };
         foreach (var (name, hash) in tensorHashes) values[name] = Checksums.ToHex(hash);
-        return JsonSerializer.Serialize(values, SafetensorsWriter.JsonOptions);
+        return Marker + JsonSerializer.Serialize(values, SafetensorsWriter.JsonOptions);
     }
 
     /// <summary>Parses the record; a malformed record is a format error (it was written by us, so it was valid).</summary>
     internal static Dictionary<string, ulong> Parse(string value, string source)
     {
+        if (!value.StartsWith(Marker, StringComparison.Ordinal))
+            throw new QuantoFormatException(source, $"__metadata__ '{MetadataKey}' lacks its '{Marker}' marker.");
         Dictionary<string, string>? raw;
         try
         {
-            raw = JsonSerializer.Deserialize<Dictionary<string, string>>(value);
+            raw = JsonSerializer.Deserialize<Dictionary<string, string>>(value.AsSpan(Marker.Length));
         }
         catch (JsonException e)
         {
@@ -61,6 +67,10 @@ internal static class SafetensorsChecksums
         out Dictionary<string, string> userMetadata)
     {
         userMetadata = new Dictionary<string, string>(header.Metadata, StringComparer.Ordinal);
+        string? stray = userMetadata.FirstOrDefault(p => p.Key != MetadataKey && p.Value.StartsWith(Marker + "{",
+            StringComparison.Ordinal)).Key;
+        if (stray is not null)
+            throw new QuantoFormatException(source, $"__metadata__ '{stray}' holds a checksum record under the wrong key: corrupted.");
         if (!userMetadata.Remove(MetadataKey, out string? record)) return null;
         Dictionary<string, ulong> hashes = Parse(record, source);
         ulong metadataHash = Checksums.OfPairs(userMetadata);

@@ -64,6 +64,9 @@ internal sealed class SafetensorsHeader
         }
         var json = new byte[headerBytes];
         stream.ReadExactly(json);
+        // JsonDocument validates UTF-8 inside strings only when they are read; check it all here instead.
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+            throw new QuantoFormatException(source, "header is not valid UTF-8 text.");
         if (headerBytes == 0 || json[0] != (byte)'{')
             throw new QuantoFormatException(source, "header is not a JSON object (it must start with '{').");
         var (entries, metadata) = Parse(json, source);
