@@ -17,7 +17,8 @@ public static class AtomicFile
         ArgumentNullException.ThrowIfNull(write);
         string full = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(full) ?? ".";
-        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Cannot write {full}: no folder {folder}.");
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"Cannot write {full}: no folder {folder}.");
         // Hidden, unique name beside the target: a crash leaves at most a stray .tmp, never a half-written target.
         string temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
         try

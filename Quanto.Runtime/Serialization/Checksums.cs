@@ -40,5 +40,6 @@ internal static class Checksums
     internal static string FormatShape(IEnumerable<long> shape) => "[" + string.Join(", ", shape) + "]";
 
     /// <summary>A checksum as 16 lowercase hex digits.</summary>
-    internal static string ToHex(ulong value) => value.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+    internal static string ToHex(ulong value) =>
+        value.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
 }

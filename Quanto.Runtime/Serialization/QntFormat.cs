@@ -26,9 +26,11 @@ internal static class QntFormat
     /// <summary>Starts a tensor checksum: the description, then the bytes are appended.</summary>
     internal static System.IO.Hashing.XxHash64 StartChecksum(string name, string dtype, IEnumerable<long> shape,
         QType? qtype, int? axis, int? groupSize, IEnumerable<long>? weightShape) =>
-        Checksums.Start(name, dtype, Checksums.FormatShape(shape), qtype?.QuantoName(), axis?.ToString(
-            System.Globalization.CultureInfo.InvariantCulture), groupSize?.ToString(
-            System.Globalization.CultureInfo.InvariantCulture), weightShape is null ? null : Checksums.FormatShape(weightShape));
+        Checksums.Start(name, dtype, Checksums.FormatShape(shape), qtype?.QuantoName(), Text(axis), Text(groupSize),
+            weightShape is null ? null : Checksums.FormatShape(weightShape));
+
+    private static string? Text(int? value) =>
+        value?.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Checksum of the package header (metadata and quantization map).</summary>
     internal static ulong HeaderChecksum(IReadOnlyDictionary<string, string> metadata, QuantizationMap qmap)

@@ -60,12 +60,14 @@ public sealed class QntPackage : IDisposable
     /// <exception cref="QuantoFormatException">The tensors are missing, untagged or inconsistent.</exception>
     public QuantizedWeight ReadWeight(string modulePath, string source = "<package>")
     {
-        string[] candidates = [QuantoKeys.Join(modulePath, QuantoKeys.PackedData), QuantoKeys.Join(modulePath, QuantoKeys.Data)];
+        string[] candidates =
+            [QuantoKeys.Join(modulePath, QuantoKeys.PackedData), QuantoKeys.Join(modulePath, QuantoKeys.Data)];
         QntTensor? head = candidates.Select(k => Tensors.GetValueOrDefault(k)).FirstOrDefault(t => t is not null);
         if (head?.QType is not QType qtype || head.WeightShape is not { Count: >= 2 } shape)
             throw new QuantoFormatException(source, $"module '{modulePath}': no tagged quantized weight tensors.");
         if (qtype.Info().IsPacked && head.GroupSize is null)
-            throw new QuantoFormatException(source, $"module '{modulePath}': {qtype.QuantoName()} weight lacks its group size.");
+            throw new QuantoFormatException(source,
+                $"module '{modulePath}': {qtype.QuantoName()} weight lacks its group size.");
         using var parts = new StateDict(source);
         foreach (string key in QuantoKeys.WeightKeys(modulePath, qtype))
         {
@@ -93,8 +95,8 @@ public sealed class QntPackage : IDisposable
         QntWriter.Write(stream, this);
     }
 
-    /// <summary>Loads a package; the file is memory-mapped, and tensor bytes are copied once, into the tensors.</summary>
-    /// <exception cref="QuantoFormatException">The file is malformed, from a newer major version, or corrupted.</exception>
+    /// <summary>Loads a package: the file is memory-mapped; tensor bytes are copied once, into the tensors.</summary>
+    /// <exception cref="QuantoFormatException">Malformed, from a newer major version, or corrupted.</exception>
     public static QntPackage Load(string path) => Load(path, MappedSequence.SegmentBytes);
 
     /// <summary>Loads with a given map segment size; tests lower it to cross segment boundaries.</summary>

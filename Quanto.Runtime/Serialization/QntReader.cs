@@ -96,7 +96,8 @@ internal static class QntReader
             }
         }
         if (!sawTensors || !sawMeta || !sawQmap || headerChecksum is null)
-            throw new QuantoFormatException(source, "missing section: metadata, qmap, header_checksum and tensors are required.");
+            throw new QuantoFormatException(source,
+                "missing section: metadata, qmap, header_checksum and tensors are required.");
         if (headerChecksum != QntFormat.HeaderChecksum(package.Metadata, package.QuantizationMap))
             throw new QuantoFormatException(source, "checksum mismatch in the header (metadata or quantization map).");
     }

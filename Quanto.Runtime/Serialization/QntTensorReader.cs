@@ -25,10 +25,14 @@ internal static class QntTensorReader
                 case "name": name = QntReader.ReadString(ref reader, source, "tensor name"); break;
                 case "dtype": dtypeName = QntReader.ReadString(ref reader, source, "dtype"); break;
                 case "shape": shape = ReadLongs(ref reader, source, "shape"); break;
-                case "qtype": qtypeName = reader.TryReadNil() ? null : QntReader.ReadString(ref reader, source, "qtype"); break;
+                case "qtype":
+                    qtypeName = reader.TryReadNil() ? null : QntReader.ReadString(ref reader, source, "qtype");
+                    break;
                 case "axis": axis = reader.TryReadNil() ? null : reader.ReadInt32(); break;
                 case "group_size": groupSize = reader.TryReadNil() ? null : reader.ReadInt32(); break;
-                case "weight_shape": weightShape = reader.TryReadNil() ? null : ReadLongs(ref reader, source, "weight_shape"); break;
+                case "weight_shape":
+                    weightShape = reader.TryReadNil() ? null : ReadLongs(ref reader, source, "weight_shape");
+                    break;
                 case "checksum": checksum = reader.ReadUInt64(); break;
                 case "data": chunks = ReadChunks(ref reader, source); break;
                 default: QntReader.Skip(ref reader, source, 0); break;
@@ -54,7 +58,8 @@ internal static class QntTensorReader
         if (need != have)
         {
             throw new QuantoFormatException(source,
-                $"{label}: dtype {dtypeName} and shape {Checksums.FormatShape(shape)} need {need} bytes, but the data holds {have}.");
+                $"{label}: dtype {dtypeName} and shape {Checksums.FormatShape(shape)} need {need} bytes, " +
+                $"but the data holds {have}.");
         }
         var hash = QntFormat.StartChecksum(name, dtypeName, shape, qtype, axis, groupSize, weightShape);
         Tensor tensor = TensorBytes.Allocate(shape, dtype);
@@ -62,7 +67,8 @@ internal static class QntTensorReader
         {
             Fill(tensor, chunks, hash);
             if (hash.GetCurrentHashAsUInt64() != checksum)
-                throw new QuantoFormatException(source, $"checksum mismatch for {label}: the data or its description is corrupted.");
+                throw new QuantoFormatException(source,
+                    $"checksum mismatch for {label}: the data or its description is corrupted.");
             return new QntTensor(name, tensor, qtype, axis, groupSize, weightShape);
         }
         catch
@@ -102,7 +108,8 @@ internal static class QntTensorReader
         for (int i = 0; i < count; i++)
         {
             if (reader.NextMessagePackType != MessagePackType.Binary)
-                throw new QuantoFormatException(source, $"data chunk {i}: expected bytes, found {reader.NextMessagePackType}.");
+                throw new QuantoFormatException(source,
+                    $"data chunk {i}: expected bytes, found {reader.NextMessagePackType}.");
             ReadOnlySequence<byte> chunk = reader.ReadBytes()!.Value; // a slice of the file: no copy
             if (!chunk.IsEmpty) chunks.Add(chunk);
         }

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Quanto.Serialization;
 
-/// <summary>Writes a <see cref="QntPackage"/> in the layout of <see cref="QntFormat"/>, streaming tensor bytes.</summary>
+/// <summary>Writes a <see cref="QntPackage"/> in the <see cref="QntFormat"/> layout, streaming tensor bytes.</summary>
 internal static class QntWriter
 {
     internal static void Write(Stream stream, QntPackage package)

@@ -78,7 +78,8 @@ public sealed class QuantizationMap : IEnumerable<KeyValuePair<string, Quantizat
         foreach (var (module, node) in modules)
         {
             if (node is not JsonObject spec)
-                throw new QuantoFormatException(source, $"module '{module}': expected an object with 'weights' and 'activations'.");
+                throw new QuantoFormatException(source,
+                    $"module '{module}': expected an object with 'weights' and 'activations'.");
             map.Add(module, new QuantizationSpec(
                 ReadQType(spec, "weights", module, source), ReadQType(spec, "activations", module, source)));
         }

@@ -39,10 +39,13 @@ public sealed class QuantizedCheckpoint : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (path.EndsWith(QntPackage.Extension, StringComparison.OrdinalIgnoreCase)) return FromPackage(path);
-        string folder = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        string folder = Directory.Exists(path)
+            ? path
+            : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         string mapPath = System.IO.Path.Combine(folder, QuantizationMap.FileName);
         if (!File.Exists(mapPath))
-            throw new QuantoFormatException(path, $"no {QuantizationMap.FileName} beside the weights; it names each module's qtypes.");
+            throw new QuantoFormatException(path,
+                $"no {QuantizationMap.FileName} beside the weights; it names each module's qtypes.");
         QuantizationMap map = QuantizationMap.Load(mapPath);
         return new QuantizedCheckpoint(path, ShardedSafetensors.Load(path), map, []);
     }
@@ -65,7 +68,7 @@ public sealed class QuantizedCheckpoint : IDisposable
     /// <summary>
     /// Reads one quantized module's state, using the map's qtypes and, for a .qnt package, the stored group size.
     /// </summary>
-    /// <exception cref="QuantoFormatException">The module is not in the map, or its tensors disagree with it.</exception>
+    /// <exception cref="QuantoFormatException">The module is not in the map, or its tensors disagree.</exception>
     public QuantizedModuleState ReadModule(string modulePath, ReadOnlySpan<long> weightShape, bool hasBias)
     {
         if (!QuantizationMap.TryGet(modulePath, out QuantizationSpec spec))

@@ -26,11 +26,13 @@ public sealed class QuantizedModuleState : IDisposable
     /// <summary>The static output activation scale, shape [].</summary>
     public Tensor? OutputScale { get; init; }
 
-    /// <summary>Adds this state's tensors (as views) under <paramref name="modulePath"/>, in optimum-quanto's keys.</summary>
+    /// <summary>Adds this state's tensors (as views) under <paramref name="modulePath"/> in optimum-quanto's keys.
+    /// </summary>
     /// <param name="modulePath">The module path ("" for the root).</param>
     /// <param name="target">Receives the tensors; it owns the views it gets.</param>
     /// <param name="requestedGroupSize">See <see cref="QuantizedWeightState.Write"/>.</param>
-    public void Write(string modulePath, IDictionary<string, Tensor> target, int requestedGroupSize = Quantization.GroupSize.Default)
+    public void Write(string modulePath, IDictionary<string, Tensor> target,
+        int requestedGroupSize = Quantization.GroupSize.Default)
     {
         ArgumentNullException.ThrowIfNull(target);
         if ((Weight is null) == (FloatWeight is null))
@@ -45,7 +47,8 @@ public sealed class QuantizedModuleState : IDisposable
         if (FloatWeight is not null) target.Add(QuantoKeys.Join(modulePath, QuantoKeys.Weight), FloatWeight.alias());
         if (Bias is not null) target.Add(QuantoKeys.Join(modulePath, QuantoKeys.Bias), Bias.alias());
         if (InputScale is not null) target.Add(QuantoKeys.Join(modulePath, QuantoKeys.InputScale), InputScale.alias());
-        if (OutputScale is not null) target.Add(QuantoKeys.Join(modulePath, QuantoKeys.OutputScale), OutputScale.alias());
+        if (OutputScale is not null)
+            target.Add(QuantoKeys.Join(modulePath, QuantoKeys.OutputScale), OutputScale.alias());
     }
 
     /// <summary>
@@ -59,7 +62,7 @@ public sealed class QuantizedModuleState : IDisposable
     /// <param name="hasBias">Whether the module has a bias.</param>
     /// <param name="groupSize">The exact group size for 2/4-bit weights, when known (a .qnt package stores it);
     /// null re-derives it from the shape as optimum-quanto does.</param>
-    /// <exception cref="QuantoFormatException">A key is missing or a dtype or shape disagrees with the module.</exception>
+    /// <exception cref="QuantoFormatException">A key is missing, or a dtype or shape disagrees.</exception>
     public static QuantizedModuleState Read(StateDict source, string modulePath, QuantizationSpec spec,
         ReadOnlySpan<long> weightShape, bool hasBias, int? groupSize = null)
     {

@@ -97,6 +97,11 @@ public static class QuantizedWeightState
         int groupSize)
     {
         QTypeInfo info = qtype.Info();
+        if (weightShape.Length < 2 || weightShape.Any(d => d <= 0))
+        {
+            throw new QuantoFormatException(source.Source,
+                $"module '{modulePath}': weight shape {Checksums.FormatShape(weightShape)} is not a valid weight shape.");
+        }
         long[] perChannelScale = [weightShape[0], .. Enumerable.Repeat(1L, weightShape.Length - 1)];
         if (!info.IsPacked)
         {
@@ -111,6 +116,8 @@ public static class QuantizedWeightState
             throw new QuantoFormatException(source.Source,
                 $"module '{modulePath}': group size {groupSize} does not divide the weight's {numel} elements.");
         }
+        if (numel / groupSize > int.MaxValue)
+            throw new QuantoFormatException(source.Source, $"module '{modulePath}': {numel / groupSize} groups is too many.");
         FileShapes(qtype, weightShape, groupSize, out long[] packedShape, out long[] perGroup);
         string scaleKey = QuantoKeys.Join(modulePath, QuantoKeys.Scale);
         string shiftKey = QuantoKeys.Join(modulePath, QuantoKeys.Shift);

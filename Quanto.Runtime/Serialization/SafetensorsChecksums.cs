@@ -7,7 +7,8 @@ namespace Quanto.Serialization;
 /// Optional integrity record in a safetensors file's __metadata__ (key <see cref="MetadataKey"/>): the marker
 /// <see cref="Marker"/> then a JSON object mapping each tensor name to the XxHash64 of its description and bytes,
 /// and <c>__metadata__</c> to the hash of the other metadata entries. The marker identifies the record by its value
-/// too, so a corrupted key cannot silently turn the record into ordinary metadata. Other readers (safetensors, optimum-quanto) ignore it, as metadata is free-form;
+/// too, so a corrupted key cannot silently turn the record into ordinary metadata. Other readers (safetensors,
+/// optimum-quanto) ignore it, as metadata is free-form;
 /// files without it load unchecked, as the format itself has no checksum.
 /// </summary>
 internal static class SafetensorsChecksums
@@ -30,7 +31,7 @@ internal static class SafetensorsChecksums
         return Marker + JsonSerializer.Serialize(values, SafetensorsWriter.JsonOptions);
     }
 
-    /// <summary>Parses the record; a malformed record is a format error (it was written by us, so it was valid).</summary>
+    /// <summary>Parses the record; a malformed record is a format error (we wrote it valid).</summary>
     internal static Dictionary<string, ulong> Parse(string value, string source)
     {
         if (!value.StartsWith(Marker, StringComparison.Ordinal))
@@ -50,7 +51,8 @@ internal static class SafetensorsChecksums
             if (hex is null || hex.Length != 16 ||
                 !ulong.TryParse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong hash))
             {
-                throw new QuantoFormatException(source, $"__metadata__ '{MetadataKey}': '{name}' is not a 16-digit hex hash.");
+                throw new QuantoFormatException(source,
+                    $"__metadata__ '{MetadataKey}': '{name}' is not a 16-digit hex hash.");
             }
             hashes[name] = hash;
         }
@@ -70,7 +72,8 @@ internal static class SafetensorsChecksums
         string? stray = userMetadata.FirstOrDefault(p => p.Key != MetadataKey && p.Value.StartsWith(Marker + "{",
             StringComparison.Ordinal)).Key;
         if (stray is not null)
-            throw new QuantoFormatException(source, $"__metadata__ '{stray}' holds a checksum record under the wrong key: corrupted.");
+            throw new QuantoFormatException(source,
+                $"__metadata__ '{stray}' holds a checksum record under the wrong key: corrupted.");
         if (!userMetadata.Remove(MetadataKey, out string? record)) return null;
         Dictionary<string, ulong> hashes = Parse(record, source);
         ulong metadataHash = Checksums.OfPairs(userMetadata);
@@ -79,7 +82,8 @@ internal static class SafetensorsChecksums
         foreach (SafetensorsEntry entry in header.Entries)
         {
             if (!hashes.ContainsKey(entry.Name))
-                throw new QuantoFormatException(source, $"tensor '{entry.Name}' has no checksum: the header is corrupted.");
+                throw new QuantoFormatException(source,
+                    $"tensor '{entry.Name}' has no checksum: the header is corrupted.");
         }
         if (hashes.Count != header.Entries.Count + 1)
         {

@@ -58,7 +58,8 @@ public sealed class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(Stream stream, string source)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        if (!stream.CanSeek || !stream.CanRead) throw new ArgumentException("The stream must be readable and seekable.");
+        if (!stream.CanSeek || !stream.CanRead)
+            throw new ArgumentException("The stream must be readable and seekable.");
         return new SafetensorsFile(stream, ownsStream: false, source);
     }
 

@@ -129,7 +129,8 @@ internal sealed class SafetensorsHeader
         if (!SafetensorsDType.TryParse(dtypeName, out ScalarType dtype))
         {
             throw new QuantoFormatException(source,
-                $"tensor '{name}': unknown dtype '{dtypeName}' (supported: {string.Join(", ", SafetensorsDType.Names)}).");
+                $"tensor '{name}': unknown dtype '{dtypeName}' " +
+                $"(supported: {string.Join(", ", SafetensorsDType.Names)}).");
         }
         long[] shape = Longs(name, Field(name, value, "shape", JsonValueKind.Array, source), "shape", source);
         long[] offsets = Longs(name, Field(name, value, "data_offsets", JsonValueKind.Array, source), "data_offsets",
@@ -137,7 +138,8 @@ internal sealed class SafetensorsHeader
         if (offsets.Length != 2 || offsets[0] > offsets[1])
         {
             throw new QuantoFormatException(source,
-                $"tensor '{name}': data_offsets must be [begin, end] with begin <= end; got [{string.Join(", ", offsets)}].");
+                $"tensor '{name}': data_offsets must be [begin, end] with begin <= end; " +
+                $"got [{string.Join(", ", offsets)}].");
         }
         long need;
         try
@@ -147,7 +149,8 @@ internal sealed class SafetensorsHeader
         }
         catch (OverflowException)
         {
-            throw new QuantoFormatException(source, $"tensor '{name}': shape [{string.Join(", ", shape)}] is too large.");
+            throw new QuantoFormatException(source,
+                $"tensor '{name}': shape [{string.Join(", ", shape)}] is too large.");
         }
         if (need != offsets[1] - offsets[0])
         {
@@ -163,7 +166,8 @@ internal sealed class SafetensorsHeader
         if (!entry.TryGetProperty(field, out JsonElement value))
             throw new QuantoFormatException(source, $"tensor '{name}': missing '{field}'.");
         if (value.ValueKind != kind)
-            throw new QuantoFormatException(source, $"tensor '{name}': '{field}' is a {value.ValueKind}, not a {kind}.");
+            throw new QuantoFormatException(source,
+                $"tensor '{name}': '{field}' is a {value.ValueKind}, not a {kind}.");
         return value;
     }
 

@@ -13,13 +13,15 @@ namespace Quanto.Serialization;
 internal static class SafetensorsWriter
 {
     /// <summary>Keeps names readable (no \u escapes for '+', non-ASCII...); JSON-escaping stays correct.</summary>
-    internal static readonly JsonSerializerOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    internal static readonly JsonSerializerOptions JsonOptions =
+        new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Writes a complete file to <paramref name="stream"/>.</summary>
     internal static void Write(Stream stream, IEnumerable<KeyValuePair<string, Tensor>> tensors,
         IReadOnlyDictionary<string, string>? metadata, bool checksums)
     {
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors needs a little-endian host.");
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("safetensors needs a little-endian host.");
         var items = Prepare(tensors);
         var contiguous = new List<Tensor>(items.Count);
         try
@@ -34,9 +36,13 @@ internal static class SafetensorsWriter
                     offset + length));
                 offset += length;
             }
-            var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+            var meta = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (key, value) in metadata ?? new Dictionary<string, string>()) meta[key] = value;
             if (meta.ContainsKey(SafetensorsChecksums.MetadataKey))
-                throw new ArgumentException($"Metadata key '{SafetensorsChecksums.MetadataKey}' is reserved.", nameof(metadata));
+            {
+                throw new ArgumentException(
+                    $"Metadata key '{SafetensorsChecksums.MetadataKey}' is reserved.", nameof(metadata));
+            }
             meta.TryAdd("format", "pt"); // transformers refuses safetensors files without it
             if (checksums) meta[SafetensorsChecksums.MetadataKey] = ComputeChecksums(entries, contiguous, meta);
             byte[] header = Header(entries, meta);

@@ -77,7 +77,8 @@ public static class ShardedSafetensors
         };
         // The index goes last: until it is replaced, readers keep following the previous one.
         string indexPath = Path.Combine(folder, baseName + ".safetensors.index.json");
-        string text = index.ToJsonString(new JsonSerializerOptions(SafetensorsWriter.JsonOptions) { WriteIndented = true });
+        var options = new JsonSerializerOptions(SafetensorsWriter.JsonOptions) { WriteIndented = true };
+        string text = index.ToJsonString(options);
         AtomicFile.Write(indexPath, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text + "\n")));
         written.Add(indexPath);
         return written;
@@ -150,7 +151,8 @@ public static class ShardedSafetensors
                 throw new QuantoFormatException(indexPath, $"weight_map entry '{key}' is not a file name.");
             // Shards live beside the index: a path here would let a checkpoint read arbitrary files.
             if (shard.Length == 0 || shard != Path.GetFileName(shard) || shard is "." or "..")
-                throw new QuantoFormatException(indexPath, $"weight_map entry '{key}' names '{shard}', not a file beside the index.");
+                throw new QuantoFormatException(indexPath,
+                    $"weight_map entry '{key}' names '{shard}', not a file beside the index.");
             if (!byShard.TryGetValue(shard, out List<string>? keys)) byShard[shard] = keys = [];
             keys.Add(key);
             order.Add(key);

@@ -89,7 +89,8 @@ public sealed class StateDict : IDisposable, IEnumerable<KeyValuePair<string, Te
         IReadOnlyList<string> extra = Unconsumed;
         if (extra.Count == 0) return;
         throw new QuantoFormatException(Source,
-            $"{extra.Count} unexpected key(s) not used by the model: {string.Join(", ", extra.Select(k => $"'{k}'"))}.");
+            $"{extra.Count} unexpected key(s) not used by the model: " +
+            $"{string.Join(", ", extra.Select(k => $"'{k}'"))}.");
     }
 
     /// <summary>The error for a missing key, naming the file and the key.</summary>

@@ -19,7 +19,8 @@ public class MalformedSafetensorsTests
     private static QuantoFormatException Fails(byte[] file)
     {
         using var stream = new MemoryStream(file);
-        var e = Assert.Throws<QuantoFormatException>(() => Quanto.Serialization.Safetensors.Load(stream, Name).Dispose())!;
+        var e = Assert.Throws<QuantoFormatException>(
+            () => Quanto.Serialization.Safetensors.Load(stream, Name).Dispose())!;
         Assert.That(e.FilePath, Is.EqualTo(Name));
         Assert.That(e.Message, Does.StartWith(Name + ": "));
         return e;

@@ -172,6 +172,7 @@ public class MutationTests
 
     private static bool SameEntry(QntTensor a, QntTensor b) =>
         a.Name == b.Name && a.QType == b.QType && a.Axis == b.Axis && a.GroupSize == b.GroupSize &&
-        (a.WeightShape ?? []).SequenceEqual(b.WeightShape ?? []) && (a.WeightShape is null) == (b.WeightShape is null) &&
+        (a.WeightShape ?? []).SequenceEqual(b.WeightShape ?? []) &&
+        (a.WeightShape is null) == (b.WeightShape is null) &&
         Identical(a.Tensor, b.Tensor);
 }

@@ -14,8 +14,9 @@ public class QntPackageTests
         using var package = new QntPackage();
         package.Metadata["model"] = "tiny";
         package.QuantizationMap.Add("fc", new QuantizationSpec(QType.QInt8, QType.QFloat8E4M3Fn));
-        package.Add(new QntTensor("fc.weight._data", tensor(new sbyte[] { 1, -2, 3, 4 }, [2, 2]), QType.QInt8, 0, null, [2, 2]));
-        package.Add(new QntTensor("fc.weight._scale", tensor(new[] { 0.5f, 0.25f }, [2, 1]), QType.QInt8, 0, null, [2, 2]));
+        Tensor data = tensor(new sbyte[] { 1, -2, 3, 4 }, [2, 2]), scale = tensor(new[] { 0.5f, 0.25f }, [2, 1]);
+        package.Add(new QntTensor("fc.weight._data", data, QType.QInt8, 0, null, [2, 2]));
+        package.Add(new QntTensor("fc.weight._scale", scale, QType.QInt8, 0, null, [2, 2]));
         package.Add("fc.bias", tensor(new[] { 1f, -1f }));
         using var stream = new MemoryStream();
         package.Write(stream);
@@ -27,7 +28,8 @@ public class QntPackageTests
     {
         // Decoded by MessagePack's own JSON converter, independently of our reader.
         var root = JsonNode.Parse(MessagePackSerializer.ConvertToJson(SmallPackage()))!.AsObject();
-        Assert.That(root.Select(p => p.Key), Is.EqualTo(new[] { "magic", "version", "metadata", "qmap", "header_checksum", "tensors" }));
+        Assert.That(root.Select(p => p.Key),
+            Is.EqualTo(new[] { "magic", "version", "metadata", "qmap", "header_checksum", "tensors" }));
         Assert.That((string)root["magic"]!, Is.EqualTo("quanto.qnt"));
         Assert.That(root["version"]!.AsArray().Select(n => (int)n!), Is.EqualTo(new[] { 1, 0 }));
         Assert.That((string)root["qmap"]!["fc"]!["activations"]!, Is.EqualTo("qfloat8_e4m3fn"));
@@ -84,7 +86,8 @@ public class QntPackageTests
         int at = IndexOf(file, [0xC4, 4, 1, 0xFE, 3, 4]); // bin8 of length 4 holding the int8 codes
         file[at + 3] = 0x7F;
         var e = Assert.Throws<QuantoFormatException>(() => QntPackage.Read(file, "bad.qnt"))!;
-        Assert.That(e.Message, Is.EqualTo("bad.qnt: checksum mismatch for tensor 'fc.weight._data': the data or its description is corrupted."));
+        Assert.That(e.Message, Is.EqualTo(
+            "bad.qnt: checksum mismatch for tensor 'fc.weight._data': the data or its description is corrupted."));
     }
 
     [Test]

@@ -62,7 +62,8 @@ public class QuantizationMapTests
         Assert.Throws<QuantoFormatException>(() => QuantizationMap.Parse("{", "m.json"));
         Assert.Throws<QuantoFormatException>(() => QuantizationMap.Parse("[]", "m.json"));
         Assert.Throws<QuantoFormatException>(() => QuantizationMap.Parse("""{"fc": "qint4"}""", "m.json"));
-        var e = Assert.Throws<QuantoFormatException>(() => QuantizationMap.Parse("""{"fc": {"weights": "qint4"}}""", "m.json"))!;
+        var e = Assert.Throws<QuantoFormatException>(
+            () => QuantizationMap.Parse("""{"fc": {"weights": "qint4"}}""", "m.json"))!;
         Assert.That(e.Message, Does.Contain("'activations' is missing"));
     }
 }

@@ -24,7 +24,8 @@ public class QuantizedCheckpointTests
         string header = """{"fc.weight._scale":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},"fc.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"fc.input_scale":{"dtype":"F32","shape":[],"data_offsets":[16,20]},"fc.output_scale":{"dtype":"F32","shape":[],"data_offsets":[20,24]},"fc.weight._data":{"dtype":"I8","shape":[2,3],"data_offsets":[24,30]}}""";
         byte[] data = Concat(F32(0.5f, 0.25f), F32(1f, -1f), F32(0.02f), F32(1f), [1, 0xFE, 3, 127, 0, 0x80]);
         File.WriteAllBytes(Path.Combine(_folder, "model.safetensors"), Safetensors(header, data));
-        File.WriteAllText(Path.Combine(_folder, "quanto_qmap.json"), """{"fc": {"weights": "qint8", "activations": "qint8"}}""");
+        File.WriteAllText(Path.Combine(_folder, "quanto_qmap.json"),
+            """{"fc": {"weights": "qint8", "activations": "qint8"}}""");
         using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(_folder);
         Assert.That(checkpoint.QuantizationMap["fc"], Is.EqualTo(new QuantizationSpec(QType.QInt8, QType.QInt8)));
         using QuantizedModuleState fc = checkpoint.ReadModule("fc", [2, 3], hasBias: true);
@@ -66,14 +67,16 @@ public class QuantizedCheckpointTests
             ["fc2"] = new() { FloatWeight = w3, InputScale = s2, OutputScale = s2 },
         };
         string path = Path.Combine(_folder, file);
-        QuantizedCheckpoint.Save(path, modules, map, [KeyValuePair.Create("norm.weight", norm)], maxShardBytes: maxShardBytes);
+        QuantizedCheckpoint.Save(path, modules, map, [KeyValuePair.Create("norm.weight", norm)],
+            maxShardBytes: maxShardBytes);
         string loadFrom = maxShardBytes is null ? path : Path.Combine(_folder, "model.safetensors.index.json");
         using QuantizedCheckpoint back = QuantizedCheckpoint.Load(loadFrom);
         using (QuantizedModuleState fc1 = back.ReadModule("fc1", [4, 256], hasBias: true))
         using (QuantizedModuleState conv = back.ReadModule("conv", [6, 8, 3, 3], hasBias: false))
         using (QuantizedModuleState fc2 = back.ReadModule("fc2", [3, 16], hasBias: false))
         {
-            using Tensor d1 = fc1.Weight!.Dequantize(), e1 = q1.Dequantize(), d2 = conv.Weight!.Dequantize(), e2 = q2.Dequantize();
+            using Tensor d1 = fc1.Weight!.Dequantize(), e1 = q1.Dequantize();
+            using Tensor d2 = conv.Weight!.Dequantize(), e2 = q2.Dequantize();
             Assert.That(Identical(d1, e1) && Identical(d2, e2), Is.True);
             Assert.That(Identical(fc1.Bias!, bias) && Identical(conv.InputScale!, s1), Is.True);
             Assert.That(fc2.Weight, Is.Null);
@@ -88,7 +91,10 @@ public class QuantizedCheckpointTests
     {
         string path = Path.Combine(_folder, "model.safetensors");
         using Tensor w = randn(2, 8), s = tensor(1f), stray = ones(3);
-        var modules = new Dictionary<string, QuantizedModuleState> { ["fc"] = new() { FloatWeight = w, InputScale = s, OutputScale = s } };
+        var modules = new Dictionary<string, QuantizedModuleState>
+        {
+            ["fc"] = new() { FloatWeight = w, InputScale = s, OutputScale = s },
+        };
         var map = new QuantizationMap { { "fc", new QuantizationSpec(QType.QInt8, null) } };
         QuantizedCheckpoint.Save(path, modules, map, [KeyValuePair.Create("old.layer.weight", stray)]);
         using QuantizedCheckpoint back = QuantizedCheckpoint.Load(path);

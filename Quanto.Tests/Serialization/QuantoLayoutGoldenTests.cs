@@ -92,7 +92,8 @@ public class QuantoLayoutGoldenTests
         using StateDict dict = Load(header, data);
         using QuantizedWeight w = QuantizedWeightState.Read(dict, "k", QType.QInt2, [5, 1, 2, 2]);
         using Tensor values = w.Dequantize();
-        float[] expected = Enumerable.Range(0, 20).Select(i => (i / 4 + i % 4) % 4 * scale[i / 4] - shift[i / 4]).ToArray();
+        float[] expected = Enumerable.Range(0, 20)
+            .Select(i => (i / 4 + i % 4) % 4 * scale[i / 4] - shift[i / 4]).ToArray();
         AssertValues(values, [5, 1, 2, 2], expected);
     }
 
@@ -127,9 +128,11 @@ public class QuantoLayoutGoldenTests
         var e = Assert.Throws<QuantoFormatException>(() => QuantizedWeightState.Read(dict, "fc", QType.QInt8, [3, 2]))!;
         Assert.That(e.Message, Is.EqualTo(
             "golden.safetensors: shape mismatch for 'fc.weight._data': the file holds [2, 3], the model expects [3, 2]."));
-        var missing = Assert.Throws<QuantoFormatException>(() => QuantizedWeightState.Read(dict, "fc", QType.QInt4, [2, 3]))!;
+        var missing = Assert.Throws<QuantoFormatException>(
+            () => QuantizedWeightState.Read(dict, "fc", QType.QInt4, [2, 3]))!;
         Assert.That(missing.Message, Does.Contain("missing key 'fc.weight._data._data'"));
-        var dtype = Assert.Throws<QuantoFormatException>(() => QuantizedWeightState.Read(dict, "fc", QType.QFloat8E5M2, [2, 3]))!;
+        var dtype = Assert.Throws<QuantoFormatException>(
+            () => QuantizedWeightState.Read(dict, "fc", QType.QFloat8E5M2, [2, 3]))!;
         Assert.That(dtype.Message, Does.Contain("dtype mismatch for 'fc.weight._data'"));
     }
 }

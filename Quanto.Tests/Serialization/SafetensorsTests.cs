@@ -22,7 +22,8 @@ public class SafetensorsTests
         Assert.That(dict["b"].shape, Is.EqualTo(new long[] { 2, 1 }));
         Assert.That(Floats(dict["b"]), Is.EqualTo(new[] { 1.5f, -2f }));
         Assert.That(dict["a"].data<sbyte>().ToArray(), Is.EqualTo(new sbyte[] { 1, -1, 127 }));
-        Assert.That(dict.Metadata, Is.EquivalentTo(new Dictionary<string, string> { ["format"] = "pt", ["note"] = "hi" }));
+        Assert.That(dict.Metadata,
+            Is.EquivalentTo(new Dictionary<string, string> { ["format"] = "pt", ["note"] = "hi" }));
     }
 
     [Test]
@@ -78,7 +79,8 @@ public class SafetensorsTests
         foreach (var (type, one, minusTwo) in cases)
         {
             using var stream = new MemoryStream();
-            Quanto.Serialization.Safetensors.Write(stream, [KeyValuePair.Create("x", values.to(type))], checksums: false);
+            Quanto.Serialization.Safetensors.Write(stream, [KeyValuePair.Create("x", values.to(type))],
+                checksums: false);
             byte[] file = stream.ToArray();
             Assert.That(file[^2..], Is.EqualTo(new[] { one, minusTwo }), type.ToString());
         }
@@ -116,7 +118,8 @@ public class SafetensorsTests
     [Test]
     public void ReadsTensorsBeyondTwoGigabytesInASparseFile()
     {
-        // 'big' spans 2^31 + 8 bytes that are never read; 'tail' sits past the 2 GiB mark. A sparse file keeps this cheap.
+        // 'big' spans 2^31 + 8 bytes that are never read; 'tail' sits past the 2 GiB mark.
+        // A sparse file keeps this cheap.
         const long big = (1L << 31) + 8;
         string header = "{\"big\":{\"dtype\":\"U8\",\"shape\":[" + big + "],\"data_offsets\":[0," + big +
             "]},\"tail\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" + big + "," + (big + 8) + "]}}";

@@ -15,7 +15,7 @@ internal static class SerializationTestUtil
         return folder;
     }
 
-    /// <summary>A safetensors file from a header JSON text and data bytes: u64 LE length, header padded to 8, data.</summary>
+    /// <summary>A safetensors file from header JSON and data: u64 LE length, header padded to 8, data.</summary>
     internal static byte[] Safetensors(string headerJson, byte[] data, bool pad = true)
     {
         byte[] header = Encoding.UTF8.GetBytes(headerJson);
@@ -32,7 +32,8 @@ internal static class SerializationTestUtil
     internal static byte[] F32(params float[] values)
     {
         var bytes = new byte[values.Length * 4];
-        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
+        for (int i = 0; i < values.Length; i++)
+            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
         return bytes;
     }
 

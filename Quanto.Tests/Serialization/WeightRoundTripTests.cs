@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace Quanto.Tests.Serialization;
 
-/// <summary>Every qtype, Linear- and Conv2d-shaped: save -> load gives bit-identical tensors and Dequantize().</summary>
+/// <summary>Every qtype, Linear and Conv2d shapes: save -> load gives bit-identical tensors and Dequantize().</summary>
 public class WeightRoundTripTests
 {
     private static readonly QType[] AllQTypes =
@@ -44,7 +44,8 @@ public class WeightRoundTripTests
         Assert.That(actual.GetType(), Is.EqualTo(expected.GetType()));
         Assert.That(actual.QType, Is.EqualTo(expected.QType));
         Assert.That(actual.Shape.ToArray(), Is.EqualTo(expected.Shape.ToArray()));
-        if (expected is WeightQBitsTensor e) Assert.That(((WeightQBitsTensor)actual).GroupSize, Is.EqualTo(e.GroupSize));
+        if (expected is WeightQBitsTensor e)
+            Assert.That(((WeightQBitsTensor)actual).GroupSize, Is.EqualTo(e.GroupSize));
         Tensor[] a = Parts(actual), b = Parts(expected);
         for (int i = 0; i < a.Length; i++) Assert.That(Identical(a[i], b[i]), Is.True, $"part {i}");
         using Tensor da = actual.Dequantize(), db = expected.Dequantize();
@@ -145,9 +146,10 @@ public class WeightRoundTripTests
         AssertEntry(header, "lin.weight._data._data", "U8", [2, 128]);
         AssertEntry(header, "lin.weight._scale", "F32", [6, 1]);
         long dataStart = 8 + (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(file);
-        Assert.That(Slice(file, dataStart, header, "conv.weight._data._data"), Is.EqualTo(PackByHand((WeightQBitsTensor)conv)));
-        Assert.That(Slice(file, dataStart, header, "lin.weight._data._data"), Is.EqualTo(PackByHand((WeightQBitsTensor)lin)));
-        Assert.That(Slice(file, dataStart, header, "lin.weight._scale"), Is.EqualTo(Bytes(((WeightQBitsTensor)lin).Scale)));
+        var (convBits, linBits) = ((WeightQBitsTensor)conv, (WeightQBitsTensor)lin);
+        Assert.That(Slice(file, dataStart, header, "conv.weight._data._data"), Is.EqualTo(PackByHand(convBits)));
+        Assert.That(Slice(file, dataStart, header, "lin.weight._data._data"), Is.EqualTo(PackByHand(linBits)));
+        Assert.That(Slice(file, dataStart, header, "lin.weight._scale"), Is.EqualTo(Bytes(linBits.Scale)));
     }
 
     [Test]
@@ -189,7 +191,8 @@ public class WeightRoundTripTests
         var packed = new byte[r * cols];
         for (int row = 0; row < rows; row++)
         {
-            for (int c = 0; c < cols; c++) packed[row % r * cols + c] |= (byte)(codes[row * cols + c] << (bits * (row / r)));
+            for (int c = 0; c < cols; c++)
+                packed[row % r * cols + c] |= (byte)(codes[row * cols + c] << (bits * (row / r)));
         }
         return packed;
     }
