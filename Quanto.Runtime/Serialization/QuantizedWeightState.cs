@@ -97,10 +97,11 @@ public static class QuantizedWeightState
         int groupSize)
     {
         QTypeInfo info = qtype.Info();
-        if (weightShape.Length < 2 || weightShape.Any(d => d <= 0))
+        long numel = weightShape.Length >= 2 && weightShape.All(d => d > 0) ? ElementCount(weightShape) : -1;
+        if (numel < 0)
         {
             throw new QuantoFormatException(source.Source,
-                $"module '{modulePath}': weight shape {Checksums.FormatShape(weightShape)} is not a valid weight shape.");
+                $"module '{modulePath}': {Checksums.FormatShape(weightShape)} is not a valid weight shape.");
         }
         long[] perChannelScale = [weightShape[0], .. Enumerable.Repeat(1L, weightShape.Length - 1)];
         if (!info.IsPacked)
@@ -110,14 +111,16 @@ public static class QuantizedWeightState
             CheckFloat(source, QuantoKeys.Join(modulePath, QuantoKeys.Scale), scale);
             return new WeightQBytesTensor(qtype, data.alias(), scale.alias());
         }
-        long numel = weightShape.Aggregate(1L, (a, b) => checked(a * b));
         if (groupSize <= 0 || numel % groupSize != 0)
         {
             throw new QuantoFormatException(source.Source,
                 $"module '{modulePath}': group size {groupSize} does not divide the weight's {numel} elements.");
         }
         if (numel / groupSize > int.MaxValue)
-            throw new QuantoFormatException(source.Source, $"module '{modulePath}': {numel / groupSize} groups is too many.");
+        {
+            throw new QuantoFormatException(source.Source,
+                $"module '{modulePath}': {numel / groupSize} groups is too many.");
+        }
         FileShapes(qtype, weightShape, groupSize, out long[] packedShape, out long[] perGroup);
         string scaleKey = QuantoKeys.Join(modulePath, QuantoKeys.Scale);
         string shiftKey = QuantoKeys.Join(modulePath, QuantoKeys.Shift);
@@ -155,6 +158,19 @@ public static class QuantizedWeightState
             long groups = numel / groupSize;
             packed = [Packing.PackedRows(checked((int)groups), bits), groupSize];
             perGroup = [groups, 1];
+        }
+    }
+
+    /// <summary>Product of the dimensions, or -1 when it overflows.</summary>
+    private static long ElementCount(long[] shape)
+    {
+        try
+        {
+            return shape.Aggregate(1L, (a, b) => checked(a * b));
+        }
+        catch (OverflowException)
+        {
+            return -1;
         }
     }
 
