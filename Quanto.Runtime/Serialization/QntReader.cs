@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using MessagePack;
 
 namespace Quanto.Serialization;
@@ -145,22 +146,53 @@ internal static class QntReader
     {
         if (reader.NextMessagePackType != MessagePackType.String)
             throw new QuantoFormatException(source, $"{what}: expected a string, found {reader.NextMessagePackType}.");
+        CheckLength(ref reader, source, what);
         return reader.ReadString()!;
+    }
+
+    /// <summary>
+    /// Checks the length of the str or bin value at the reader against the rest of the input, before MessagePack
+    /// slices with it: MessagePack 2.5 reads 32-bit lengths into an int, so 2^31 or more turns negative and makes it
+    /// throw ArgumentOutOfRangeException instead of reporting the truncation.
+    /// </summary>
+    internal static void CheckLength(ref MessagePackReader reader, string source, string what)
+    {
+        ReadOnlySequence<byte> rest = reader.Sequence.Slice(reader.Position);
+        Span<byte> head = stackalloc byte[5];
+        int available = (int)Math.Min(head.Length, rest.Length);
+        rest.Slice(0, available).CopyTo(head);
+        byte code = head[0];
+        // fixstr; bin8/str8; bin16/str16; bin32/str32 (big-endian lengths); -1 when the header itself is cut off.
+        (int header, long length) = code switch
+        {
+            >= 0xA0 and <= 0xBF => (1, code & 0x1F),
+            0xC4 or 0xD9 => (2, available >= 2 ? head[1] : -1),
+            0xC5 or 0xDA => (3, available >= 3 ? BinaryPrimitives.ReadUInt16BigEndian(head[1..]) : -1),
+            0xC6 or 0xDB => (5, available >= 5 ? BinaryPrimitives.ReadUInt32BigEndian(head[1..]) : -1L),
+            _ => (1, 0L),
+        };
+        if (length < 0 || length > rest.Length - header)
+            throw new QuantoFormatException(source, $"truncated: {what} runs past the end of the input.");
     }
 
     internal static int ReadMapHeader(ref MessagePackReader reader, string source, string what)
     {
         if (reader.NextMessagePackType != MessagePackType.Map)
             throw new QuantoFormatException(source, $"{what}: expected a map, found {reader.NextMessagePackType}.");
-        return reader.ReadMapHeader();
+        return CheckCount(reader.ReadMapHeader(), source, what);
     }
 
     internal static int ReadArrayHeader(ref MessagePackReader reader, string source, string what)
     {
         if (reader.NextMessagePackType != MessagePackType.Array)
             throw new QuantoFormatException(source, $"{what}: expected an array, found {reader.NextMessagePackType}.");
-        return reader.ReadArrayHeader();
+        return CheckCount(reader.ReadArrayHeader(), source, what);
     }
+
+    /// <summary>A 32-bit count of 2^31 or more comes back negative from MessagePack 2.5.</summary>
+    private static int CheckCount(int count, string source, string what) => count >= 0
+        ? count
+        : throw new QuantoFormatException(source, $"{what}: element count {(uint)count} is larger than the input.");
 
     /// <summary>Skips one value with a nesting limit (MessagePack's own Skip recurses without one).</summary>
     internal static void Skip(ref MessagePackReader reader, string source, int depth)
@@ -170,10 +202,11 @@ internal static class QntReader
         switch (reader.NextMessagePackType)
         {
             case MessagePackType.Array:
-                for (int n = reader.ReadArrayHeader(); n > 0; n--) Skip(ref reader, source, depth + 1);
+                for (int n = ReadArrayHeader(ref reader, source, "value"); n > 0; n--)
+                    Skip(ref reader, source, depth + 1);
                 break;
             case MessagePackType.Map:
-                for (int n = reader.ReadMapHeader(); n > 0; n--)
+                for (int n = ReadMapHeader(ref reader, source, "value"); n > 0; n--)
                 {
                     Skip(ref reader, source, depth + 1);
                     Skip(ref reader, source, depth + 1);

@@ -110,6 +110,7 @@ internal static class QntTensorReader
             if (reader.NextMessagePackType != MessagePackType.Binary)
                 throw new QuantoFormatException(source,
                     $"data chunk {i}: expected bytes, found {reader.NextMessagePackType}.");
+            QntReader.CheckLength(ref reader, source, $"data chunk {i}");
             ReadOnlySequence<byte> chunk = reader.ReadBytes()!.Value; // a slice of the file: no copy
             if (!chunk.IsEmpty) chunks.Add(chunk);
         }

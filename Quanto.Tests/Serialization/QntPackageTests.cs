@@ -98,6 +98,11 @@ public class QntPackageTests
         Assert.That(Fails([.. file, 0xC0]), Does.Contain("1 unexpected bytes after the package"));
         Assert.That(Fails("not a package"u8.ToArray()), Does.Contain("not a .qnt package"));
         Assert.That(Fails([]), Does.Contain("truncated"));
+        // 32-bit lengths and counts of 2^31 or more (MessagePack 2.5 turns them negative).
+        Assert.That(Fails([0x86, 0xDB, 0xFF, 0xFF, 0xFF, 0xFF, .. new byte[16]]), Does.Contain("runs past the end"));
+        byte[] hugeArray = [0x86, 0xA5, .. "magic"u8.ToArray(), 0xAA, .. "quanto.qnt"u8.ToArray(),
+            0xA7, .. "version"u8.ToArray(), 0xDD, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
+        Assert.That(Fails(hugeArray), Does.Contain("bad.qnt"));
         int magic = IndexOf(file, "quanto.qnt"u8.ToArray());
         file[magic] = (byte)'Q';
         Assert.That(Fails(file), Does.Contain("magic"));
