@@ -20,7 +20,7 @@ public class AtomicFileTests
     {
         string path = Path.Combine(_folder, "model.safetensors");
         using Tensor t = ones(16);
-        Quanto.Serialization.Safetensors.Save(path, [KeyValuePair.Create("w", t)]);
+        Safetensors.Save(path, [KeyValuePair.Create("w", t)]);
         byte[] before = File.ReadAllBytes(path);
         var e = Assert.Throws<IOException>(() => AtomicFile.Write(path, stream =>
         {

@@ -22,7 +22,7 @@ public class MutationTests
         using (var scope = NewDisposeScope())
         {
             using var stream = new MemoryStream();
-            Quanto.Serialization.Safetensors.Write(stream,
+            Safetensors.Write(stream,
             [
                 KeyValuePair.Create("fc.weight._data", tensor(new sbyte[] { 1, -2, 3, 4, 5, -6 }, [2, 3])),
                 KeyValuePair.Create("fc.weight._scale", tensor(new[] { 0.5f, 0.25f }, [2, 1])),
@@ -42,7 +42,7 @@ public class MutationTests
         static StateDict Load(byte[] bytes)
         {
             using var stream = new MemoryStream(bytes, writable: false);
-            return Quanto.Serialization.Safetensors.Load(stream, "mutant.safetensors");
+            return Safetensors.Load(stream, "mutant.safetensors");
         }
     }
 
@@ -56,14 +56,14 @@ public class MutationTests
         using (Tensor b = tensor(new byte[] { 0xF0, 0x0F, 0xE7 }))
         using (var stream = new MemoryStream())
         {
-            Quanto.Serialization.Safetensors.Write(stream, [KeyValuePair.Create("a", a), KeyValuePair.Create("b", b)],
+            Safetensors.Write(stream, [KeyValuePair.Create("a", a), KeyValuePair.Create("b", b)],
                 checksums: false);
             valid = stream.ToArray();
         }
         Run(valid, bytes =>
         {
             using var stream = new MemoryStream(bytes, writable: false);
-            using StateDict loaded = Quanto.Serialization.Safetensors.Load(stream, "foreign.safetensors");
+            using StateDict loaded = Safetensors.Load(stream, "foreign.safetensors");
             return true;
         }, expectDetection: false);
     }

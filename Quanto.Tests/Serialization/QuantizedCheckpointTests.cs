@@ -23,7 +23,7 @@ public class QuantizedCheckpointTests
         // What optimum-quanto's QLinear(3 -> 2, qint8 weights, qint8 activations) saves once frozen and calibrated.
         string header = """{"fc.weight._scale":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},"fc.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"fc.input_scale":{"dtype":"F32","shape":[],"data_offsets":[16,20]},"fc.output_scale":{"dtype":"F32","shape":[],"data_offsets":[20,24]},"fc.weight._data":{"dtype":"I8","shape":[2,3],"data_offsets":[24,30]}}""";
         byte[] data = Concat(F32(0.5f, 0.25f), F32(1f, -1f), F32(0.02f), F32(1f), [1, 0xFE, 3, 127, 0, 0x80]);
-        File.WriteAllBytes(Path.Combine(_folder, "model.safetensors"), Safetensors(header, data));
+        File.WriteAllBytes(Path.Combine(_folder, "model.safetensors"), SafetensorsBytes(header, data));
         File.WriteAllText(Path.Combine(_folder, "quanto_qmap.json"),
             """{"fc": {"weights": "qint8", "activations": "qint8"}}""");
         using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(_folder);
@@ -40,7 +40,7 @@ public class QuantizedCheckpointTests
     public void AMissingMapIsReported()
     {
         string path = Path.Combine(_folder, "model.safetensors");
-        using (Tensor t = ones(1)) Quanto.Serialization.Safetensors.Save(path, [KeyValuePair.Create("x", t)]);
+        using (Tensor t = ones(1)) Safetensors.Save(path, [KeyValuePair.Create("x", t)]);
         var e = Assert.Throws<QuantoFormatException>(() => QuantizedCheckpoint.Load(path))!;
         Assert.That(e.Message, Does.Contain("quanto_qmap.json"));
     }

@@ -14,8 +14,8 @@ public class QuantoLayoutGoldenTests
 {
     private static StateDict Load(string header, byte[] data)
     {
-        var stream = new MemoryStream(Safetensors(header, data));
-        return Quanto.Serialization.Safetensors.Load(stream, "golden.safetensors");
+        var stream = new MemoryStream(SafetensorsBytes(header, data));
+        return Safetensors.Load(stream, "golden.safetensors");
     }
 
     private static void AssertValues(Tensor actual, long[] shape, float[] expected)

@@ -14,9 +14,9 @@ public class SafetensorsTests
     {
         // Two tensors in file order b, a (offsets decide the order, not the JSON order).
         string header = """{"__metadata__":{"format":"pt","note":"hi"},"a":{"dtype":"I8","shape":[3],"data_offsets":[8,11]},"b":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]}}""";
-        byte[] file = Safetensors(header, Concat(F32(1.5f, -2f), [1, 0xFF, 127]));
+        byte[] file = SafetensorsBytes(header, Concat(F32(1.5f, -2f), [1, 0xFF, 127]));
         using var stream = new MemoryStream(file);
-        using StateDict dict = Quanto.Serialization.Safetensors.Load(stream, "hand.safetensors");
+        using StateDict dict = Safetensors.Load(stream, "hand.safetensors");
         Assert.That(dict.Tensors.Keys, Is.EqualTo(new[] { "b", "a" }));
         Assert.That(dict["b"].dtype, Is.EqualTo(ScalarType.Float32));
         Assert.That(dict["b"].shape, Is.EqualTo(new long[] { 2, 1 }));
@@ -37,10 +37,10 @@ public class SafetensorsTests
             ["a.half"] = tensor(new[] { 1f }).to(ScalarType.Float16),
         };
         using var stream = new MemoryStream();
-        Quanto.Serialization.Safetensors.Write(stream, tensors, checksums: false);
+        Safetensors.Write(stream, tensors, checksums: false);
         // Reference order: largest element first (F32, F16, I8), then name; __metadata__ first; compact JSON.
         string json = """{"__metadata__":{"format":"pt"},"weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"a.half":{"dtype":"F16","shape":[1],"data_offsets":[16,18]},"z.small":{"dtype":"I8","shape":[2],"data_offsets":[18,20]}}""";
-        byte[] expected = Safetensors(json, Concat(F32(1, 2, 3, 4), [0x00, 0x3C], [0xFF, 0x02])); // fp16 1.0 = 0x3C00
+        byte[] expected = SafetensorsBytes(json, Concat(F32(1, 2, 3, 4), [0x00, 0x3C], [0xFF, 0x02])); // fp16 1.0 = 0x3C00
         Assert.That(stream.ToArray(), Is.EqualTo(expected));
         Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(expected) % 8, Is.EqualTo(0UL));
     }
@@ -60,8 +60,8 @@ public class SafetensorsTests
         tensors.Add(KeyValuePair.Create("scalar", tensor(7.5f)));
         tensors.Add(KeyValuePair.Create("empty", zeros(0, 4)));
         using var stream = new MemoryStream();
-        Quanto.Serialization.Safetensors.Write(stream, tensors);
-        using StateDict back = Quanto.Serialization.Safetensors.Load(stream, "mem");
+        Safetensors.Write(stream, tensors);
+        using StateDict back = Safetensors.Load(stream, "mem");
         foreach (var (name, t) in tensors) Assert.That(Identical(back[name], t), Is.True, name);
         string json = HeaderJson(stream.ToArray());
         foreach (string dtype in new[] { "F64", "BF16", "I64", "BOOL", "F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ" })
@@ -79,7 +79,7 @@ public class SafetensorsTests
         foreach (var (type, one, minusTwo) in cases)
         {
             using var stream = new MemoryStream();
-            Quanto.Serialization.Safetensors.Write(stream, [KeyValuePair.Create("x", values.to(type))],
+            Safetensors.Write(stream, [KeyValuePair.Create("x", values.to(type))],
                 checksums: false);
             byte[] file = stream.ToArray();
             Assert.That(file[^2..], Is.EqualTo(new[] { one, minusTwo }), type.ToString());
@@ -92,7 +92,7 @@ public class SafetensorsTests
         using var scope = NewDisposeScope();
         Tensor t = arange(6, dtype: ScalarType.Float32).reshape(2, 3).t(); // [[0,3],[1,4],[2,5]]
         using var stream = new MemoryStream();
-        Quanto.Serialization.Safetensors.Write(stream, [KeyValuePair.Create("t", t)], checksums: false);
+        Safetensors.Write(stream, [KeyValuePair.Create("t", t)], checksums: false);
         Assert.That(stream.ToArray()[^24..], Is.EqualTo(F32(0, 3, 1, 4, 2, 5)));
     }
 
@@ -123,7 +123,7 @@ public class SafetensorsTests
         const long big = (1L << 31) + 8;
         string header = "{\"big\":{\"dtype\":\"U8\",\"shape\":[" + big + "],\"data_offsets\":[0," + big +
             "]},\"tail\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" + big + "," + (big + 8) + "]}}";
-        byte[] head = Safetensors(header, []);
+        byte[] head = SafetensorsBytes(header, []);
         string folder = NewFolder();
         try
         {
@@ -181,7 +181,7 @@ public class SafetensorsTests
         try
         {
             using var scope = NewDisposeScope();
-            Quanto.Serialization.Safetensors.Save(Path.Combine(folder, "s1.safetensors"),
+            Safetensors.Save(Path.Combine(folder, "s1.safetensors"),
                 [KeyValuePair.Create("a", ones(2)), KeyValuePair.Create("extra", ones(2))]);
             string index = Path.Combine(folder, ShardedSafetensors.IndexFileName);
             File.WriteAllText(index, """{"metadata":{},"weight_map":{"a":"s1.safetensors"}}""");
@@ -204,11 +204,11 @@ public class SafetensorsTests
     {
         using var scope = NewDisposeScope();
         using var stream = new MemoryStream();
-        Quanto.Serialization.Safetensors.Write(stream, [KeyValuePair.Create("x", ones(3))],
+        Safetensors.Write(stream, [KeyValuePair.Create("x", ones(3))],
             new Dictionary<string, string> { ["author"] = "me" });
         string json = HeaderJson(stream.ToArray());
         Assert.That(json, Does.Contain("\"quanto_checksums\":"));
-        using StateDict back = Quanto.Serialization.Safetensors.Load(stream, "mem");
+        using StateDict back = Safetensors.Load(stream, "mem");
         Assert.That(back.Metadata.Keys, Is.EquivalentTo(new[] { "author", "format" }));
         Assert.That(Encoding.UTF8.GetString(stream.ToArray()), Does.Contain("\"author\":\"me\""));
     }

@@ -16,7 +16,7 @@ internal static class SerializationTestUtil
     }
 
     /// <summary>A safetensors file from header JSON and data: u64 LE length, header padded to 8, data.</summary>
-    internal static byte[] Safetensors(string headerJson, byte[] data, bool pad = true)
+    internal static byte[] SafetensorsBytes(string headerJson, byte[] data, bool pad = true)
     {
         byte[] header = Encoding.UTF8.GetBytes(headerJson);
         int padding = pad ? (8 - header.Length % 8) % 8 : 0;

@@ -61,9 +61,9 @@ public class WeightRoundTripTests
         {
             QuantizedWeightState.Write(original, "model.layer", dict.Tensors);
             dict.Add("model.layer.bias", zeros(shape[0]));
-            Quanto.Serialization.Safetensors.Write(stream, dict.Tensors);
+            Safetensors.Write(stream, dict.Tensors);
         }
-        using StateDict back = Quanto.Serialization.Safetensors.Load(stream, "rt.safetensors");
+        using StateDict back = Safetensors.Load(stream, "rt.safetensors");
         using QuantizedWeight loaded = QuantizedWeightState.Read(back, "model.layer", qtype, shape);
         back.Take("model.layer.bias", [shape[0]]);
         back.ThrowIfUnconsumed();
@@ -111,9 +111,9 @@ public class WeightRoundTripTests
             using (var dict = new StateDict())
             {
                 QuantizedWeightState.Write(original, "x", dict.Tensors);
-                Quanto.Serialization.Safetensors.Write(stream, dict.Tensors);
+                Safetensors.Write(stream, dict.Tensors);
             }
-            using StateDict back = Quanto.Serialization.Safetensors.Load(stream, "rt");
+            using StateDict back = Safetensors.Load(stream, "rt");
             using QuantizedWeight loaded = QuantizedWeightState.Read(back, "x", QType.QInt4, [8, 256]);
             AssertSame(original, loaded);
         }
@@ -131,7 +131,7 @@ public class WeightRoundTripTests
         {
             QuantizedWeightState.Write(conv, "conv", dict.Tensors);
             QuantizedWeightState.Write(lin, "lin", dict.Tensors);
-            Quanto.Serialization.Safetensors.Write(stream, dict.Tensors, checksums: false);
+            Safetensors.Write(stream, dict.Tensors, checksums: false);
         }
         byte[] file = stream.ToArray();
         var header = JsonNode.Parse(HeaderJson(file))!.AsObject();
