@@ -7,6 +7,7 @@ namespace Quanto.Serialization;
 /// An open safetensors file: the validated header, and tensors read on demand straight from the file into
 /// TorchSharp tensor memory (no second copy of the file is ever held). Offsets are 64-bit throughout, so files and
 /// tensors over 2 GB work. When the file carries Quanto.NET checksums, each tensor is verified as it is read.
+/// Not thread-safe: reads share one file position, so use one instance per thread.
 /// </summary>
 public sealed class SafetensorsFile : IDisposable
 {
