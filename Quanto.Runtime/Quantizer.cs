@@ -9,7 +9,7 @@ namespace Quanto;
 /// The eager workflow for any TorchSharp model (optimum-quanto's quantize / freeze): swap supported layers for
 /// quantized ones in place, calibrate, freeze. Models annotated with [Quantize] get the same through generated code.
 /// </summary>
-public static class Quantizer
+public static partial class Quantizer
 {
     /// <summary>
     /// Replaces each Linear and Conv2d (and LayerNorm, when activations are quantized) whose path matches

@@ -1,6 +1,7 @@
 // Inline MSBuild task (see TorchSharpNativeFix.targets): marks GLIBCXX version needs that the system libstdc++ lacks
 // as WEAK in an ELF64 little-endian shared library, so the dynamic loader accepts it. Rewrites through a temporary
 // file so a hard link into the NuGet cache is never modified.
+#nullable enable
 using System;
 using System.Collections.Generic;
 using System.IO;
