@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using Quanto.Nn;
 using static TorchSharp.torch;
 
-namespace Quanto.Calibration;
+namespace Quanto;
 
 /// <summary>
 /// Records activation ranges of quantized modules while forward passes run inside it:

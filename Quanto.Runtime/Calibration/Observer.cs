@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Quanto.Calibration;
+namespace Quanto;
 
 /// <summary>Reduces one batch of activations to the magnitude its quantization scale is set from.</summary>
 public abstract class Observer

@@ -119,14 +119,14 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Quant stub: calibrates (inside a <see cref="Calibration.Calibration"/>) and quantizes the input. Returns the
+    /// Quant stub: calibrates (inside a <see cref="Calibration"/>) and quantizes the input. Returns the
     /// input unchanged when activations stay float.
     /// </summary>
     /// <exception cref="InvalidOperationException">Activations are quantized but were never calibrated.</exception>
     public QActivation InputStub(Tensor input)
     {
         if (ActivationQType is not QType qtype) return new QActivation(input, null, null);
-        if (Calibration.Calibration.Current is { } calibration)
+        if (Calibration.Current is { } calibration)
         {
             calibration.ObserveInput(this, input);
         }
@@ -153,7 +153,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     public Tensor OutputStub(Tensor output)
     {
         if (ActivationQType is not QType qtype) return output;
-        Calibration.Calibration? calibration = Calibration.Calibration.Current;
+        Calibration? calibration = Calibration.Current;
         calibration?.ObserveOutput(this, output);
         Tensor result = output_scale.item<float>() == 1f ? output : QuantizedOps.fake_quantize(output, qtype, output_scale);
         calibration?.TrackOutput(this, result);

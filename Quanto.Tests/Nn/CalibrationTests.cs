@@ -1,5 +1,4 @@
 using NUnit.Framework;
-using Quanto.Calibration;
 using Quanto.Nn;
 using Quanto.Tests.TestSupport;
 using static TorchSharp.torch;
@@ -16,7 +15,7 @@ public sealed class CalibrationTests
         layer.eval();
         Quantizer.Quantize(layer, weights: QType.QInt8, activations: QType.QInt8);
         var fc = (QLinear)layer.named_modules().Single().module;
-        using (new Calibration.Calibration(momentum: 0.75, streamline: false))
+        using (new Calibration(momentum: 0.75, streamline: false))
         {
             layer.forward(tensor(new float[] { 1, -2.54f, 0, 0 }, [1, 4])).Dispose();
             Assert.That(fc.input_scale.item<float>(), Is.EqualTo(2.54f / 127).Within(1e-7));
@@ -58,8 +57,8 @@ public sealed class CalibrationTests
         using var chain = Seeded.Create(() => Sequential(("a", Linear(8, 8)), ("b", Linear(8, 2))));
         chain.eval();
         Quantizer.Quantize(chain, weights: QType.QInt8, activations: QType.QInt8);
-        Calibration.Calibration calibration;
-        using (calibration = new Calibration.Calibration())
+        Calibration calibration;
+        using (calibration = new Calibration())
         {
             model.forward(Seeded.Uniform([4, 8])).Dispose();
             chain.forward(Seeded.Uniform([4, 8])).Dispose();

@@ -61,7 +61,7 @@ public sealed class ModelAccuracyTests
         if (activations is not null)
         {
             // As optimum-quanto's tests: calibrate on the evaluated batch.
-            using var calibration = new Calibration.Calibration();
+            using var calibration = new Calibration();
             model.forward(x).Dispose();
         }
         using Tensor actual = model.forward(x);
