@@ -192,7 +192,8 @@ public sealed class IlgpuKernels : IQuantKernels, IDisposable
     private static (float[] Values, int Rows) Rows(Tensor input, int k)
     {
         using Tensor flat = input.reshape(-1, k).contiguous();
-        return (flat.data<float>().ToArray(), checked((int)flat.shape[0]));
+        int rows = checked((int)flat.shape[0]);
+        return (rows == 0 ? [] : flat.data<float>().ToArray(), rows);
     }
 
     // int8 codes, each row zero-padded to the weight's whole 16-byte chunks, as int words for the W8A8 kernel.
@@ -202,6 +203,7 @@ public sealed class IlgpuKernels : IQuantKernels, IDisposable
         m = checked((int)flat.shape[0]);
         int rowBytes = shape.ChunksPerRow * Chunk16.Bytes;
         var words = new int[(long)m * rowBytes / 4];
+        if (m == 0) return words;
         Span<byte> target = MemoryMarshal.AsBytes(words.AsSpan());
         ReadOnlySpan<byte> source = flat.bytes;
         for (int row = 0; row < m; row++)
