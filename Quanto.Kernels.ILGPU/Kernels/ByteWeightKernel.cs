@@ -26,8 +26,8 @@ public static class ByteWeightKernel
         where TTile : struct, IRowTile
     {
         int rows = default(TTile).Rows;
-        ArrayView<float> tile = SharedMemory.Allocate<float>(Tiling.GemmRows * Tiling.TileK);
-        ArrayView<float> partial = SharedMemory.Allocate<float>(Tiling.GemmRows * Tiling.GroupThreads);
+        ArrayView<float> tile = SharedMemory.Allocate<float>(default(TTile).Rows * Tiling.TileK);
+        ArrayView<float> partial = SharedMemory.Allocate<float>(default(TTile).Rows * Tiling.GroupThreads);
         int slice = Group.IdxX / Tiling.LanesPerRow;
         int lane = Group.IdxX % Tiling.LanesPerRow;
         int n = Grid.IdxX * Tiling.RowsPerGroup + slice;

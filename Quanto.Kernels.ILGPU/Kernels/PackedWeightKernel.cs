@@ -48,8 +48,8 @@ public static class PackedWeightKernel
         int codesPerWord = 32 / bits;
         int codesPerChunk = 4 * codesPerWord;
         uint mask = (1u << bits) - 1;
-        ArrayView<float> tile = SharedMemory.Allocate<float>(Tiling.GemmRows * Tiling.TileK);
-        ArrayView<float> partial = SharedMemory.Allocate<float>(Tiling.GemmRows * Tiling.GroupThreads);
+        ArrayView<float> tile = SharedMemory.Allocate<float>(default(TTile).Rows * Tiling.TileK);
+        ArrayView<float> partial = SharedMemory.Allocate<float>(default(TTile).Rows * Tiling.GroupThreads);
         int slice = Group.IdxX / Tiling.LanesPerRow;
         int lane = Group.IdxX % Tiling.LanesPerRow;
         int n = Grid.IdxX * Tiling.RowsPerGroup + slice;

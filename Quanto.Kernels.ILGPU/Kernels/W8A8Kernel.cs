@@ -23,8 +23,8 @@ public static class W8A8Kernel
     {
         const int WordsPerTile = Tiling.TileK / 4;
         int rows = default(TTile).Rows;
-        ArrayView<int> tile = SharedMemory.Allocate<int>(Tiling.GemmRows * WordsPerTile);
-        ArrayView<int> partial = SharedMemory.Allocate<int>(Tiling.GemmRows * Tiling.GroupThreads);
+        ArrayView<int> tile = SharedMemory.Allocate<int>(default(TTile).Rows * WordsPerTile);
+        ArrayView<int> partial = SharedMemory.Allocate<int>(default(TTile).Rows * Tiling.GroupThreads);
         int slice = Group.IdxX / Tiling.LanesPerRow;
         int lane = Group.IdxX % Tiling.LanesPerRow;
         int n = Grid.IdxX * Tiling.RowsPerGroup + slice;
