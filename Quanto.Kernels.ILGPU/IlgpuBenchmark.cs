@@ -120,7 +120,7 @@ public static class IlgpuBenchmark
         {
             text.AppendLine(CultureInfo.InvariantCulture,
                 $"| {r.Backend} | {r.Device} | {r.Format} | {r.M} x {r.N} x {r.K} | {r.Milliseconds:F2} | " +
-                $"{r.GigabytesPerSecond:F3} |");
+                $"{r.GigabytesPerSecond:G3} |");
         }
         return text.ToString();
     }
