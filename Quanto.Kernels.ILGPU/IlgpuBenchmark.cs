@@ -83,10 +83,12 @@ public static class IlgpuBenchmark
 
     /// <summary>
     /// Measures on every accelerator kind present: CUDA, OpenCL (through the generic-address-space opt-in when
-    /// <paramref name="allowOpenCLOptIn"/>) and the CPU accelerator. Kinds that are absent are skipped.
+    /// <paramref name="allowOpenCLOptIn"/>) and the CPU accelerator. Kinds that are absent are skipped. The CPU
+    /// accelerator takes seconds per call even at 1024 x 1024, so it runs <paramref name="simulatedShape"/> instead
+    /// (default 1024 x 1024).
     /// </summary>
     public static IReadOnlyList<IlgpuBenchmarkRow> RunEveryAccelerator(int n, int k, int m = 1, int iterations = 5,
-        bool allowOpenCLOptIn = true)
+        bool allowOpenCLOptIn = true, (int N, int K)? simulatedShape = null)
     {
         var rows = new List<IlgpuBenchmarkRow>();
         foreach (AcceleratorKind kind in new[] { AcceleratorKind.Cuda, AcceleratorKind.OpenCL, AcceleratorKind.Cpu })
@@ -104,7 +106,8 @@ public static class IlgpuBenchmark
             {
                 continue;
             }
-            using (backend) rows.AddRange(Run(backend, n, k, m, iterations));
+            (int runN, int runK) = kind == AcceleratorKind.Cpu ? simulatedShape ?? (1024, 1024) : (n, k);
+            using (backend) rows.AddRange(Run(backend, runN, runK, m, iterations));
         }
         return rows;
     }

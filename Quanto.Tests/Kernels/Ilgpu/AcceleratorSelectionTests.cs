@@ -102,6 +102,27 @@ public sealed class AcceleratorSelectionTests
     }
 
     [Test]
+    public void OpenCLWithoutGenericAddressSpaceNeedsTheOptIn()
+    {
+        using var probe = new IlgpuKernels(new IlgpuOptions { Accelerator = AcceleratorKind.Cpu });
+        DeviceCandidate? refused = probe.Report.Seen.FirstOrDefault(d => d.Kind == AcceleratorKind.OpenCL && !d.IsUsable);
+        Assume.That(refused, Is.Not.Null, "no OpenCL device without the generic address space (e.g. PoCL) installed");
+        Assert.That(refused!.RefusedBecause, Does.Contain("generic address space").And.Contain("AllowOpenCL"));
+
+        var error = Assert.Throws<NotSupportedException>(() =>
+            new IlgpuKernels(new IlgpuOptions { Accelerator = AcceleratorKind.OpenCL }));
+        Assert.That(error!.Message, Does.Contain(refused.Name));
+
+        using var optedIn = new IlgpuKernels(new IlgpuOptions
+        {
+            Accelerator = AcceleratorKind.OpenCL,
+            AllowOpenCLWithoutGenericAddressSpace = true,
+        });
+        Assert.That(optedIn.Kind, Is.EqualTo(AcceleratorKind.OpenCL));
+        Assert.That(optedIn.Name, Is.EqualTo("ilgpu-opencl"));
+    }
+
+    [Test]
     public void OpenCLOptInIsGuardedByTheIlgpuVersion()
     {
         Assert.That(OpenCLOptIn.IlgpuVersion, Is.EqualTo(OpenCLOptIn.TestedIlgpuVersion),
