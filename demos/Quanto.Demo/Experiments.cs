@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Quanto.Demo;
+
+/// <summary>One quantization configuration of the MNIST CNN and what it measured.</summary>
+internal sealed record Config(string Name, QType? Weights, QType? Activations, bool Qat = false);
+
+/// <summary>What one configuration measured.</summary>
+internal sealed record Result(Config Config, double Accuracy, long Bytes, double BatchMs, double SingleMs);
+
+/// <summary>Runs each configuration on a fresh copy of the trained float model.</summary>
+internal static class Experiments
+{
+    public static readonly Config[] All =
+    [
+        new("fp32", null, null),
+        new("w8 (qint8)", QType.QInt8, null),
+        new("w4 (qint4 g128)", QType.QInt4, null),
+        new("w2 (qint2 g128)", QType.QInt2, null),
+        new("w-fp8 (e4m3fn)", QType.QFloat8E4M3Fn, null),
+        new("w8a8 (calibrated)", QType.QInt8, QType.QInt8),
+        new("w8 a-fp8 e4m3fn", QType.QInt8, QType.QFloat8E4M3Fn),
+        new("w4 + QAT", QType.QInt4, null, Qat: true),
+        new("w2 + QAT", QType.QInt2, null, Qat: true),
+    ];
+
+    public static Result Run(Config config, string weightsPath, Mnist data)
+    {
+        using var model = new DigitsCnn();
+        Training.TrainOrLoad(model, data, weightsPath, epochs: 0, quiet: true);
+        model.eval();
+        if (config.Weights is not null || config.Activations is not null)
+        {
+            Quantizer.Quantize(model, weights: config.Weights, activations: config.Activations);
+            if (config.Activations is not null)
+            {
+                using var calibration = new Calibration();
+                using var noGrad = no_grad();
+                for (long start = 0; start < 1024; start += 128)
+                    model.forward(data.TrainImages.narrow(0, start, 128)).Dispose();
+            }
+            if (config.Qat) Training.Train(model, data, epochs: 1, lr: 1e-4, $"QAT {config.Name}");
+            Quantizer.Freeze(model);
+        }
+        double accuracy = Training.Accuracy(model, data);
+        long bytes = Bytes(model);
+        using Tensor batch = data.TestImages.narrow(0, 0, 64);
+        using Tensor single = data.TestImages.narrow(0, 0, 1);
+        return new Result(config, accuracy, bytes, MedianMs(model, batch), MedianMs(model, single));
+    }
+
+    /// <summary>Parameters + buffers + quantized weights, in bytes.</summary>
+    public static long Bytes(Module model) =>
+        model.parameters().Sum(p => p.NumberOfElements * p.ElementSize) +
+        model.buffers().Sum(b => b.NumberOfElements * b.ElementSize) +
+        Quantizer.QuantizedModules(model).Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
+
+    private static double MedianMs(Module<Tensor, Tensor> model, Tensor input)
+    {
+        using var noGrad = no_grad();
+        for (int i = 0; i < 5; i++) model.forward(input).Dispose();
+        var times = new double[41];
+        for (int i = 0; i < times.Length; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            model.forward(input).Dispose();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[times.Length / 2];
+    }
+}
