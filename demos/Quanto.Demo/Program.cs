@@ -33,5 +33,7 @@ foreach (Result r in results)
         $"{(double)fp32.Bytes / r.Bytes,6:F2}x {r.BatchMs,12:F3} {r.SingleMs,11:F3}");
 }
 Console.WriteLine();
+string chart = Chart.Save(results, Path.Combine(Environment.CurrentDirectory, "quanto-demo-accuracy.png"));
+Console.WriteLine($"Chart: {chart}");
 Console.WriteLine($"Latency: medians on {Environment.ProcessorCount} cores, frozen models, backend chosen per weight " +
                   $"({string.Join(", ", Quanto.Kernels.QuantKernels.Backends.Select(b => b.Name))}).");
