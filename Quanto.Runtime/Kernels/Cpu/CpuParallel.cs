@@ -49,7 +49,7 @@ internal abstract class CpuJob
 
 /// <summary>
 /// A minimal thread pool for kernel calls of 0.1-1 ms: ProcessorCount - 1 dedicated threads that spin briefly after
-/// each job (back-to-back layers find them awake) and then block. The caller works too, chunks are claimed with one
+/// each job (back-to-back layers find them awake, 50 us) and then block. The caller works too, chunks are claimed with one
 /// atomic increment each, and the caller waits for finished chunks, not for sleeping workers to wake. Parallel.For
 /// costs more per call (task scheduling, a delegate per iteration); Quanto.Bench measures both (--overhead).
 /// A call made while another is in flight runs on its caller alone, so concurrent callers never deadlock.
@@ -57,7 +57,8 @@ internal abstract class CpuJob
 internal static class CpuParallel
 {
     private static readonly object Gate = new(); // Monitor.Wait/PulseAll need a monitor
-    private static readonly long SpinTicks = Stopwatch.Frequency / 5000; // 0.2 ms
+    // Short: on a machine shared with libtorch's OpenMP threads (which spin too), a long spin steals their core.
+    private static readonly long SpinTicks = Stopwatch.Frequency / 20000; // 50 us
     private static readonly int WorkerCount = Math.Min(Environment.ProcessorCount - 1, 63);
     private static CpuJob? _job;
     private static int _generation;

@@ -56,7 +56,26 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
         else Fill(source as WeightQBitsTensor ?? throw new NotSupportedException($"Unknown weight type {source}."));
     }
 
+    private CpuPreparedWeight(CpuPreparedWeight other) : base(other.Source, other.Backend)
+    {
+        (Format, N, K, GroupSize, Groups, BlockWeights, BlockBytes) =
+            (other.Format, other.N, other.K, other.GroupSize, other.Groups, other.BlockWeights, other.BlockBytes);
+        (PaddedGroup, BlocksPerGroup, PaddedK, RowBytes, _bytes) =
+            (other.PaddedGroup, other.BlocksPerGroup, other.PaddedK, other.RowBytes, other._bytes);
+        void* memory = NativeMemory.AlignedAlloc((nuint)_bytes, 64);
+        Buffer.MemoryCopy((void*)other._memory, memory, _bytes, _bytes);
+        _memory = (nint)memory;
+        Codes = (byte*)memory;
+        Scales = (float*)((byte*)memory + ((byte*)other.Scales - other.Codes));
+        Shifts = (float*)((byte*)memory + ((byte*)other.Shifts - other.Codes));
+        RowSums = (int*)((byte*)memory + ((byte*)other.RowSums - other.Codes));
+        GC.AddMemoryPressure(_bytes);
+    }
+
     ~CpuPreparedWeight() => Free();
+
+    /// <summary>A copy in its own memory (benchmarks rotate through copies so caches cannot hold the weight).</summary>
+    internal CpuPreparedWeight Clone() => new(this);
 
     private readonly long _bytes;
 
