@@ -7,6 +7,12 @@ namespace Quanto.Kernels.Cpu.Simd256;
 /// <summary>Decodes one block into 256-bit float vectors (8 lanes, AVX2 + FMA); see IDecoder512.</summary>
 internal unsafe interface IDecoder256
 {
+    /// <summary>Weights per block (a JIT-time constant in each specialisation).</summary>
+    static abstract int BlockWeights { get; }
+
+    /// <summary>Bytes per block; BlockWeights * bits / 8.</summary>
+    static abstract int BlockBytes { get; }
+
     /// <summary>acc0/acc1 += decoded codes of the block · x[0..BlockWeights).</summary>
     static abstract void Accumulate(byte* block, float* x, ref Vector256<float> acc0, ref Vector256<float> acc1);
 
@@ -24,6 +30,10 @@ internal interface IByteLoad256
 /// <summary>A 64-code block of an 8-bit format.</summary>
 internal readonly unsafe struct ByteDecoder256<TLoad> : IDecoder256 where TLoad : struct, IByteLoad256
 {
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Accumulate(byte* block, float* x, ref Vector256<float> acc0, ref Vector256<float> acc1)
     {
@@ -80,6 +90,10 @@ internal readonly unsafe struct E5M2Load256 : IByteLoad256
 /// </summary>
 internal readonly unsafe struct Int4Decoder256 : IDecoder256
 {
+    public static int BlockWeights => 32;
+
+    public static int BlockBytes => 16;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Accumulate(byte* block, float* x, ref Vector256<float> acc0, ref Vector256<float> acc1)
     {
@@ -108,6 +122,10 @@ internal readonly unsafe struct Int4Decoder256 : IDecoder256
 /// <summary>int2: vpermps reads the low 3 index bits, so the table i &amp; 3 extracts two bits without a mask.</summary>
 internal readonly unsafe struct Int2Decoder256 : IDecoder256
 {
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 16;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Table() => Vector256.Create(0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f);
 

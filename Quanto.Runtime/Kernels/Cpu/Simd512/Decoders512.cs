@@ -11,6 +11,12 @@ namespace Quanto.Kernels.Cpu.Simd512;
 /// </summary>
 internal unsafe interface IDecoder512
 {
+    /// <summary>Weights per block (a JIT-time constant in each specialisation).</summary>
+    static abstract int BlockWeights { get; }
+
+    /// <summary>Bytes per block; BlockWeights * bits / 8.</summary>
+    static abstract int BlockBytes { get; }
+
     /// <summary>acc0/acc1 += decoded codes of the block · x[0..BlockWeights) (two chains hide FMA latency).</summary>
     static abstract void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1);
 
@@ -21,6 +27,10 @@ internal unsafe interface IDecoder512
 /// <summary>int8 codes: 64 per block, 4 vectors.</summary>
 internal readonly unsafe struct Int8Decoder512 : IDecoder512
 {
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Load(byte* p) =>
         Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)p)));
@@ -60,6 +70,10 @@ internal static unsafe class Float8Decode512
 /// <summary>float8 e4m3fn: 64 codes per block.</summary>
 internal readonly unsafe struct E4M3FnDecoder512 : IDecoder512
 {
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Load(byte* p) =>
         Float8Decode512.Load(p, 20, unchecked((int)0x87F00000), Float8Constants.E4M3Rescale);
@@ -83,6 +97,10 @@ internal readonly unsafe struct E4M3FnDecoder512 : IDecoder512
 /// <summary>float8 e4m3fnuz (bias 8): 64 codes per block.</summary>
 internal readonly unsafe struct E4M3FnuzDecoder512 : IDecoder512
 {
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Load(byte* p) =>
         Float8Decode512.Load(p, 20, unchecked((int)0x87F00000), Float8Constants.E4M3FnuzRescale);
@@ -106,6 +124,10 @@ internal readonly unsafe struct E4M3FnuzDecoder512 : IDecoder512
 /// <summary>float8 e5m2: 64 codes per block.</summary>
 internal readonly unsafe struct E5M2Decoder512 : IDecoder512
 {
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Load(byte* p) =>
         Float8Decode512.Load(p, 21, unchecked((int)0x8FE00000), Float8Constants.E5M2Rescale);
@@ -132,6 +154,10 @@ internal readonly unsafe struct E5M2Decoder512 : IDecoder512
 /// </summary>
 internal readonly unsafe struct Int4Decoder512 : IDecoder512
 {
+    public static int BlockWeights => 32;
+
+    public static int BlockBytes => 16;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
     {
@@ -154,6 +180,10 @@ internal readonly unsafe struct Int4Decoder512 : IDecoder512
 /// <summary>int2 codes: 64 per 16-byte block; the table i &amp; 3 makes vpermps extract two bits.</summary>
 internal readonly unsafe struct Int2Decoder512 : IDecoder512
 {
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 16;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Table() =>
         Vector512.Create(0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f);
