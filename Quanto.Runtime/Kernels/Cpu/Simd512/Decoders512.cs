@@ -177,7 +177,10 @@ internal readonly unsafe struct Int4Decoder512 : IDecoder512
     }
 }
 
-/// <summary>int2 codes: 64 per 16-byte block; the table i &amp; 3 makes vpermps extract two bits.</summary>
+/// <summary>
+/// int2 codes: 64 per 16-byte block. vpermps reads index bits 0-3, so the table i &amp; 3 extracts bits 0-1 and the
+/// table i &gt;&gt; 2 extracts bits 2-3 with no shift; one shift by 4 serves the other two planes.
+/// </summary>
 internal readonly unsafe struct Int2Decoder512 : IDecoder512
 {
     public static int BlockWeights => 64;
@@ -185,28 +188,34 @@ internal readonly unsafe struct Int2Decoder512 : IDecoder512
     public static int BlockBytes => 16;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Table() =>
+    private static Vector512<float> Low() =>
         Vector512.Create(0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> High() =>
+        Vector512.Create(0f, 0f, 0f, 0f, 1f, 1f, 1f, 1f, 2f, 2f, 2f, 2f, 3f, 3f, 3f, 3f);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
     {
         Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load(block));
-        Vector512<float> table = Table();
-        acc0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v), Vector512.Load(x), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v >>> 2), Vector512.Load(x + 16), acc1);
-        acc0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v >>> 4), Vector512.Load(x + 32), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v >>> 6), Vector512.Load(x + 48), acc1);
+        Vector512<int> v4 = v >>> 4;
+        Vector512<float> low = Low(), high = High();
+        acc0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(low, v), Vector512.Load(x), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(high, v), Vector512.Load(x + 16), acc1);
+        acc0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(low, v4), Vector512.Load(x + 32), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(high, v4), Vector512.Load(x + 48), acc1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
     {
         Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load(block));
-        Vector512<float> table = Table();
-        for (int i = 0; i < 4; i++)
-        {
-            Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v >>> (2 * i)), scale, negShift).Store(dst + 16 * i);
-        }
+        Vector512<int> v4 = v >>> 4;
+        Vector512<float> low = Low(), high = High();
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(low, v), scale, negShift).Store(dst);
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(high, v), scale, negShift).Store(dst + 16);
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(low, v4), scale, negShift).Store(dst + 32);
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(high, v4), scale, negShift).Store(dst + 48);
     }
 }
