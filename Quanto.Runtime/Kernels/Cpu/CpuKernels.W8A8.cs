@@ -82,7 +82,7 @@ public sealed partial class CpuKernels
                 else new ReadOnlySpan<byte>(source, w.K).CopyTo(new Span<byte>(target, w.K));
             }
             var job = new Int8Job(w, xq, rows, paddedRows, stride, unsigned, xScale, y, bias, accumulators,
-                SelectInt8(), ChunkRows(w.N, rows));
+                SelectInt8(), rows < CpuActivations.RowTile ? SelectInt8Row() : null, ChunkRows(w.N, rows));
             CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, MultiThreaded);
         }
         finally
@@ -99,9 +99,17 @@ public sealed partial class CpuKernels
         _ => &W8A8Kernels.Scalar,
     };
 
+    private unsafe delegate*<byte*, sbyte*, sbyte*, sbyte*, sbyte*, int, int*, void> SelectInt8Row() => Path switch
+    {
+        CpuKernelPath.Vector512 => UsesVnni ? &W8A8Kernels.Vnni256Row : &W8A8Kernels.Madd512Row,
+        CpuKernelPath.Vector256 => UsesVnni ? &W8A8Kernels.Vnni256Row : &W8A8Kernels.Madd256Row,
+        _ => null, // the portable paths pad to the 4 x 2 tile
+    };
+
     private sealed unsafe class Int8Job(
         CpuPreparedWeight w, byte* x, int rows, int paddedRows, int stride, bool unsigned, float xScale, float* y,
-        float* bias, int* accumulators, delegate*<byte*, int, sbyte*, int, int, int*, void> micro, int chunkRows)
+        float* bias, int* accumulators, delegate*<byte*, int, sbyte*, int, int, int*, void> micro,
+        delegate*<byte*, sbyte*, sbyte*, sbyte*, sbyte*, int, int*, void> rowMicro, int chunkRows)
         : CpuJob
     {
         public int ChunkRows { get; } = chunkRows;
@@ -110,6 +118,11 @@ public sealed partial class CpuKernels
         {
             int n0 = chunk * ChunkRows, n1 = Math.Min(w.N, n0 + ChunkRows);
             int* tile = stackalloc int[8];
+            if (rowMicro != null)
+            {
+                RunRows(n0, n1, tile);
+                return;
+            }
             for (int m0 = 0; m0 < paddedRows; m0 += CpuGemmBlocking.RowBlock)
             {
                 int m1 = Math.Min(paddedRows, m0 + CpuGemmBlocking.RowBlock);
@@ -127,15 +140,34 @@ public sealed partial class CpuKernels
             }
         }
 
-        private void Epilogue(int* tile, int m, int n, int cols)
+        /// <summary>Few rows: each activation row against four weight rows at a time.</summary>
+        private void RunRows(int n0, int n1, int* tile)
         {
-            for (int r = 0; r < CpuActivations.RowTile && m + r < rows; r++)
+            for (int nt = n0; nt < n1; nt += 4)
+            {
+                int cols = Math.Min(4, n1 - nt);
+                sbyte* w0 = (sbyte*)w.Codes + (long)nt * w.RowBytes;
+                // Missing rows of the last tile re-read row nt; their results are dropped.
+                sbyte* w1 = cols > 1 ? w0 + w.RowBytes : w0, w2 = cols > 2 ? w0 + 2L * w.RowBytes : w0;
+                sbyte* w3 = cols > 3 ? w0 + 3L * w.RowBytes : w0;
+                for (int r = 0; r < rows; r++)
+                {
+                    rowMicro(x + (long)r * stride, w0, w1, w2, w3, stride, tile);
+                    Epilogue(tile, r, nt, cols, tileRows: 1, tileColumns: 4);
+                }
+            }
+        }
+
+        private void Epilogue(int* tile, int m, int n, int cols, int tileRows = CpuActivations.RowTile,
+            int tileColumns = 2)
+        {
+            for (int r = 0; r < tileRows && m + r < rows; r++)
             {
                 for (int c = 0; c < cols; c++)
                 {
                     int column = n + c;
                     // With unsigned activations the sum holds an extra 128 * sum(w); int32 wraps, so this is exact.
-                    int acc = unchecked(tile[r * 2 + c] - (unsigned ? 128 * w.RowSums[column] : 0));
+                    int acc = unchecked(tile[r * tileColumns + c] - (unsigned ? 128 * w.RowSums[column] : 0));
                     long index = (long)(m + r) * w.N + column;
                     if (accumulators != null) accumulators[index] = acc;
                     float value = acc * xScale * w.Scales[column];

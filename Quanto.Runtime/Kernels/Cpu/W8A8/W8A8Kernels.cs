@@ -15,6 +15,63 @@ namespace Quanto.Kernels.Cpu.W8A8;
 /// </summary>
 internal static unsafe class W8A8Kernels
 {
+    /// <summary>
+    /// One activation row x four weight rows (GEMV: with a single row, the 4 x 2 tile would spend 3/4 of its
+    /// products on padding). AVX-VNNI.
+    /// </summary>
+    public static void Vnni256Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
+    {
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default;
+        for (int k = 0; k < len; k += 32)
+        {
+            Vector256<byte> a = Vector256.Load(x + k);
+            c0 = AvxVnni.MultiplyWideningAndAdd(c0, a, Vector256.Load(w0 + k));
+            c1 = AvxVnni.MultiplyWideningAndAdd(c1, a, Vector256.Load(w1 + k));
+            c2 = AvxVnni.MultiplyWideningAndAdd(c2, a, Vector256.Load(w2 + k));
+            c3 = AvxVnni.MultiplyWideningAndAdd(c3, a, Vector256.Load(w3 + k));
+        }
+        result[0] = Vector256.Sum(c0);
+        result[1] = Vector256.Sum(c1);
+        result[2] = Vector256.Sum(c2);
+        result[3] = Vector256.Sum(c3);
+    }
+
+    /// <summary>One activation row x four weight rows, AVX-512 BW vpmaddwd.</summary>
+    public static void Madd512Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
+    {
+        Vector512<int> c0 = default, c1 = default, c2 = default, c3 = default;
+        for (int k = 0; k < len; k += 32)
+        {
+            Vector512<short> a = Avx512BW.ConvertToVector512Int16(Vector256.Load((sbyte*)x + k));
+            c0 += Avx512BW.MultiplyAddAdjacent(a, Avx512BW.ConvertToVector512Int16(Vector256.Load(w0 + k)));
+            c1 += Avx512BW.MultiplyAddAdjacent(a, Avx512BW.ConvertToVector512Int16(Vector256.Load(w1 + k)));
+            c2 += Avx512BW.MultiplyAddAdjacent(a, Avx512BW.ConvertToVector512Int16(Vector256.Load(w2 + k)));
+            c3 += Avx512BW.MultiplyAddAdjacent(a, Avx512BW.ConvertToVector512Int16(Vector256.Load(w3 + k)));
+        }
+        result[0] = Vector512.Sum(c0);
+        result[1] = Vector512.Sum(c1);
+        result[2] = Vector512.Sum(c2);
+        result[3] = Vector512.Sum(c3);
+    }
+
+    /// <summary>One activation row x four weight rows, AVX2 vpmaddwd.</summary>
+    public static void Madd256Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
+    {
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default;
+        for (int k = 0; k < len; k += 16)
+        {
+            Vector256<short> a = Avx2.ConvertToVector256Int16((sbyte*)x + k);
+            c0 += Avx2.MultiplyAddAdjacent(a, Avx2.ConvertToVector256Int16(w0 + k));
+            c1 += Avx2.MultiplyAddAdjacent(a, Avx2.ConvertToVector256Int16(w1 + k));
+            c2 += Avx2.MultiplyAddAdjacent(a, Avx2.ConvertToVector256Int16(w2 + k));
+            c3 += Avx2.MultiplyAddAdjacent(a, Avx2.ConvertToVector256Int16(w3 + k));
+        }
+        result[0] = Vector256.Sum(c0);
+        result[1] = Vector256.Sum(c1);
+        result[2] = Vector256.Sum(c2);
+        result[3] = Vector256.Sum(c3);
+    }
+
     /// <summary>AVX-512 BW without VNNI: sign-extend 32 bytes to int16, vpmaddwd.</summary>
     public static void Madd512(byte* x, int ldx, sbyte* w, int ldw, int len, int* tile)
     {
