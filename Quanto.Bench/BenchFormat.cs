@@ -114,9 +114,12 @@ internal sealed class W8A8Format(Tensor weight, long rotationBytes) : QuantForma
         {
             _codes?.Dispose();
             _scale?.Dispose();
-            using var scope = NewDisposeScope();
-            _scale = x.abs().max().div(127f).clamp_min(1e-12f).MoveToOuterDisposeScope();
-            _codes = x.div(_scale).round().clamp(-128, 127).to(ScalarType.Int8).MoveToOuterDisposeScope();
+            // Kept across calls: detached from every dispose scope (the caller's included), disposed here.
+            using (NewDisposeScope())
+            {
+                _scale = x.abs().max().div(127f).clamp_min(1e-12f).DetachFromDisposeScope();
+                _codes = x.div(_scale).round().clamp(-128, 127).to(ScalarType.Int8).DetachFromDisposeScope();
+            }
             _lastInput = x;
         }
         return CpuKernels.Instance.LinearInt8(_codes!, _scale!, Copies[copy % Copies.Length], null, ScalarType.Float32);
