@@ -11,6 +11,13 @@ namespace Quanto.Kernels.Cpu;
 /// (<see cref="CpuKernelPath"/>); uses every core with a light thread pool. Inputs are CPU Float32 or BFloat16
 /// (converted to Float32 at the edge; the result has the input's dtype).
 /// </summary>
+/// <remarks>
+/// Register it ahead of the torch fallback with <c>QuantKernels.Register(CpuKernels.Instance, 100)</c>; it declines
+/// non-CPU inputs, so a GPU backend can sit beside it. Weight-only formats accumulate in float32 over the exact
+/// dequantized values (max |err| / max |y| within 1e-5 of F.linear on <c>Dequantize()</c>); activations are never
+/// quantized behind the caller's back. When libtorch ops run between these kernels on few cores, set
+/// OMP_WAIT_POLICY=PASSIVE in the environment: libtorch's OpenMP threads otherwise spin on the cores these kernels use.
+/// </remarks>
 public sealed partial class CpuKernels : IQuantKernels
 {
     /// <summary>The shared instance: the widest path this CPU supports, all cores.</summary>
