@@ -4,8 +4,8 @@ namespace Quanto.Kernels.Cpu;
 
 /// <summary>
 /// Float activations laid out for one weight: each row copied into the weight's padded group layout (zeros in the
-/// padding, so padded codes add nothing), rows padded with zeros to a multiple of <see cref="RowTile"/> for the GEMM
-/// micro-kernels, and (affine formats) the sum of each row's group, for the shift term: sum_k (q*s - t) x_k =
+/// padding, so padded codes add nothing), rows padded with zeros to a multiple of <see cref="RowTile"/> when the GEMM
+/// micro-kernels run, and (affine formats) the sum of each row's group, for the shift term: sum_k (q*s - t) x_k =
 /// s * sum_k q x_k - t * sum_k x_k. Owns native memory: dispose it.
 /// </summary>
 internal readonly unsafe struct CpuActivations : IDisposable
@@ -44,7 +44,8 @@ internal readonly unsafe struct CpuActivations : IDisposable
     /// <summary>Copies <paramref name="rows"/> rows of K floats into the layout of <paramref name="weight"/>.</summary>
     public static CpuActivations Create(float* source, int rows, CpuPreparedWeight weight)
     {
-        int paddedRows = (rows + RowTile - 1) / RowTile * RowTile;
+        // Only the GEMM (RowTile rows and more) reads padded rows; a GEMV needs exactly its rows.
+        int paddedRows = rows < CpuKernelDispatch.GemmMinRows ? rows : (rows + RowTile - 1) / RowTile * RowTile;
         int stride = weight.PaddedK;
         nuint bytes = (nuint)((long)paddedRows * stride * sizeof(float));
         float* x = (float*)NativeMemory.AlignedAlloc(bytes, 64);
