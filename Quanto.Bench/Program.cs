@@ -1,40 +1,54 @@
-using System.Diagnostics;
-using Quanto;
-using Quanto.Kernels;
-using Quanto.Quantization;
-using Quanto.Tensors;
+using System.Globalization;
+using System.Runtime.Intrinsics.X86;
+using Quanto.Bench;
+using Quanto.Kernels.Cpu;
 using static TorchSharp.torch;
 
-// GEMV 1 x 4096 by 4096 x 4096: TorchSharp fp32 F.linear against the reference (dequantize-once) backend, per
-// format. Medians of 50 calls after warm-up; ratios come from the same run.
-const int K = 4096, N = 4096, Iterations = 50;
-using var generator = new Generator(0);
-using Tensor weight = randn([N, K], generator: generator);
-using Tensor x = randn([1, K], generator: generator);
+// Quanto.Bench: the performance table of issue #8. Usage:
+//   dotnet run -c Release --project Quanto.Bench [-- --hot] [--quick] [--csv FILE] [--overhead]
+// Default: each format rotates through enough weight copies (>= 256 MiB in all) that no call finds its weight in
+// the last-level cache. --hot reuses one matrix every call (as llama.cpp's benchmark does).
+// libtorch's OpenMP threads spin after every parallel op by default and then compete with the kernels' threads for
+// the same cores (on 2 vCPUs this made a 0.6 ms call take 11 ms). Passive waiting, set before libtorch loads, keeps
+// both pools honest; the torch baselines run under the same setting. An explicit OMP_WAIT_POLICY is left alone.
+NativeEnvironment.SetIfUnset("OMP_WAIT_POLICY", "PASSIVE");
+var options = new HashSet<string>(args.Where(a => a.StartsWith("--", StringComparison.Ordinal)));
+string? csvPath = args.SkipWhile(a => a != "--csv").Skip(1).FirstOrDefault();
+bool hot = options.Contains("--hot");
+bool quick = options.Contains("--quick");
+long rotationBytes = hot ? 0 : 256L << 20;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
-double baseline = Median(() => nn.functional.linear(x, weight).Dispose());
-Console.WriteLine($"GEMV 1x{K} . {K}x{N} on {Environment.ProcessorCount} cores, median of {Iterations}");
-Console.WriteLine($"{"format",-18} {"ms",8} {"vs fp32",8}");
-Console.WriteLine($"{"fp32 F.linear",-18} {baseline,8:F3} {1.0,7:F2}x");
-foreach (QType qtype in QTypes.All)
+Console.WriteLine($"Quanto.Bench {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} logical CPUs, " +
+    $"kernels {CpuKernels.Instance.Name} (AVX-VNNI: {AvxVnni.IsSupported}), {CpuParallel.Threads} threads, " +
+    $"TorchSharp threads {get_num_threads()}, mode {(hot ? "hot (one weight matrix)" : "rotating (>= 256 MiB of weights)")}");
+if (options.Contains("--overhead"))
 {
-    using QuantizedWeight q = WeightQuantizer.Quantize(weight, qtype);
-    IQuantKernels backend = QuantKernels.Select(q, ScalarType.Float32, CPU);
-    using PreparedWeight prepared = backend.Prepare(q);
-    double ms = Median(() => backend.Linear(x, prepared, null).Dispose());
-    Console.WriteLine($"{qtype.QuantoName() + " " + backend.Name,-18} {ms,8:F3} {baseline / ms,7:F2}x");
+    ThreadOverhead.Print();
+    return;
+}
+double bandwidth = MemoryBandwidth.MeasureGBps();
+Console.WriteLine($"Measured read bandwidth ({CpuParallel.Threads} threads): {bandwidth:F1} GB/s");
+
+var rows = new List<BenchRow>();
+var runner = new BenchRunner(bandwidth, rows);
+int[] ms = quick ? [1] : [1, 16, 128];
+using (var weight = Sized(4096, 4096, 1))
+{
+    foreach (int m in ms) runner.Linear(m == 1 ? "gemv" : "gemm", weight, m, rotationBytes);
+}
+if (!quick) runner.Mlp(4096, 11008, rotationBytes);
+Console.WriteLine("(cnn row: the MNIST-sized CNN needs QConv2d, built on another branch; not measured here)");
+
+BenchRow.PrintTable(rows);
+if (csvPath is not null)
+{
+    File.WriteAllLines(csvPath, rows.Select(r => r.Csv()).Prepend(BenchRow.CsvHeader));
+    Console.WriteLine($"Wrote {rows.Count} rows to {csvPath}");
 }
 
-static double Median(Action call)
+static Tensor Sized(int n, int k, int seed)
 {
-    for (int i = 0; i < 5; i++) call();
-    var times = new double[Iterations];
-    for (int i = 0; i < Iterations; i++)
-    {
-        long start = Stopwatch.GetTimestamp();
-        call();
-        times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-    }
-    Array.Sort(times);
-    return times[Iterations / 2];
+    var generator = new TorchSharp.torch.Generator((ulong)seed);
+    return randn([n, k], generator: generator).mul(0.02f);
 }

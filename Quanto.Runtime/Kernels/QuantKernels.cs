@@ -5,13 +5,17 @@ namespace Quanto.Kernels;
 
 /// <summary>
 /// Backend choice, in one place: the registered backends are asked in priority order (highest first) whether they can
-/// run a weight; <see cref="TorchKernels"/> is always last and runs everything. <see cref="Forced"/> overrides the
+/// run a weight; the managed SIMD <see cref="Cpu.CpuKernels"/> is registered by default, and <see cref="TorchKernels"/>
+/// is always last and runs everything. <see cref="Forced"/> overrides the
 /// choice (tests, benchmarks, a user who wants one backend).
 /// </summary>
 public static class QuantKernels
 {
+    /// <summary>Priority of the managed SIMD CPU backend, registered by default.</summary>
+    public const int CpuPriority = 100;
+
     private static readonly Lock Gate = new();
-    private static (IQuantKernels Backend, int Priority)[] _registered = [];
+    private static (IQuantKernels Backend, int Priority)[] _registered = [(Cpu.CpuKernels.Instance, CpuPriority)];
 
     /// <summary>When set, every selection returns this backend (which must be able to run the weight).</summary>
     public static IQuantKernels? Forced { get; set; }

@@ -1,0 +1,142 @@
+using Quanto.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Quanto.Kernels.Cpu;
+
+/// <summary>
+/// Managed SIMD kernels for CPU inference: y = x · dequant(W)ᵀ (+ bias) on int8, int4, int2 and float8 weights
+/// without materialising the float weight, and W8A8 (int8 x int8, exact int32 accumulation, AVX-512 VNNI /
+/// AVX-VNNI where present). Dispatches at construction to Vector512, Vector256, Vector128 or scalar code
+/// (<see cref="CpuKernelPath"/>); uses every core with a light thread pool. Inputs are CPU Float32 or BFloat16
+/// (converted to Float32 at the edge; the result has the input's dtype).
+/// </summary>
+/// <remarks>
+/// Register it ahead of the torch fallback with <c>QuantKernels.Register(CpuKernels.Instance, 100)</c>; it declines
+/// non-CPU inputs, so a GPU backend can sit beside it. Weight-only formats accumulate in float32 over the exact
+/// dequantized values (max |err| / max |y| within 1e-5 of F.linear on <c>Dequantize()</c>); activations are never
+/// quantized behind the caller's back. When libtorch ops run between these kernels on few cores, set
+/// OMP_WAIT_POLICY=PASSIVE in the environment: libtorch's OpenMP threads otherwise spin on the cores these kernels use.
+/// </remarks>
+public sealed partial class CpuKernels : IQuantKernels
+{
+    /// <summary>The shared instance: the widest path this CPU supports, all cores.</summary>
+    public static CpuKernels Instance { get; } = new();
+
+    /// <summary>Creates a backend on a given path (tests and benchmarks force paths this way).</summary>
+    /// <param name="path">The SIMD path; <see cref="CpuKernelPath.Auto"/> picks <see cref="CpuFeatures.Best"/>.</param>
+    /// <param name="multiThreaded">False runs every call on the calling thread only.</param>
+    /// <exception cref="PlatformNotSupportedException">This CPU cannot run <paramref name="path"/>.</exception>
+    public CpuKernels(CpuKernelPath path = CpuKernelPath.Auto, bool multiThreaded = true)
+    {
+        if (!CpuFeatures.IsSupported(path))
+            throw new PlatformNotSupportedException($"This CPU cannot run the {path} kernels; use one of " +
+                $"{string.Join(", ", CpuFeatures.Supported)} or Auto.");
+        Path = path == CpuKernelPath.Auto ? CpuFeatures.Best : path;
+        MultiThreaded = multiThreaded;
+        Name = "cpu-" + Path.ToString().ToLowerInvariant();
+    }
+
+    /// <summary>The path every call of this instance runs.</summary>
+    public CpuKernelPath Path { get; }
+
+    /// <summary>True when calls use every core.</summary>
+    public bool MultiThreaded { get; }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <inheritdoc />
+    /// <remarks>CPU inputs in Float32 or BFloat16; qint8, qint4, qint2 and the float8 qtypes, with input features
+    /// below 2^31 / 4 (the padded activations of one row are indexed with int).</remarks>
+    public bool CanRun(QuantizedWeight weight, ScalarType inputDtype, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(device);
+        if (device.type != DeviceType.CPU) return false;
+        if (inputDtype is not (ScalarType.Float32 or ScalarType.BFloat16)) return false;
+        if (CpuWeightFormats.Of(weight.QType) is null || weight.Shape.Length < 2) return false;
+        long k = weight.NumberOfElements / weight.Shape[0];
+        return k < int.MaxValue / 8 && weight.Shape[0] < int.MaxValue && weight.NumberOfElements / 2 < int.MaxValue;
+    }
+
+    /// <inheritdoc />
+    public PreparedWeight Prepare(QuantizedWeight weight)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        CpuWeightFormat format = CpuWeightFormats.Of(weight.QType)
+            ?? throw new NotSupportedException($"The CPU kernels do not run {weight.QType.QuantoName()} weights.");
+        if (!CanRun(weight, ScalarType.Float32, CPU))
+            throw new NotSupportedException($"The CPU kernels cannot run {weight}: it must be at least 2-D, with " +
+                "fewer than 2^28 input features.");
+        return new CpuPreparedWeight(weight, this, format);
+    }
+
+    /// <inheritdoc />
+    public unsafe Tensor Linear(Tensor input, PreparedWeight weight, Tensor? bias)
+    {
+        var w = KernelChecks.Expect<CpuPreparedWeight>(weight, this);
+        KernelChecks.CheckLinear(input, w, bias);
+        CheckCpu(input, "input");
+        if (bias is not null) CheckCpu(bias, "bias");
+        if (input.dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
+            throw new ArgumentException($"The CPU kernels take Float32 or BFloat16 inputs; got {input.dtype}.", nameof(input));
+        // Every TorchSharp call costs microseconds against a ~0.3 ms GEMV: convert or copy only when needed.
+        using var scope = NewDisposeScope();
+        Tensor x = input.dtype == ScalarType.Float32 ? input : input.to(ScalarType.Float32);
+        if (!x.is_contiguous()) x = x.contiguous();
+        int rows = checked((int)(x.NumberOfElements / w.K));
+        long[] outShape = [.. input.shape[..^1], w.N];
+        Tensor y = empty(outShape, ScalarType.Float32);
+        Tensor? b = bias is null || (bias.dtype == ScalarType.Float32 && bias.is_contiguous())
+            ? bias
+            : bias.to(ScalarType.Float32).contiguous();
+        if (rows > 0) LinearFloat(w, x, rows, y, b);
+        return (input.dtype == ScalarType.Float32 ? y : y.to(input.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Runs the float kernel on contiguous Float32 tensors (x: rows x K, y: rows x N).</summary>
+    internal unsafe void LinearFloat(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
+    {
+        fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
+        {
+            fixed (byte* biasBytes = bias is null ? default : bias.bytes)
+            {
+                using var activations = CpuActivations.Create((float*)xBytes, rows, w);
+                var job = new FloatJob(w, activations, (float*)yBytes, (float*)biasBytes,
+                    CpuKernelDispatch.Select(Path, w.Format, rows), ChunkRows(w.N, rows));
+                CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, MultiThreaded);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Output rows per work item: about 8 items per thread for load balance (chunks are claimed dynamically), a
+    /// multiple of 4 (the GEMM panel height) and at least 16 rows so the per-item cost stays negligible.
+    /// </summary>
+    private static int ChunkRows(int n, int rows)
+    {
+        int items = CpuParallel.Threads * 8;
+        int chunk = Math.Max(16, (n + items - 1) / items);
+        return (chunk + 3) / 4 * 4;
+    }
+
+    private static void CheckCpu(Tensor tensor, string name)
+    {
+        if (tensor.device_type != DeviceType.CPU)
+            throw new ArgumentException($"The CPU kernels need CPU tensors; {name} is on {tensor.device}.", name);
+    }
+
+    private sealed unsafe class FloatJob(
+        CpuPreparedWeight weight, CpuActivations x, float* y, float* bias,
+        delegate*<CpuPreparedWeight, CpuActivations, int, int, float*, float*, void> kernel, int chunkRows) : CpuJob
+    {
+        public int ChunkRows { get; } = chunkRows;
+
+        public override void Run(int chunk)
+        {
+            int n0 = chunk * ChunkRows;
+            kernel(weight, x, n0, Math.Min(weight.N, n0 + ChunkRows), y, bias);
+        }
+    }
+}

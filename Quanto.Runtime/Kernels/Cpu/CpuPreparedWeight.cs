@@ -1,0 +1,207 @@
+using System.Runtime.InteropServices;
+using Quanto.Tensors;
+using static TorchSharp.torch;
+
+namespace Quanto.Kernels.Cpu;
+
+/// <summary>
+/// A weight in the CPU kernels' layout, in 64-byte aligned native memory: each output row is a run of blocks
+/// (see <see cref="CpuWeightFormat"/>), groups padded to whole blocks with zero codes, plus one float scale and
+/// (affine formats) one float shift per group, so that w = code * scale - shift. 8-bit formats have one group per
+/// row. A uint8 zero-point becomes the float shift zp * scale here. Made once, never saved.
+/// </summary>
+internal sealed unsafe class CpuPreparedWeight : PreparedWeight
+{
+    private nint _memory;
+
+    public CpuPreparedWeight(QuantizedWeight source, CpuKernels backend, CpuWeightFormat format)
+        : base(source, backend)
+    {
+        Format = format;
+        N = checked((int)OutFeatures);
+        K = checked((int)InFeatures);
+        GroupSize = source is WeightQBitsTensor bits ? bits.GroupSize : K;
+        if (K % GroupSize != 0)
+        {
+            throw new NotSupportedException(
+                $"The CPU kernels need groups inside rows: group size {GroupSize} does not divide the {K} input " +
+                $"features of {source}.");
+        }
+        Groups = K / GroupSize;
+        BlockWeights = format.BlockWeights();
+        BlockBytes = format.BlockBytes();
+        PaddedGroup = (GroupSize + BlockWeights - 1) / BlockWeights * BlockWeights;
+        BlocksPerGroup = PaddedGroup / BlockWeights;
+        PaddedK = Groups * PaddedGroup;
+        RowBytes = checked(Groups * BlocksPerGroup * BlockBytes);
+        // Size assertion: the blocks hold exactly Bits per weight of the padded row.
+        if (BlockWeights * format.Bits() != BlockBytes * 8 || (long)RowBytes * 8 != (long)PaddedK * format.Bits())
+            throw new InvalidOperationException($"Block layout of {format} does not hold {format.Bits()} bits per weight.");
+
+        long codeBytes = (long)N * RowBytes;
+        long perGroup = (long)N * Groups;
+        long total = Align(codeBytes) + Align(perGroup * 4) * 2 + Align((long)N * 4);
+        void* memory = NativeMemory.AlignedAlloc((nuint)total, 64);
+        NativeMemory.Clear(memory, (nuint)total);
+        _memory = (nint)memory;
+        Codes = (byte*)memory;
+        Scales = (float*)(Codes + Align(codeBytes));
+        Shifts = Scales + Align(perGroup * 4) / 4;
+        RowSums = (int*)(Shifts + Align(perGroup * 4) / 4);
+        GC.AddMemoryPressure(total);
+        _bytes = total;
+
+        using var scope = NewDisposeScope();
+        if (source is WeightQBytesTensor bytes) Fill8Bit(bytes);
+        else Fill(source as WeightQBitsTensor ?? throw new NotSupportedException($"Unknown weight type {source}."));
+    }
+
+    private CpuPreparedWeight(CpuPreparedWeight other) : base(other.Source, other.Backend)
+    {
+        (Format, N, K, GroupSize, Groups, BlockWeights, BlockBytes) =
+            (other.Format, other.N, other.K, other.GroupSize, other.Groups, other.BlockWeights, other.BlockBytes);
+        (PaddedGroup, BlocksPerGroup, PaddedK, RowBytes, _bytes) =
+            (other.PaddedGroup, other.BlocksPerGroup, other.PaddedK, other.RowBytes, other._bytes);
+        void* memory = NativeMemory.AlignedAlloc((nuint)_bytes, 64);
+        Buffer.MemoryCopy((void*)other._memory, memory, _bytes, _bytes);
+        _memory = (nint)memory;
+        Codes = (byte*)memory;
+        Scales = (float*)((byte*)memory + ((byte*)other.Scales - other.Codes));
+        Shifts = (float*)((byte*)memory + ((byte*)other.Shifts - other.Codes));
+        RowSums = (int*)((byte*)memory + ((byte*)other.RowSums - other.Codes));
+        GC.AddMemoryPressure(_bytes);
+    }
+
+    ~CpuPreparedWeight() => Free();
+
+    /// <summary>A copy in its own memory (benchmarks rotate through copies so caches cannot hold the weight).</summary>
+    internal CpuPreparedWeight Clone() => new(this);
+
+    private readonly long _bytes;
+
+    public CpuWeightFormat Format { get; }
+
+    /// <summary>Output rows.</summary>
+    public int N { get; }
+
+    /// <summary>Input features.</summary>
+    public int K { get; }
+
+    /// <summary>Elements per group (K for per-channel formats).</summary>
+    public int GroupSize { get; }
+
+    /// <summary>Groups per row.</summary>
+    public int Groups { get; }
+
+    /// <summary>Group length rounded up to whole blocks.</summary>
+    public int PaddedGroup { get; }
+
+    /// <summary>Weights per block.</summary>
+    public int BlockWeights { get; }
+
+    /// <summary>Bytes per block.</summary>
+    public int BlockBytes { get; }
+
+    /// <summary>Blocks per group.</summary>
+    public int BlocksPerGroup { get; }
+
+    /// <summary>Row length in the padded activation layout (Groups * PaddedGroup floats).</summary>
+    public int PaddedK { get; }
+
+    /// <summary>Bytes of one output row of codes.</summary>
+    public int RowBytes { get; }
+
+    /// <summary>Codes, N rows of RowBytes.</summary>
+    public byte* Codes { get; }
+
+    /// <summary>Scale per (row, group), row-major.</summary>
+    public float* Scales { get; }
+
+    /// <summary>Shift per (row, group) (zero for 8-bit formats).</summary>
+    public float* Shifts { get; }
+
+    /// <summary>Per row, the sum of the int8 codes (W8A8's correction for unsigned activations).</summary>
+    public int* RowSums { get; }
+
+    protected override void Dispose(bool disposing) => Free();
+
+    private void Free()
+    {
+        nint memory = Interlocked.Exchange(ref _memory, 0);
+        if (memory == 0) return;
+        NativeMemory.AlignedFree((void*)memory);
+        GC.RemoveMemoryPressure(_bytes);
+    }
+
+    private static long Align(long bytes) => (bytes + 63) / 64 * 64;
+
+    private void Fill8Bit(WeightQBytesTensor weight)
+    {
+        Tensor data = weight.Data.cpu().contiguous().reshape(N, K);
+        ReadOnlySpan<byte> codes = data.bytes;
+        for (int n = 0; n < N; n++)
+        {
+            ReadOnlySpan<byte> row = codes.Slice(n * K, K);
+            row.CopyTo(new Span<byte>(Codes + (long)n * RowBytes, K));
+            if (Format == CpuWeightFormat.Int8)
+            {
+                int sum = 0;
+                foreach (byte b in row) sum += (sbyte)b;
+                RowSums[n] = sum;
+            }
+        }
+        CopyFloats(weight.Scale, new Span<float>(Scales, N));
+    }
+
+    private void Fill(WeightQBitsTensor weight)
+    {
+        Tensor codesTensor = weight.UnpackCodes();
+        ReadOnlySpan<byte> codes = codesTensor.bytes;
+        int groupsTotal = N * Groups;
+        var scales = new Span<float>(Scales, groupsTotal);
+        CopyFloats(weight.Scale, scales);
+        var shifts = new Span<float>(Shifts, groupsTotal);
+        if (weight.HasZeroPoint)
+        {
+            // (q - zp) * scale == q * scale - zp * scale: the zero-point becomes a float shift once, here.
+            Tensor zp = weight.Shift.cpu().contiguous();
+            ReadOnlySpan<byte> zeroPoints = zp.bytes;
+            for (int i = 0; i < groupsTotal; i++) shifts[i] = zeroPoints[i] * scales[i];
+        }
+        else
+        {
+            CopyFloats(weight.Shift, shifts);
+        }
+        int groupBytes = BlocksPerGroup * BlockBytes;
+        Span<byte> padded = stackalloc byte[PaddedGroup <= 4096 ? PaddedGroup : 0];
+        byte[]? rented = PaddedGroup > 4096 ? new byte[PaddedGroup] : null;
+        if (rented is not null) padded = rented;
+        for (int group = 0; group < groupsTotal; group++)
+        {
+            padded.Clear();
+            codes.Slice(group * GroupSize, GroupSize).CopyTo(padded);
+            byte* target = Codes + (long)(group / Groups) * RowBytes + (long)(group % Groups) * groupBytes;
+            for (int block = 0; block < BlocksPerGroup; block++)
+                PackBlock(padded.Slice(block * BlockWeights, BlockWeights), target + block * BlockBytes);
+        }
+    }
+
+    private void PackBlock(ReadOnlySpan<byte> q, byte* target)
+    {
+        if (Format == CpuWeightFormat.Int4)
+        {
+            for (int i = 0; i < 16; i++) target[i] = (byte)(q[i] | q[i + 16] << 4);
+        }
+        else
+        {
+            for (int i = 0; i < 16; i++)
+                target[i] = (byte)(q[i] | q[i + 16] << 2 | q[i + 32] << 4 | q[i + 48] << 6);
+        }
+    }
+
+    private static void CopyFloats(Tensor source, Span<float> target)
+    {
+        using Tensor values = source.to(ScalarType.Float32).cpu().contiguous().reshape(-1);
+        MemoryMarshal.Cast<byte, float>(values.bytes)[..target.Length].CopyTo(target);
+    }
+}

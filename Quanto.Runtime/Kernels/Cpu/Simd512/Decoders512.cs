@@ -1,0 +1,221 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Quanto.Kernels.Cpu.Simd512;
+
+/// <summary>
+/// Decodes one block of a <see cref="CpuWeightFormat"/> into 512-bit float vectors (16 lanes). Structs implement it so
+/// the JIT specialises and inlines each kernel per format.
+/// </summary>
+internal unsafe interface IDecoder512
+{
+    /// <summary>Weights per block (a JIT-time constant in each specialisation).</summary>
+    static abstract int BlockWeights { get; }
+
+    /// <summary>Bytes per block; BlockWeights * bits / 8.</summary>
+    static abstract int BlockBytes { get; }
+
+    /// <summary>acc0/acc1 += decoded codes of the block · x[0..BlockWeights) (two chains hide FMA latency).</summary>
+    static abstract void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1);
+
+    /// <summary>dst[0..BlockWeights) = code * scale - shift (passed as <paramref name="negShift"/>).</summary>
+    static abstract void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift);
+}
+
+/// <summary>int8 codes: 64 per block, 4 vectors.</summary>
+internal readonly unsafe struct Int8Decoder512 : IDecoder512
+{
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load(byte* p) =>
+        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)p)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
+    {
+        acc0 = Avx512F.FusedMultiplyAdd(Load(block), Vector512.Load(x), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 16), Vector512.Load(x + 16), acc1);
+        acc0 = Avx512F.FusedMultiplyAdd(Load(block + 32), Vector512.Load(x + 32), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 48), Vector512.Load(x + 48), acc1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
+    {
+        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(Load(block + i), scale, negShift).Store(dst + i);
+    }
+}
+
+/// <summary>
+/// float8 codes, decoded arithmetically (no table): the 7 magnitude bits are shifted under a float32's exponent and
+/// mantissa and the sign moved to bit 31, which is the value times 2^(bias - 127), subnormals included; one multiply
+/// by 2^(127 - bias) rescales it exactly. NaN/infinity codes are not decoded (quantizers saturate, never emit them).
+/// </summary>
+internal static unsafe class Float8Decode512
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load(byte* p, [ConstantExpected] byte shift, int mask, float rescale)
+    {
+        Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)p));
+        Vector512<int> bits = Avx512F.ShiftLeftLogical(v, shift) & Vector512.Create(mask);
+        return bits.AsSingle() * Vector512.Create(rescale);
+    }
+}
+
+/// <summary>float8 e4m3fn: 64 codes per block.</summary>
+internal readonly unsafe struct E4M3FnDecoder512 : IDecoder512
+{
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load(byte* p) =>
+        Float8Decode512.Load(p, 20, unchecked((int)0x87F00000), Float8Constants.E4M3Rescale);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
+    {
+        acc0 = Avx512F.FusedMultiplyAdd(Load(block), Vector512.Load(x), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 16), Vector512.Load(x + 16), acc1);
+        acc0 = Avx512F.FusedMultiplyAdd(Load(block + 32), Vector512.Load(x + 32), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 48), Vector512.Load(x + 48), acc1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
+    {
+        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(Load(block + i), scale, negShift).Store(dst + i);
+    }
+}
+
+/// <summary>float8 e4m3fnuz (bias 8): 64 codes per block.</summary>
+internal readonly unsafe struct E4M3FnuzDecoder512 : IDecoder512
+{
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load(byte* p) =>
+        Float8Decode512.Load(p, 20, unchecked((int)0x87F00000), Float8Constants.E4M3FnuzRescale);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
+    {
+        acc0 = Avx512F.FusedMultiplyAdd(Load(block), Vector512.Load(x), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 16), Vector512.Load(x + 16), acc1);
+        acc0 = Avx512F.FusedMultiplyAdd(Load(block + 32), Vector512.Load(x + 32), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 48), Vector512.Load(x + 48), acc1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
+    {
+        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(Load(block + i), scale, negShift).Store(dst + i);
+    }
+}
+
+/// <summary>float8 e5m2: 64 codes per block.</summary>
+internal readonly unsafe struct E5M2Decoder512 : IDecoder512
+{
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 64;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load(byte* p) =>
+        Float8Decode512.Load(p, 21, unchecked((int)0x8FE00000), Float8Constants.E5M2Rescale);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
+    {
+        acc0 = Avx512F.FusedMultiplyAdd(Load(block), Vector512.Load(x), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 16), Vector512.Load(x + 16), acc1);
+        acc0 = Avx512F.FusedMultiplyAdd(Load(block + 32), Vector512.Load(x + 32), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 48), Vector512.Load(x + 48), acc1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
+    {
+        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(Load(block + i), scale, negShift).Store(dst + i);
+    }
+}
+
+/// <summary>
+/// int4 codes: 32 per 16-byte block. vpermps reads only the low 4 bits of each index, so permuting the table
+/// {0, 1, ..., 15} by the zero-extended byte converts its low nibble to float without a mask.
+/// </summary>
+internal readonly unsafe struct Int4Decoder512 : IDecoder512
+{
+    public static int BlockWeights => 32;
+
+    public static int BlockBytes => 16;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
+    {
+        Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load(block));
+        Vector512<float> table = Vector512<float>.Indices;
+        acc0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v), Vector512.Load(x), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v >>> 4), Vector512.Load(x + 16), acc1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
+    {
+        Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load(block));
+        Vector512<float> table = Vector512<float>.Indices;
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v), scale, negShift).Store(dst);
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, v >>> 4), scale, negShift).Store(dst + 16);
+    }
+}
+
+/// <summary>
+/// int2 codes: 64 per 16-byte block. vpermps reads index bits 0-3, so the table i &amp; 3 extracts bits 0-1 and the
+/// table i &gt;&gt; 2 extracts bits 2-3 with no shift; one shift by 4 serves the other two planes.
+/// </summary>
+internal readonly unsafe struct Int2Decoder512 : IDecoder512
+{
+    public static int BlockWeights => 64;
+
+    public static int BlockBytes => 16;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Low() =>
+        Vector512.Create(0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f, 0f, 1f, 2f, 3f);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> High() =>
+        Vector512.Create(0f, 0f, 0f, 0f, 1f, 1f, 1f, 1f, 2f, 2f, 2f, 2f, 3f, 3f, 3f, 3f);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
+    {
+        Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load(block));
+        Vector512<int> v4 = v >>> 4;
+        Vector512<float> low = Low(), high = High();
+        acc0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(low, v), Vector512.Load(x), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(high, v), Vector512.Load(x + 16), acc1);
+        acc0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(low, v4), Vector512.Load(x + 32), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(high, v4), Vector512.Load(x + 48), acc1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
+    {
+        Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load(block));
+        Vector512<int> v4 = v >>> 4;
+        Vector512<float> low = Low(), high = High();
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(low, v), scale, negShift).Store(dst);
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(high, v), scale, negShift).Store(dst + 16);
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(low, v4), scale, negShift).Store(dst + 32);
+        Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(high, v4), scale, negShift).Store(dst + 48);
+    }
+}

@@ -1,0 +1,90 @@
+using NUnit.Framework;
+using Quanto.Kernels;
+using Quanto.Kernels.Cpu;
+using Quanto.Tensors;
+using static Quanto.Tests.Kernels.Cpu.CpuKernelTestData;
+using static TorchSharp.torch;
+
+namespace Quanto.Tests.Kernels.Cpu;
+
+/// <summary>
+/// W8A8: the int32 accumulators must equal libtorch's exact int64 product bit for bit on every path, with and without
+/// VNNI; the rescaled output must match the torch backend's LinearInt8.
+/// </summary>
+[TestFixture]
+public class CpuKernelsInt8Tests
+{
+    private static readonly (int M, int K, int N)[] Shapes = [(1, 256, 37), (3, 131, 70), (64, 300, 45), (130, 64, 5)];
+
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (CpuKernelPath path in CpuFeatures.Supported)
+        {
+            foreach (bool vnni in path is CpuKernelPath.Vector512 or CpuKernelPath.Vector256 && CpuFeatures.HasAvxVnni
+                         ? new[] { true, false }
+                         : new[] { false })
+            {
+                foreach ((int m, int k, int n) in Shapes)
+                {
+                    yield return new TestCaseData(path, vnni, m, k, n)
+                        .SetName($"LinearInt8_{path}{(vnni ? "_vnni" : "")}_M{m}_K{k}_N{n}");
+                }
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public unsafe void Accumulators_AreExactAndOutputMatchesTorch(CpuKernelPath path, bool vnni, int m, int k, int n)
+    {
+        using var scope = NewDisposeScope();
+        int seed = m + k + n;
+        using var weight = (WeightQBytesTensor)Weight(new CpuWeightCase(QType.QInt8), n, k, seed);
+        var generator = new TorchSharp.torch.Generator((ulong)seed);
+        // The full int8 range, including -128 (the VNNI offset trick must handle it).
+        Tensor codes = randint(-128, 128, [m, k], generator: generator).to(ScalarType.Int8);
+        Tensor inputScale = tensor(0.0173f);
+        Tensor bias = Bias(n, seed);
+        var kernels = new CpuKernels(path) { UseVnni = vnni };
+        Assert.That(kernels.UsesVnni, Is.EqualTo(vnni));
+        using var prepared = (CpuPreparedWeight)kernels.Prepare(weight);
+
+        var accumulators = new int[m * n];
+        var y = new float[m * n];
+        Tensor contiguous = codes.contiguous();
+        fixed (byte* x = contiguous.bytes)
+        fixed (int* acc = accumulators)
+        fixed (float* yp = y)
+        {
+            kernels.RunInt8(prepared, (sbyte*)x, m, 0.0173f, yp, null, acc);
+        }
+
+        long[] exact = codes.to(ScalarType.Int64).mm(weight.Data.to(ScalarType.Int64).t()).data<long>().ToArray();
+        Assert.That(accumulators.Select(a => (long)a), Is.EqualTo(exact));
+
+        Tensor actual = kernels.LinearInt8(codes, inputScale, prepared, bias, ScalarType.Float32);
+        using PreparedWeight reference = TorchKernels.Instance.Prepare(weight);
+        Tensor expected = TorchKernels.Instance.LinearInt8(codes, inputScale, reference, bias, ScalarType.Float32);
+        Assert.That(RelativeError(actual.data<float>().ToArray(), ToDoubles(expected)), Is.LessThanOrEqualTo(1e-6));
+    }
+
+    [Test]
+    public void LinearInt8_RejectsNonInt8WeightsAndInputs()
+    {
+        using var scope = NewDisposeScope();
+        using QuantizedWeight int4 = Weight(new CpuWeightCase(QType.QInt4), 4, 128, 1);
+        using PreparedWeight prepared4 = CpuKernels.Instance.Prepare(int4);
+        Tensor codes = zeros([1, 128], ScalarType.Int8);
+        var e = Assert.Throws<ArgumentException>(() =>
+            CpuKernels.Instance.LinearInt8(codes, tensor(1f), prepared4, null, ScalarType.Float32));
+        Assert.That(e!.Message, Does.Contain("qint8"));
+
+        using QuantizedWeight int8 = Weight(new CpuWeightCase(QType.QInt8), 4, 128, 1);
+        using PreparedWeight prepared8 = CpuKernels.Instance.Prepare(int8);
+        Assert.Throws<ArgumentException>(() =>
+            CpuKernels.Instance.LinearInt8(zeros(1, 128), tensor(1f), prepared8, null, ScalarType.Float32));
+        var shape = Assert.Throws<ArgumentException>(() =>
+            CpuKernels.Instance.LinearInt8(zeros([1, 127], ScalarType.Int8), tensor(1f), prepared8, null,
+                ScalarType.Float32));
+        Assert.That(shape!.Message, Does.Contain("[1, 127]").And.Contain("[4, 128]"));
+    }
+}
