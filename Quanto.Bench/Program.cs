@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.Intrinsics.X86;
+using Quanto;
 using Quanto.Bench;
 using Quanto.Kernels.Cpu;
 using static TorchSharp.torch;
@@ -11,7 +12,7 @@ using static TorchSharp.torch;
 // libtorch's OpenMP threads spin after every parallel op by default and then compete with the kernels' threads for
 // the same cores (on 2 vCPUs this made a 0.6 ms call take 11 ms). Passive waiting, set before libtorch loads, keeps
 // both pools honest; the torch baselines run under the same setting. An explicit OMP_WAIT_POLICY is left alone.
-NativeEnvironment.SetIfUnset("OMP_WAIT_POLICY", "PASSIVE");
+TorchEnvironment.SetIfUnset("OMP_WAIT_POLICY", "PASSIVE");
 var options = new HashSet<string>(args.Where(a => a.StartsWith("--", StringComparison.Ordinal)));
 string? csvPath = args.SkipWhile(a => a != "--csv").Skip(1).FirstOrDefault();
 bool hot = options.Contains("--hot");

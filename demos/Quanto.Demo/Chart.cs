@@ -9,11 +9,10 @@ internal static class Chart
         foreach (Result r in results)
         {
             double kib = r.Bytes / 1024.0;
+            // Several configurations share a size (all 8-bit ones): the legend names the points, not text labels.
             var marker = plot.Add.Marker(kib, r.Accuracy);
             marker.LegendText = r.Config.Name;
-            var label = plot.Add.Text(r.Config.Name, kib, r.Accuracy);
-            label.LabelFontSize = 11;
-            label.OffsetX = 6;
+            marker.MarkerSize = 12;
         }
         plot.Title("MNIST CNN: test accuracy vs model size (Quanto.NET)");
         plot.XLabel("model size (KiB: weights, scales, biases)");

@@ -1,8 +1,10 @@
+using Quanto;
 using Quanto.Demo;
 using static TorchSharp.torch;
 
 // Quanto.NET demo: trains a small CNN on the real MNIST digits (once; weights are cached), then runs it in every
 // quantization configuration and prints accuracy, size and latency. `-- --layer` prints the 4096 x 4096 layer table.
+TorchEnvironment.QuietLogs(); // before libtorch loads: no NNPACK "unsupported hardware" line per convolution
 if (args.Contains("--layer"))
 {
     LayerTable.Run(withHqq: args.Contains("--hqq"));
