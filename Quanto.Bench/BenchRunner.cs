@@ -47,7 +47,8 @@ internal sealed class BenchRunner(double bandwidthGBps, List<BenchRow> rows)
         Add("mlp", 1, k, hidden, results);
     }
 
-    private void Add(string kernel, int m, int k, int n, List<(string Format, double Ms, long Bytes)> results)
+    /// <summary>Appends rows with GB/s, % of bandwidth and ratios against this shape's fp32 and bf16 results.</summary>
+    public void Add(string kernel, int m, int k, int n, List<(string Format, double Ms, long Bytes)> results)
     {
         double fp32 = results.First(r => r.Format == "fp32").Ms, bf16 = results.First(r => r.Format == "bf16").Ms;
         foreach ((string format, double ms, long bytes) in results)

@@ -6,7 +6,7 @@ using Quanto.Kernels.Cpu;
 using static TorchSharp.torch;
 
 // Quanto.Bench: the performance table of issue #8. Usage:
-//   dotnet run -c Release --project Quanto.Bench [-- --hot] [--quick] [--csv FILE] [--overhead]
+//   dotnet run -c Release --project Quanto.Bench [-- --hot] [--quick] [--cnn] [--csv FILE] [--overhead]
 // Default: each format rotates through enough weight copies (>= 256 MiB in all) that no call finds its weight in
 // the last-level cache. --hot reuses one matrix every call (as llama.cpp's benchmark does).
 // libtorch's OpenMP threads spin after every parallel op by default and then compete with the kernels' threads for
@@ -33,13 +33,14 @@ Console.WriteLine($"Measured read bandwidth ({CpuParallel.Threads} threads): {ba
 
 var rows = new List<BenchRow>();
 var runner = new BenchRunner(bandwidth, rows);
-int[] ms = quick ? [1] : [1, 16, 128];
+bool cnnOnly = options.Contains("--cnn"); // just the MNIST-sized CNN rows
+int[] ms = cnnOnly ? [] : quick ? [1] : [1, 16, 128];
 using (var weight = Sized(4096, 4096, 1))
 {
     foreach (int m in ms) runner.Linear(m == 1 ? "gemv" : "gemm", weight, m, rotationBytes);
 }
-if (!quick) runner.Mlp(4096, 11008, rotationBytes);
-Console.WriteLine("(cnn row: the MNIST-sized CNN needs QConv2d, built on another branch; not measured here)");
+if (!quick && !cnnOnly) runner.Mlp(4096, 11008, rotationBytes);
+if (!quick) CnnBench.Run(runner);
 
 BenchRow.PrintTable(rows);
 if (csvPath is not null)

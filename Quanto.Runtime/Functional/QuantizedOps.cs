@@ -66,7 +66,7 @@ public static class QuantizedOps
     /// <summary>
     /// 2-D convolution with a quantized weight (out, in/groups, kh, kw), as an unfold (im2col) followed by the
     /// backend's quantized matmul, so every backend's kernels serve convolutions too. Grouped convolutions and
-    /// non-zero padding modes use the dequantized weight with F.conv2d.
+    /// weights prepared by the torch backend (a float copy, see QConv2d.DirectConvolutionLimit) run F.conv2d directly.
     /// </summary>
     public static Tensor conv2d(Tensor input, PreparedWeight weight, Tensor? bias, long[] stride, long[] padding,
         long[] dilation, long groups)
@@ -80,9 +80,12 @@ public static class QuantizedOps
                 nameof(input));
         }
         using var scope = NewDisposeScope();
-        if (groups != 1)
+        // The torch backend holds a float copy: run the direct convolution on it. Grouped convolutions have no
+        // unfold form: they dequantize.
+        Tensor? direct = TorchKernels.DequantizedWeight(weight);
+        if (direct is not null || groups != 1)
         {
-            Tensor w = weight.Source.Dequantize().to(input.dtype);
+            Tensor w = (direct ?? weight.Source.Dequantize()).to(input.dtype);
             return nn.functional.conv2d(input, w, bias?.to(input.dtype), stride, padding, dilation, groups)
                 .MoveToOuterDisposeScope();
         }

@@ -50,6 +50,9 @@ public sealed class TorchKernels : IQuantKernels
         return y.to(outputDtype).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The float weight a torch-prepared weight holds (shaped like the source), or null for other backends.</summary>
+    internal static Tensor? DequantizedWeight(PreparedWeight weight) => (weight as Dequantized)?.Weight;
+
     private sealed class Dequantized : PreparedWeight
     {
         public Dequantized(QuantizedWeight source, IQuantKernels backend) : base(source, backend) =>

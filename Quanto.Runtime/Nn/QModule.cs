@@ -175,7 +175,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     protected PreparedWeight PreparedFor(Tensor input)
     {
         QuantizedWeight weight = QuantizedWeight ?? throw new InvalidOperationException($"{Describe()} is not frozen.");
-        IQuantKernels backend = QuantKernels.Select(weight, input.dtype, input.device);
+        IQuantKernels backend = SelectBackend(weight, input);
         if (_prepared is null || !ReferenceEquals(_prepared.Backend, backend))
         {
             ResetPrepared();
@@ -205,12 +205,16 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         }
         // Dynamic inference: quantize now, run the same kernels a frozen module would.
         using QuantizedWeight weight = WeightQuantizer.Quantize(FloatWeight!, qtype, GroupSize, Optimizer);
-        IQuantKernels backend = QuantKernels.Select(weight, input.Value.dtype, input.Value.device);
+        IQuantKernels backend = SelectBackend(weight, input.Value);
         using PreparedWeight temporary = backend.Prepare(weight);
         return int8Path is not null && input.Codes is not null && qtype == QType.QInt8 && ActivationQType == QType.QInt8
             ? int8Path(temporary)
             : kernelPath(temporary);
     }
+
+    /// <summary>The backend that runs this module's weight for this input (the registry's choice by default).</summary>
+    protected virtual IQuantKernels SelectBackend(QuantizedWeight weight, Tensor input) =>
+        QuantKernels.Select(weight, input.dtype, input.device);
 
     /// <summary>Blends a new observation into a scale buffer (first batch: set).</summary>
     internal void UpdateScale(Tensor scale, double observedMagnitude, double momentum)
