@@ -90,10 +90,15 @@ public static class QuantizedModel
         ArgumentNullException.ThrowIfNull(map);
         List<(string Path, QModule Module)> entries = PathsOf(model, modules);
         CheckAgainstMap(entries, map, stateDict.Source);
+        IReadOnlyDictionary<string, int> groups = StoredGroupSizes(stateDict);
         var pending = new List<PendingModule>();
         try
         {
-            foreach ((string p, QModule module) in entries) pending.Add(ReadModule(stateDict, p, module));
+            foreach ((string p, QModule module) in entries)
+            {
+                int? group = groups.TryGetValue(p, out int g) ? g : module.GroupSize;
+                pending.Add(ReadModule(stateDict, p, module, group));
+            }
             var others = new List<(Tensor Target, Tensor Source)>();
             HashSet<string> owned = OwnedKeys(model, entries);
             foreach ((string key, Tensor target) in model.state_dict())
@@ -272,7 +277,12 @@ public static class QuantizedModel
         $"weights {spec.Weights?.QuantoName() ?? "none"}, activations {spec.Activations?.QuantoName() ?? "none"}";
 
     /// <summary>Reads and checks one module's tensors; the model is not changed yet.</summary>
-    private static PendingModule ReadModule(StateDict source, string p, QModule module)
+    /// <param name="source">The state dict.</param>
+    /// <param name="p">The module's key prefix.</param>
+    /// <param name="module">The module.</param>
+    /// <param name="requestedGroup">The group size the file's 2/4-bit weight was quantized with (from the file's
+    /// metadata, else the module's); null re-derives optimum-quanto's default from the shape.</param>
+    private static PendingModule ReadModule(StateDict source, string p, QModule module, int? requestedGroup)
     {
         var pending = new PendingModule(module);
         try
@@ -283,7 +293,7 @@ public static class QuantizedModel
             {
                 if (module.WeightQType is QType qtype && !source.ContainsKey(floatKey))
                 {
-                    pending.Weight = ReadQuantizedWeight(source, p, module, qtype, shape);
+                    pending.Weight = ReadQuantizedWeight(source, p, module, qtype, shape, requestedGroup);
                 }
                 else
                 {
@@ -316,12 +326,12 @@ public static class QuantizedModel
     }
 
     private static QuantizedWeight ReadQuantizedWeight(StateDict source, string p, QModule module, QType qtype,
-        long[] shape)
+        long[] shape, int? requestedGroup)
     {
         QuantizedWeight weight;
-        if (qtype.Info().IsPacked && module.GroupSize is int requested)
+        if (qtype.Info().IsPacked && requestedGroup is int requested)
         {
-            // The module was quantized with another requested group size: the layout follows from it.
+            // Quantized with another requested group size: the layout follows from it.
             long rowLength = shape.Aggregate(1L, (a, b) => checked(a * b)) / shape[0];
             weight = QuantizedWeightState.ReadExact(source, p, qtype, shape, GroupSize.Resolve(rowLength, requested));
         }

@@ -126,6 +126,14 @@ public class ModelRoundTripTests
         Assert.That(ModelCompare.Modules(fresh)[0], Does.EndWith(":64"));
         Assert.That(ModelCompare.Snapshot(fresh), Is.EqualTo(ModelCompare.Snapshot(model)));
         Assert.That(ModelCompare.Output(fresh, input), Is.EqualTo(output));
+
+        // Loaded into a model quantized with the default group size: a frozen weight keeps the file's layout (a
+        // dynamic module keeps its own group size, so only its float weights are compared).
+        using Module<Tensor, Tensor> twin = Build(conv: false, seed: 9);
+        Prepare(twin, QType.QInt4, false, false, frozen, calibrate: false);
+        QuantizedModel.Load(twin, path);
+        Assert.That(ModelCompare.Snapshot(twin), Is.EqualTo(ModelCompare.Snapshot(model)));
+        if (frozen) Assert.That(ModelCompare.Output(twin, input), Is.EqualTo(output));
     }
 
     [Test]
