@@ -19,7 +19,11 @@ public static partial class Quantizer
     /// <exception cref="QuantoFormatException">The map names a module the model lacks, or one that cannot be
     /// quantized as asked; or the tensors do not fit the model (see QuantizedModel.Load). Modules are swapped before
     /// the tensors are checked, so after a load error the model is quantized but not loaded.</exception>
-    public static void Requantize(nn.Module model, StateDict stateDict, QuantizationMap map)
+    public static void Requantize(nn.Module model, StateDict stateDict, QuantizationMap map) =>
+        Requantize(model, stateDict, map, null);
+
+    private static void Requantize(nn.Module model, StateDict stateDict, QuantizationMap map,
+        IReadOnlyDictionary<string, int>? exactGroups)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(stateDict);
@@ -68,7 +72,7 @@ public static partial class Quantizer
                 throw new QuantoFormatException(source, $"module '{path}' cannot be quantized: {why}.");
             }
         }
-        QuantizedModel.Load(model, stateDict, map);
+        QuantizedModel.LoadCore(model, stateDict, map, null, exactGroups);
     }
 
     /// <summary>
@@ -82,6 +86,6 @@ public static partial class Quantizer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
         using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(path);
-        Requantize(model, checkpoint.StateDict, checkpoint.QuantizationMap);
+        Requantize(model, checkpoint.StateDict, checkpoint.QuantizationMap, checkpoint.GroupSizes);
     }
 }

@@ -72,7 +72,7 @@ public static class QuantizedModel
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
         using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(path);
-        Load(model, checkpoint.StateDict, checkpoint.QuantizationMap, modules);
+        LoadCore(model, checkpoint.StateDict, checkpoint.QuantizationMap, modules, checkpoint.GroupSizes);
     }
 
     /// <summary>
@@ -83,7 +83,12 @@ public static class QuantizedModel
     /// <exception cref="QuantoFormatException">See <see cref="Load(nn.Module, string, IEnumerable{QModule})"/>.
     /// </exception>
     public static void Load(nn.Module model, StateDict stateDict, QuantizationMap map,
-        IEnumerable<QModule>? modules = null)
+        IEnumerable<QModule>? modules = null) => LoadCore(model, stateDict, map, modules, null);
+
+    /// <summary>The load; <paramref name="exactGroups"/> are the group sizes a .qnt package stores per module.
+    /// </summary>
+    internal static void LoadCore(nn.Module model, StateDict stateDict, QuantizationMap map,
+        IEnumerable<QModule>? modules, IReadOnlyDictionary<string, int>? exactGroups)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(stateDict);
@@ -96,8 +101,9 @@ public static class QuantizedModel
         {
             foreach ((string p, QModule module) in entries)
             {
-                int? group = groups.TryGetValue(p, out int g) ? g : module.GroupSize;
-                pending.Add(ReadModule(stateDict, p, module, group));
+                int? requested = groups.TryGetValue(p, out int g) ? g : module.GroupSize;
+                int? exact = exactGroups is not null && exactGroups.TryGetValue(p, out int e) ? e : null;
+                pending.Add(ReadModule(stateDict, p, module, requested, exact));
             }
             var others = new List<(Tensor Target, Tensor Source)>();
             HashSet<string> owned = OwnedKeys(model, entries);
@@ -282,7 +288,9 @@ public static class QuantizedModel
     /// <param name="module">The module.</param>
     /// <param name="requestedGroup">The group size the file's 2/4-bit weight was quantized with (from the file's
     /// metadata, else the module's); null re-derives optimum-quanto's default from the shape.</param>
-    private static PendingModule ReadModule(StateDict source, string p, QModule module, int? requestedGroup)
+    /// <param name="exactGroup">The exact group size stored by a .qnt package, which takes precedence.</param>
+    private static PendingModule ReadModule(StateDict source, string p, QModule module, int? requestedGroup,
+        int? exactGroup)
     {
         var pending = new PendingModule(module);
         try
@@ -293,7 +301,8 @@ public static class QuantizedModel
             {
                 if (module.WeightQType is QType qtype && !source.ContainsKey(floatKey))
                 {
-                    pending.Weight = ReadQuantizedWeight(source, p, module, qtype, shape, requestedGroup);
+                    pending.Weight = ReadQuantizedWeight(source, p, module, qtype, shape, requestedGroup,
+                        exactGroup);
                 }
                 else
                 {
@@ -326,10 +335,14 @@ public static class QuantizedModel
     }
 
     private static QuantizedWeight ReadQuantizedWeight(StateDict source, string p, QModule module, QType qtype,
-        long[] shape, int? requestedGroup)
+        long[] shape, int? requestedGroup, int? exactGroup)
     {
         QuantizedWeight weight;
-        if (qtype.Info().IsPacked && requestedGroup is int requested)
+        if (qtype.Info().IsPacked && exactGroup is int exact)
+        {
+            weight = QuantizedWeightState.ReadExact(source, p, qtype, shape, exact);
+        }
+        else if (qtype.Info().IsPacked && requestedGroup is int requested)
         {
             // Quantized with another requested group size: the layout follows from it.
             long rowLength = shape.Aggregate(1L, (a, b) => checked(a * b)) / shape[0];

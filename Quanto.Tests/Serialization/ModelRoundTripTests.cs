@@ -137,6 +137,30 @@ public class ModelRoundTripTests
     }
 
     [Test]
+    public void APackageIsSelfDescribingWithoutTheGroupSizeMetadata()
+    {
+        using Module<Tensor, Tensor> model = Build(conv: false, seed: 0);
+        Prepare(model, QType.QInt4, false, false, frozen: true, calibrate: false, groupSize: 64);
+        using Tensor input = ModelCompare.Input(false);
+        byte[] output = ModelCompare.Output(model, input);
+        string path = Path.Combine(_folder, "model.qnt");
+        QuantizedModel.Save(model, path);
+        using (QntPackage package = QntPackage.Load(path))
+        {
+            Assert.That(package.Metadata.Remove(QuantizedModel.GroupSizesMetadataKey), Is.True);
+            package.Save(path); // as another writer would: the group size only in the weight tensors' tags
+        }
+        using Module<Tensor, Tensor> fresh = Build(conv: false, seed: 7);
+        Quantizer.Requantize(fresh, path);
+        Assert.That(ModelCompare.Output(fresh, input), Is.EqualTo(output));
+        using Module<Tensor, Tensor> twin = Build(conv: false, seed: 9);
+        Prepare(twin, QType.QInt4, false, false, frozen: true, calibrate: false);
+        QuantizedModel.Load(twin, path);
+        Assert.That(ModelCompare.Snapshot(twin), Is.EqualTo(ModelCompare.Snapshot(model)));
+        Assert.That(ModelCompare.Output(twin, input), Is.EqualTo(output));
+    }
+
+    [Test]
     public void AFrozenNonDefaultGroupSizeIsRefusedAsSafetensors()
     {
         using Module<Tensor, Tensor> model = Build(conv: false, seed: 0);
