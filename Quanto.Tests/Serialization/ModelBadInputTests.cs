@@ -66,7 +66,8 @@ public class ModelBadInputTests(string extension)
         Quantizer.Freeze(twin);
         var before = ModelCompare.Snapshot(twin);
         var again = Assert.Throws<QuantoFormatException>(() => QuantizedModel.Load(twin, _path))!;
-        Assert.That(again.Message, Does.Contain("'fc1.weight._data'").And.Contain("[64, 256]").And.Contain("[32, 256]"));
+        Assert.That(again.Message,
+            Does.Contain("'fc1.weight._data'").And.Contain("[64, 256]").And.Contain("[32, 256]"));
         Assert.That(ModelCompare.Snapshot(twin), Is.EqualTo(before), "a failed load leaves the model untouched");
     }
 

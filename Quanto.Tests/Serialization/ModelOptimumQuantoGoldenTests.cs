@@ -152,7 +152,8 @@ public class ModelOptimumQuantoGoldenTests
         Assert.That(fc.IsFrozen && head.IsFrozen, Is.True);
         Assert.That((fc.WeightQType, fc.ActivationQType), Is.EqualTo(((QType?)QType.QInt4, (QType?)null)));
         Assert.That((head.WeightQType, head.ActivationQType), Is.EqualTo(((QType?)QType.QInt8, (QType?)QType.QInt8)));
-        using (Tensor w = fc.QuantizedWeight!.Dequantize()) Assert.That(Floats(w), Is.EqualTo(Flat(ExpectedFcWeight())));
+        using (Tensor w = fc.QuantizedWeight!.Dequantize())
+            Assert.That(Floats(w), Is.EqualTo(Flat(ExpectedFcWeight())));
         using (Tensor w = head.QuantizedWeight!.Dequantize())
             Assert.That(Floats(w), Is.EqualTo(Flat(ExpectedHeadWeight())));
         Assert.That(Floats(fc.FloatBias!), Is.EqualTo(FcBias));

@@ -1,6 +1,7 @@
 using NUnit.Framework;
 using Quanto.Serialization;
 using Quanto.Tests.TestSupport;
+using TorchSharp;
 using static Quanto.Tests.Serialization.SerializationTestUtil;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -158,6 +159,24 @@ public class ModelRoundTripTests
         QuantizedModel.Load(twin, path);
         Assert.That(ModelCompare.Snapshot(twin), Is.EqualTo(ModelCompare.Snapshot(model)));
         Assert.That(ModelCompare.Output(twin, input), Is.EqualTo(output));
+    }
+
+    [TestCase(".safetensors")]
+    [TestCase(".qnt")]
+    public void ABFloat16ModelRoundTrips(string extension)
+    {
+        using Module<Tensor, Tensor> model = Build(conv: false, seed: 0);
+        model.to(ScalarType.BFloat16);
+        Prepare(model, QType.QInt4, false, false, frozen: true, calibrate: false);
+        using Tensor input = ModelCompare.Input(false).to(ScalarType.BFloat16);
+        byte[] output = ModelCompare.Output(model, input);
+        string path = Path.Combine(_folder, "model" + extension);
+        QuantizedModel.Save(model, path);
+        using Module<Tensor, Tensor> fresh = Build(conv: false, seed: 7);
+        fresh.to(ScalarType.BFloat16);
+        Quantizer.Requantize(fresh, path);
+        Assert.That(ModelCompare.Snapshot(fresh), Is.EqualTo(ModelCompare.Snapshot(model)));
+        Assert.That(ModelCompare.Output(fresh, input), Is.EqualTo(output));
     }
 
     [Test]
