@@ -309,11 +309,12 @@ public static class QuantizedModel
                     Tensor floatWeight = source.Take(floatKey, shape);
                     if (module.IsFrozen)
                     {
-                        // Saved before freezing, loaded into a frozen module: quantize it as Freeze would.
+                        // Saved before freezing, loaded into a frozen module: quantize it as Freeze would (with
+                        // the group size the file records for it, if any).
                         QuantizedWeight current = module.QuantizedWeight!;
                         using Tensor converted = floatWeight.to(current.DType, current.Device);
                         pending.Weight = WeightQuantizer.Quantize(converted, module.WeightQType!.Value,
-                            module.GroupSize, module.Optimizer);
+                            requestedGroup, module.Optimizer);
                     }
                     else
                     {
