@@ -7,12 +7,16 @@ namespace Quanto.Nn;
 /// <summary>LayerNorm with quantized activations; its weight and bias stay float (as optimum-quanto's QLayerNorm).</summary>
 public sealed class QLayerNorm : QModule
 {
+    // TorchSharp's LayerNorm disposes its weight and bias from its finalizer too (Dispose(false)), unlike Linear
+    // and Conv2d: the swapped-out module must live as long as this one, which shares those parameters.
+    private readonly LayerNorm _source;
 
     /// <summary>Wraps <paramref name="source"/>, sharing its parameters.</summary>
     public QLayerNorm(LayerNorm source, QType? activations, string? path = null)
         : base(nameof(QLayerNorm), null, activations, null, null)
     {
         ArgumentNullException.ThrowIfNull(source);
+        _source = source;
         Path = path ?? Path;
         normalized_shape = source.normalized_shape;
         eps = source.eps;

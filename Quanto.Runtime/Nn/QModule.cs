@@ -115,7 +115,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         ResetPrepared();
         QuantizedWeight?.Dispose();
         QuantizedWeight = weight;
-        _internal_params.Remove("weight");
+        if (_internal_params.ContainsKey("weight")) _internal_params.Remove("weight"); // absent once frozen
     }
 
     /// <summary>

@@ -30,6 +30,10 @@ public sealed class QuantizedCheckpoint : IDisposable
     /// <summary>Module path -> qtypes.</summary>
     public QuantizationMap QuantizationMap { get; }
 
+    /// <summary>Module path -> the exact group size of its 2/4-bit weight, as a .qnt package stores it (empty for
+    /// safetensors, whose readers re-derive it).</summary>
+    internal IReadOnlyDictionary<string, int> GroupSizes => _groupSizes;
+
     /// <summary>
     /// Loads a checkpoint: a <c>.qnt</c> package; a <c>.safetensors</c> file, a <c>.index.json</c> index or a folder,
     /// with <c>quanto_qmap.json</c> beside it.

@@ -1,0 +1,397 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Quanto.Nn;
+using Quanto.Quantization;
+using Quanto.Tensors;
+using static TorchSharp.torch;
+
+namespace Quanto.Serialization;
+
+/// <summary>
+/// Saves and loads whole quantized models in either checkpoint format (see <see cref="QuantizedCheckpoint"/>):
+/// optimum-quanto's <c>model.safetensors</c> + <c>quanto_qmap.json</c>, or a single <c>.qnt</c> package, chosen by
+/// the path's extension. Each quantized module's <see cref="QModule.Path"/> is its key prefix (the root module, when
+/// it is itself quantized, has prefix ""). To rebuild a quantized model from a fresh float one, use
+/// <see cref="Quantizer.Requantize(nn.Module, string)"/>.
+/// </summary>
+public static class QuantizedModel
+{
+    /// <summary>
+    /// Metadata key under which the requested group size of each module quantized with a non-default one is stored
+    /// (a JSON object, module path -> group size). optimum-quanto ignores it; <see cref="Quantizer.Requantize(
+    /// nn.Module, StateDict, QuantizationMap)"/> uses it to build the modules with the same group size.
+    /// </summary>
+    public const string GroupSizesMetadataKey = "quanto_group_sizes";
+
+    /// <summary>
+    /// Saves a quantized model: every quantized module (frozen: the quantized weight in optimum-quanto's keys; not
+    /// frozen: the float <c>weight</c>), its bias, <c>input_scale</c> and <c>output_scale</c>, the quantization map,
+    /// and every other tensor of <c>model.state_dict()</c> (norms, embeddings, layers left float). A path ending in
+    /// <c>.qnt</c> writes a package; anything else a safetensors file with <c>quanto_qmap.json</c> beside it. Atomic.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="path">Target file.</param>
+    /// <param name="modules">The quantized modules (default: <see cref="Quantizer.QuantizedModules"/>).</param>
+    /// <exception cref="ArgumentException">Two modules share a path, or (safetensors only) a 2/4-bit weight uses a
+    /// group size a reader cannot re-derive from its shape; save it as <c>.qnt</c>.</exception>
+    public static void Save(nn.Module model, string path, IEnumerable<QModule>? modules = null) =>
+        SaveCore(model, path, modules, null);
+
+    /// <summary>
+    /// Like <see cref="Save(nn.Module, string, IEnumerable{QModule})"/>, writing safetensors shards of at most
+    /// <paramref name="maxShardBytes"/> (plus <c>model.safetensors.index.json</c>) when the tensors exceed it.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="path">Target <c>.safetensors</c> path (its name is the shards' base name).</param>
+    /// <param name="maxShardBytes">The shard size limit.</param>
+    /// <param name="modules">The quantized modules (default: all of them).</param>
+    public static void Save(nn.Module model, string path, long maxShardBytes, IEnumerable<QModule>? modules = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
+        if (path.EndsWith(QntPackage.Extension, StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException("A .qnt package is a single file; shards are for safetensors.", nameof(path));
+        SaveCore(model, path, modules, maxShardBytes);
+    }
+
+    /// <summary>
+    /// Loads a checkpoint into a model already quantized the same way (same modules, same qtypes): quantized
+    /// weights (the modules become frozen), float weights of modules saved before freezing (quantized on the spot if
+    /// the module here is frozen), biases, activation scales and every other tensor of the model. Everything is read
+    /// and checked before the model is touched, so a failed load leaves it as it was.
+    /// </summary>
+    /// <param name="model">The quantized model.</param>
+    /// <param name="path">A <c>.qnt</c> package, a <c>.safetensors</c> file, an index or a folder (with
+    /// <c>quanto_qmap.json</c>).</param>
+    /// <param name="modules">The quantized modules (default: <see cref="Quantizer.QuantizedModules"/>).</param>
+    /// <exception cref="QuantoFormatException">The file is malformed or does not fit the model: a missing or extra
+    /// key, a shape mismatch (naming the key and both shapes), an unknown qtype, a module the map names that the
+    /// model lacks (or quantizes differently).</exception>
+    public static void Load(nn.Module model, string path, IEnumerable<QModule>? modules = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(path);
+        LoadCore(model, checkpoint.StateDict, checkpoint.QuantizationMap, modules, checkpoint.GroupSizes);
+    }
+
+    /// <summary>
+    /// Loads a state dict (optimum-quanto keys) and its quantization map into a model already quantized the same
+    /// way. See <see cref="Load(nn.Module, string, IEnumerable{QModule})"/>. The state dict keeps its tensors; the
+    /// model gets its own handles or copies.
+    /// </summary>
+    /// <exception cref="QuantoFormatException">See <see cref="Load(nn.Module, string, IEnumerable{QModule})"/>.
+    /// </exception>
+    public static void Load(nn.Module model, StateDict stateDict, QuantizationMap map,
+        IEnumerable<QModule>? modules = null) => LoadCore(model, stateDict, map, modules, null);
+
+    /// <summary>The load; <paramref name="exactGroups"/> are the group sizes a .qnt package stores per module.
+    /// </summary>
+    internal static void LoadCore(nn.Module model, StateDict stateDict, QuantizationMap map,
+        IEnumerable<QModule>? modules, IReadOnlyDictionary<string, int>? exactGroups)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(stateDict);
+        ArgumentNullException.ThrowIfNull(map);
+        List<(string Path, QModule Module)> entries = PathsOf(model, modules);
+        CheckAgainstMap(entries, map, stateDict.Source);
+        IReadOnlyDictionary<string, int> groups = StoredGroupSizes(stateDict);
+        var pending = new List<PendingModule>();
+        try
+        {
+            foreach ((string p, QModule module) in entries)
+            {
+                int? requested = groups.TryGetValue(p, out int g) ? g : module.GroupSize;
+                int? exact = exactGroups is not null && exactGroups.TryGetValue(p, out int e) ? e : null;
+                pending.Add(ReadModule(stateDict, p, module, requested, exact));
+            }
+            var others = new List<(Tensor Target, Tensor Source)>();
+            HashSet<string> owned = OwnedKeys(model, entries);
+            foreach ((string key, Tensor target) in model.state_dict())
+            {
+                if (owned.Contains(key)) continue;
+                others.Add((target, stateDict.Take(key, target.shape)));
+            }
+            stateDict.ThrowIfUnconsumed();
+
+            // Everything read and checked: now change the model.
+            using (no_grad())
+            {
+                foreach (PendingModule item in pending) item.Apply();
+                foreach ((Tensor target, Tensor source) in others) target.copy_(source);
+            }
+        }
+        finally
+        {
+            foreach (PendingModule item in pending) item.Dispose();
+        }
+    }
+
+    /// <summary>The requested group sizes stored in a checkpoint's metadata (module path -> group size).</summary>
+    /// <exception cref="QuantoFormatException">The metadata entry is not a JSON object of positive integers.
+    /// </exception>
+    public static IReadOnlyDictionary<string, int> StoredGroupSizes(StateDict stateDict)
+    {
+        ArgumentNullException.ThrowIfNull(stateDict);
+        var groups = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (!stateDict.Metadata.TryGetValue(GroupSizesMetadataKey, out string? json)) return groups;
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new QuantoFormatException(stateDict.Source, $"metadata '{GroupSizesMetadataKey}' is not JSON.", e);
+        }
+        if (root is not JsonObject modules)
+        {
+            throw new QuantoFormatException(stateDict.Source,
+                $"metadata '{GroupSizesMetadataKey}' must be a JSON object of module paths.");
+        }
+        foreach ((string module, JsonNode? node) in modules)
+        {
+            if (node is not JsonValue v || !v.TryGetValue(out int g) || g <= 0 || g % 8 != 0)
+            {
+                throw new QuantoFormatException(stateDict.Source,
+                    $"metadata '{GroupSizesMetadataKey}': module '{module}' needs a positive multiple of 8.");
+            }
+            groups[module] = g;
+        }
+        return groups;
+    }
+
+    private static void SaveCore(nn.Module model, string path, IEnumerable<QModule>? modules, long? maxShardBytes)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        List<(string Path, QModule Module)> entries = PathsOf(model, modules);
+        var map = new QuantizationMap();
+        var states = new List<KeyValuePair<string, QuantizedModuleState>>();
+        var temporaries = new List<Tensor>();
+        var groups = new JsonObject();
+        try
+        {
+            foreach ((string p, QModule module) in entries)
+            {
+                map.Add(p, new QuantizationSpec(module.WeightQType, module.ActivationQType));
+                states.Add(KeyValuePair.Create(p, new QuantizedModuleState
+                {
+                    Weight = module.QuantizedWeight,
+                    FloatWeight = module.IsFrozen ? null : Detached(module.FloatWeight, temporaries),
+                    Bias = Detached(module.FloatBias, temporaries),
+                    InputScale = module.input_scale,
+                    OutputScale = module.output_scale,
+                }));
+                if (module.GroupSize is int g && module.WeightQType is QType q && q.Info().IsPacked) groups[p] = g;
+            }
+            HashSet<string> owned = OwnedKeys(model, entries);
+            var others = new List<KeyValuePair<string, Tensor>>();
+            foreach ((string key, Tensor tensor) in model.state_dict())
+            {
+                if (!owned.Contains(key)) others.Add(KeyValuePair.Create(key, Detached(tensor, temporaries)!));
+            }
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (groups.Count > 0) metadata[GroupSizesMetadataKey] = groups.ToJsonString();
+            // The states reference the modules' own tensors: the checkpoint writer takes views and never disposes
+            // them, so the states are not disposed here either.
+            QuantizedCheckpoint.Save(path, states, map, others, metadata, maxShardBytes);
+        }
+        finally
+        {
+            foreach (Tensor t in temporaries) t.Dispose();
+        }
+    }
+
+    private static Tensor? Detached(Tensor? tensor, List<Tensor> temporaries)
+    {
+        if (tensor is null) return null;
+        Tensor detached = tensor.detach();
+        temporaries.Add(detached);
+        return detached;
+    }
+
+    /// <summary>Each module with its key prefix: its <see cref="QModule.Path"/>, or "" for the root.</summary>
+    internal static List<(string Path, QModule Module)> PathsOf(nn.Module model, IEnumerable<QModule>? modules)
+    {
+        var entries = new List<(string, QModule)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (QModule module in modules ?? Quantizer.QuantizedModules(model))
+        {
+            ArgumentNullException.ThrowIfNull(module, nameof(modules));
+            string p = ReferenceEquals(module, model) ? "" : module.Path;
+            if (!seen.Add(p))
+                throw new ArgumentException($"Two quantized modules share the path '{p}'.", nameof(modules));
+            entries.Add((p, module));
+        }
+        return entries;
+    }
+
+    /// <summary>The keys of <c>model.state_dict()</c> that belong to the quantized modules (their weight, bias and
+    /// scale buffers), found by the modules' places in the module tree.</summary>
+    private static HashSet<string> OwnedKeys(nn.Module model, List<(string Path, QModule Module)> entries)
+    {
+        var places = new Dictionary<nn.Module, string>(ReferenceEqualityComparer.Instance) { [model] = "" };
+        foreach ((string name, nn.Module module) in model.named_modules()) places.TryAdd(module, name);
+        var owned = new HashSet<string>(StringComparer.Ordinal);
+        foreach ((string _, QModule module) in entries)
+        {
+            if (!places.TryGetValue(module, out string? place)) continue;
+            foreach (string key in module.state_dict().Keys) owned.Add(QuantoKeys.Join(place, key));
+        }
+        return owned;
+    }
+
+    private static void CheckAgainstMap(List<(string Path, QModule Module)> entries, QuantizationMap map,
+        string source)
+    {
+        var paths = entries.Select(e => e.Path).ToHashSet(StringComparer.Ordinal);
+        foreach ((string p, QuantizationSpec _) in map)
+        {
+            if (!paths.Contains(p))
+            {
+                throw new QuantoFormatException(source,
+                    $"the quantization map names module '{p}', which is not a quantized module of this model " +
+                    $"(quantized modules: {Names(paths)}).");
+            }
+        }
+        foreach ((string p, QModule module) in entries)
+        {
+            if (!map.TryGet(p, out QuantizationSpec spec))
+            {
+                throw new QuantoFormatException(source,
+                    $"{module.Describe()} is quantized in the model but not in the file's quantization map.");
+            }
+            var expected = new QuantizationSpec(module.WeightQType, module.ActivationQType);
+            if (spec != expected)
+            {
+                throw new QuantoFormatException(source,
+                    $"module '{p}': the file quantizes it to {Format(spec)}, the model to {Format(expected)}; " +
+                    "quantize the model the same way, or requantize a float model from the file.");
+            }
+        }
+    }
+
+    private static string Names(IEnumerable<string> paths)
+    {
+        string[] list = paths.Select(p => $"'{p}'").ToArray();
+        return list.Length == 0 ? "none" : string.Join(", ", list);
+    }
+
+    /// <summary>"weights qint4, activations none".</summary>
+    internal static string Format(QuantizationSpec spec) =>
+        $"weights {spec.Weights?.QuantoName() ?? "none"}, activations {spec.Activations?.QuantoName() ?? "none"}";
+
+    /// <summary>Reads and checks one module's tensors; the model is not changed yet.</summary>
+    /// <param name="source">The state dict.</param>
+    /// <param name="p">The module's key prefix.</param>
+    /// <param name="module">The module.</param>
+    /// <param name="requestedGroup">The group size the file's 2/4-bit weight was quantized with (from the file's
+    /// metadata, else the module's); null re-derives optimum-quanto's default from the shape.</param>
+    /// <param name="exactGroup">The exact group size stored by a .qnt package, which takes precedence.</param>
+    private static PendingModule ReadModule(StateDict source, string p, QModule module, int? requestedGroup,
+        int? exactGroup)
+    {
+        var pending = new PendingModule(module);
+        try
+        {
+            long[]? shape = module.QuantizedWeight?.Shape.ToArray() ?? module.FloatWeight?.shape;
+            string floatKey = QuantoKeys.Join(p, QuantoKeys.Weight);
+            if (shape is not null)
+            {
+                if (module.WeightQType is QType qtype && !source.ContainsKey(floatKey))
+                {
+                    pending.Weight = ReadQuantizedWeight(source, p, module, qtype, shape, requestedGroup,
+                        exactGroup);
+                }
+                else
+                {
+                    Tensor floatWeight = source.Take(floatKey, shape);
+                    if (module.IsFrozen)
+                    {
+                        // Saved before freezing, loaded into a frozen module: quantize it as Freeze would (with
+                        // the group size the file records for it, if any).
+                        QuantizedWeight current = module.QuantizedWeight!;
+                        using Tensor converted = floatWeight.to(current.DType, current.Device);
+                        pending.Weight = WeightQuantizer.Quantize(converted, module.WeightQType!.Value,
+                            requestedGroup, module.Optimizer);
+                    }
+                    else
+                    {
+                        pending.Copies.Add((module.FloatWeight!, floatWeight));
+                    }
+                }
+            }
+            if (module.FloatBias is Tensor bias)
+                pending.Copies.Add((bias, source.Take(QuantoKeys.Join(p, QuantoKeys.Bias), bias.shape)));
+            pending.Copies.Add((module.input_scale, source.Take(QuantoKeys.Join(p, QuantoKeys.InputScale), [])));
+            pending.Copies.Add((module.output_scale, source.Take(QuantoKeys.Join(p, QuantoKeys.OutputScale), [])));
+            return pending;
+        }
+        catch
+        {
+            pending.Dispose();
+            throw;
+        }
+    }
+
+    private static QuantizedWeight ReadQuantizedWeight(StateDict source, string p, QModule module, QType qtype,
+        long[] shape, int? requestedGroup, int? exactGroup)
+    {
+        QuantizedWeight weight;
+        if (qtype.Info().IsPacked && exactGroup is int exact)
+        {
+            weight = QuantizedWeightState.ReadExact(source, p, qtype, shape, exact);
+        }
+        else if (qtype.Info().IsPacked && requestedGroup is int requested)
+        {
+            // Quantized with another requested group size: the layout follows from it.
+            long rowLength = shape.Aggregate(1L, (a, b) => checked(a * b)) / shape[0];
+            weight = QuantizedWeightState.ReadExact(source, p, qtype, shape, GroupSize.Resolve(rowLength, requested));
+        }
+        else
+        {
+            weight = QuantizedWeightState.Read(source, p, qtype, shape);
+        }
+        // Match the module's current dtype and device (the file may hold other scale dtypes).
+        Tensor? like = module.QuantizedWeight is null ? module.FloatWeight : null;
+        ScalarType dtype = module.QuantizedWeight?.DType ?? like?.dtype ?? weight.DType;
+        Device device = module.QuantizedWeight?.Device ?? like?.device ?? weight.Device;
+        if (dtype == weight.DType && device.type == weight.Device.type && device.index == weight.Device.index)
+            return weight;
+        if (!WeightChecks.IsSupportedFloat(dtype)) return weight;
+        try
+        {
+            return weight.To(device, dtype);
+        }
+        finally
+        {
+            weight.Dispose();
+        }
+    }
+
+    /// <summary>What loading will do to one module, once every module and key has been checked.</summary>
+    private sealed class PendingModule(QModule module) : IDisposable
+    {
+        public QuantizedWeight? Weight { get; set; }
+
+        public List<(Tensor Target, Tensor Source)> Copies { get; } = [];
+
+        public void Apply()
+        {
+            foreach ((Tensor target, Tensor source) in Copies) target.copy_(source);
+            if (Weight is QuantizedWeight weight)
+            {
+                Weight = null; // the module owns it from here
+                module.LoadQuantizedWeight(weight);
+            }
+        }
+
+        public void Dispose() => Weight?.Dispose();
+    }
+
+    /// <summary>Escapes fnmatch's special characters so a module path matches only itself.</summary>
+    internal static string EscapePattern(string path) =>
+        string.Concat(path.Select(c => c is '*' or '?' or '[' ? "[" + c.ToString(CultureInfo.InvariantCulture) + "]"
+            : c.ToString(CultureInfo.InvariantCulture)));
+}
