@@ -63,7 +63,7 @@ public class ModelRoundTripTests
             model.eval();
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            using (new Calibration.Calibration())
+            using (new Calibration())
             {
                 model.forward(ModelCompare.Input(conv, seed: 11));
                 model.forward(ModelCompare.Input(conv, seed: 12));
