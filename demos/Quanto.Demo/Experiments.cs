@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Quanto.Serialization;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -7,8 +8,9 @@ namespace Quanto.Demo;
 /// <summary>One quantization configuration of the MNIST CNN and what it measured.</summary>
 internal sealed record Config(string Name, QType? Weights, QType? Activations, bool Qat = false);
 
-/// <summary>What one configuration measured.</summary>
-internal sealed record Result(Config Config, double Accuracy, long Bytes, double BatchMs, double SingleMs);
+/// <summary>What one configuration measured; ReloadedAccuracy holds the accuracies after a save/reload in each format.</summary>
+internal sealed record Result(Config Config, double Accuracy, long Bytes, double BatchMs, double SingleMs,
+    IReadOnlyList<(string Format, double Accuracy)> Reloaded);
 
 /// <summary>Runs each configuration on a fresh copy of the trained float model.</summary>
 internal static class Experiments
@@ -26,7 +28,7 @@ internal static class Experiments
         new("w2 + QAT", QType.QInt2, null, Qat: true),
     ];
 
-    public static Result Run(Config config, string weightsPath, Mnist data)
+    public static Result Run(Config config, string weightsPath, Mnist data, string outputDir)
     {
         using var model = new DigitsCnn();
         Training.TrainOrLoad(model, data, weightsPath, epochs: 0, quiet: true);
@@ -48,8 +50,26 @@ internal static class Experiments
         long bytes = Bytes(model);
         using Tensor batch = data.TestImages.narrow(0, 0, 64);
         using Tensor single = data.TestImages.narrow(0, 0, 1);
-        return new Result(config, accuracy, bytes, MedianMs(model, batch), MedianMs(model, single));
+        var reloaded = new List<(string, double)>();
+        if (config.Weights is not null)
+        {
+            // optimum-quanto-compatible safetensors (+ quanto_qmap.json beside it) and the .qnt package: save, then
+            // requantize a fresh float model from the file and measure it again.
+            string stem = Path.Combine(outputDir, FileStem(config.Name));
+            foreach (string path in new[] { stem + ".safetensors", stem + ".qnt" })
+            {
+                model.SaveQuantized(path);
+                using var fresh = new DigitsCnn();
+                fresh.eval();
+                fresh.LoadQuantized(path);
+                reloaded.Add((Path.GetExtension(path), Training.Accuracy(fresh, data)));
+            }
+        }
+        return new Result(config, accuracy, bytes, MedianMs(model, batch), MedianMs(model, single), reloaded);
     }
+
+    private static string FileStem(string name) =>
+        new string(name.Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray()).Trim('-').Replace("--", "-");
 
     /// <summary>Parameters + buffers + quantized weights, in bytes.</summary>
     public static long Bytes(Module model) =>

