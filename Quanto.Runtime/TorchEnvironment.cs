@@ -20,12 +20,30 @@ public static partial class TorchEnvironment
     }
 
     /// <summary>
-    /// Keeps libtorch's C++ log to errors (TORCH_CPP_LOG_LEVEL=ERROR). On CPUs its NNPACK does not recognise (Zen 4
-    /// among them) libtorch otherwise prints "Could not initialize NNPACK! Reason: Unsupported hardware." on every
-    /// convolution.
+    /// Keeps libtorch's C++ log to errors. On CPUs its NNPACK does not recognise (Zen 4 among them) libtorch otherwise
+    /// prints "Could not initialize NNPACK! Reason: Unsupported hardware." for convolutions, over and over. libtorch
+    /// reads TORCH_CPP_LOG_LEVEL only in c10::initLogging(), which Python's torch calls and TorchSharp does not, so this
+    /// sets the variable and calls it (exported by libc10). Without a loadable libc10 it only sets the variable.
     /// </summary>
-    public static void QuietLogs() => SetIfUnset("TORCH_CPP_LOG_LEVEL", "ERROR");
+    /// <returns>True when the log level was applied.</returns>
+    public static bool QuietLogs()
+    {
+        SetIfUnset("TORCH_CPP_LOG_LEVEL", "ERROR");
+        try
+        {
+            InitLogging();
+            return true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
 
     [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SetEnv(string name, string value, int overwrite);
+
+    // c10::initLogging(): reads TORCH_CPP_LOG_LEVEL into c10's log level.
+    [LibraryImport("c10", EntryPoint = "_ZN3c1011initLoggingEv")]
+    private static partial void InitLogging();
 }
