@@ -6,7 +6,8 @@ using Quanto.Kernels.Cpu;
 using static TorchSharp.torch;
 
 // Quanto.Bench: the performance table of issue #8. Usage:
-//   dotnet run -c Release --project Quanto.Bench [-- --hot] [--quick] [--cnn] [--csv FILE] [--overhead]
+//   dotnet run -c Release --project Quanto.Bench [-- --hot] [--quick] [--cnn] [--ilgpu] [--csv FILE] [--overhead]
+// --ilgpu adds the ILGPU backends present (CUDA, OpenCL incl. PoCL, the CPU accelerator at 1024 x 1024): minutes.
 // Default: each format rotates through enough weight copies (>= 256 MiB in all) that no call finds its weight in
 // the last-level cache. --hot reuses one matrix every call (as llama.cpp's benchmark does).
 // libtorch's OpenMP threads spin after every parallel op by default and then compete with the kernels' threads for
@@ -43,6 +44,13 @@ if (!quick && !cnnOnly) runner.Mlp(4096, 11008, rotationBytes);
 if (!quick) CnnBench.Run(runner);
 
 BenchRow.PrintTable(rows);
+if (options.Contains("--ilgpu"))
+{
+    Console.WriteLine();
+    Console.WriteLine("ILGPU backends (GEMV, median per call incl. moving x and y; the CPU accelerator simulates GPU threads):");
+    Console.WriteLine(Quanto.Kernels.Ilgpu.IlgpuBenchmark.ToMarkdown(
+        Quanto.Kernels.Ilgpu.IlgpuBenchmark.RunEveryAccelerator(n: 4096, k: 4096, m: 1, iterations: 5)));
+}
 if (csvPath is not null)
 {
     File.WriteAllLines(csvPath, rows.Select(r => r.Csv()).Prepend(BenchRow.CsvHeader));
