@@ -72,13 +72,19 @@ internal sealed class ForwardRewriter : CSharpSyntaxRewriter
 
     public override SyntaxNode? VisitIdentifierName(IdentifierNameSyntax node)
     {
-        if (_layers.ContainsKey(node.Identifier.ValueText) && IsOwnField(node))
+        if (_layers.TryGetValue(node.Identifier.ValueText, out LayerModel? layer) && !IsListCount(node, layer) &&
+            IsOwnField(node))
         {
             _diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.UnfollowedUse.Id,
                 LocationInfo.From(node.GetLocation()), new EquatableArray<string>([node.Identifier.ValueText])));
         }
         return base.VisitIdentifierName(node);
     }
+
+    /// <summary>Reading a ModuleList's Count is harmless: the twins array has the same length.</summary>
+    private static bool IsListCount(IdentifierNameSyntax node, LayerModel layer) =>
+        layer.IsList && node.Parent is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Count" } access &&
+        access.Expression == node;
 
     /// <summary><c>w.OutputStub(w.Compute(w.InputStub(input)))</c>, keeping the call's trivia.</summary>
     private SyntaxNode Stubbed(InvocationExpressionSyntax call, string wrapper, ExpressionSyntax input)
