@@ -64,7 +64,7 @@ internal static class Emitter
         w.Line("/// [Quantize] submodules go to their ForwardQuantized; everything else is as written in forward.");
         w.Line("/// </summary>");
         w.Open($"public {model.ReturnType} ForwardQuantized{model.Parameters}");
-        w.Line("EnsureQuantized();");
+        w.Line("PrepareForward();");
         foreach (LayerModel layer in model.Layers)
         {
             w.Line(layer.Kind == LayerKind.Model

@@ -134,6 +134,17 @@ internal static class LifecycleEmitter
     public static void WriteEnsure(CodeWriter w, ClassModel model)
     {
         w.Line();
+        w.Line("/// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins");
+        w.Line("/// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>");
+        w.Open("private void PrepareForward()");
+        w.Line("EnsureQuantized();");
+        foreach (LayerModel layer in model.Layers.Where(l => l.Kind != LayerKind.Model))
+        {
+            w.Line(layer.IsList
+                ? $"foreach ({Emitter.WrapperType(layer.Kind)} twin in {layer.WrapperName}) if (twin.training != training) twin.train(training);"
+                : $"if ({layer.WrapperName}.training != training) {layer.WrapperName}.train(training);");
+        }
+        w.Close().Line();
         w.Open("private void EnsureQuantized()");
         w.Line("if (!_isQuantized)");
         w.Line("{");

@@ -112,13 +112,23 @@ partial class Block
     /// </summary>
     public Tensor ForwardQuantized(Tensor x)
     {
-        EnsureQuantized();
+        PrepareForward();
         // norm -> _normQuantized: QLayerNorm, float weights, qint8 activations
         // fc1 -> _fc1Quantized: QLinear, qint4 weights (group 32), qint8 activations
         // fc2 -> _fc2Quantized: QLinear, qint4 weights (group 32), qint8 activations
         Tensor h = _normQuantized.OutputStub(_normQuantized.Compute(_normQuantized.InputStub(x)));
         h = _fc2Quantized.OutputStub(_fc2Quantized.Compute(_fc2Quantized.InputStub(silu(_fc1Quantized.OutputStub(_fc1Quantized.Compute(_fc1Quantized.InputStub(h)))))));
         return x + h;
+    }
+
+    /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins
+    /// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>
+    private void PrepareForward()
+    {
+        EnsureQuantized();
+        if (_normQuantized.training != training) _normQuantized.train(training);
+        if (_fc1Quantized.training != training) _fc1Quantized.train(training);
+        if (_fc2Quantized.training != training) _fc2Quantized.train(training);
     }
 
     private void EnsureQuantized()

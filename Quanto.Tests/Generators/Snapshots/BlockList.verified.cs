@@ -112,7 +112,7 @@ partial class BlockList
     /// </summary>
     public Tensor ForwardQuantized(Tensor x)
     {
-        EnsureQuantized();
+        PrepareForward();
         // embed -> _embedQuantized: QLinear, qint2 weights (group 32), float activations
         // blocks[i]: [Quantize] submodule -> its ForwardQuantized
         // heads[i] -> _headsQuantized[i]: QLinear, qint2 weights (group 32), float activations
@@ -124,6 +124,15 @@ partial class BlockList
         Tensor logits = _headsQuantized[0].OutputStub(_headsQuantized[0].Compute(_headsQuantized[0].InputStub(h)));
         for (int i = 1; i < heads.Count; i++) logits = logits + _headsQuantized[i].OutputStub(_headsQuantized[i].Compute(_headsQuantized[i].InputStub(h)));
         return logits;
+    }
+
+    /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins
+    /// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>
+    private void PrepareForward()
+    {
+        EnsureQuantized();
+        if (_embedQuantized.training != training) _embedQuantized.train(training);
+        foreach (global::Quanto.Nn.QLinear twin in _headsQuantized) if (twin.training != training) twin.train(training);
     }
 
     private void EnsureQuantized()

@@ -113,7 +113,7 @@ partial class Cnn
     /// </summary>
     public Tensor ForwardQuantized(Tensor x)
     {
-        EnsureQuantized();
+        PrepareForward();
         // conv1 -> _conv1Quantized: QConv2d, qint8 weights, float activations
         // conv2 -> _conv2Quantized: QConv2d, qint8 weights, float activations
         // fc -> _fcQuantized: QLinear, qint8 weights, float activations
@@ -121,6 +121,16 @@ partial class Cnn
         Tensor h = relu(_conv1Quantized.OutputStub(_conv1Quantized.Compute(_conv1Quantized.InputStub(x))));
         h = relu(_conv2Quantized.OutputStub(_conv2Quantized.Compute(_conv2Quantized.InputStub(h))));
         return _fcQuantized.OutputStub(_fcQuantized.Compute(_fcQuantized.InputStub(h.flatten(1))));
+    }
+
+    /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins
+    /// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>
+    private void PrepareForward()
+    {
+        EnsureQuantized();
+        if (_conv1Quantized.training != training) _conv1Quantized.train(training);
+        if (_conv2Quantized.training != training) _conv2Quantized.train(training);
+        if (_fcQuantized.training != training) _fcQuantized.train(training);
     }
 
     private void EnsureQuantized()

@@ -108,11 +108,20 @@ partial class Encoder
     /// </summary>
     public Tensor ForwardQuantized(Tensor x)
     {
-        EnsureQuantized();
+        PrepareForward();
         // embed -> _embedQuantized: QLinear, qint8 weights, float activations
         // block: [Quantize] submodule -> its ForwardQuantized
         // head -> _headQuantized: QLinear, qint8 weights, float activations
         return _headQuantized.OutputStub(_headQuantized.Compute(_headQuantized.InputStub(block.ForwardQuantized(_embedQuantized.OutputStub(_embedQuantized.Compute(_embedQuantized.InputStub(x)))))));
+    }
+
+    /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins
+    /// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>
+    private void PrepareForward()
+    {
+        EnsureQuantized();
+        if (_embedQuantized.training != training) _embedQuantized.train(training);
+        if (_headQuantized.training != training) _headQuantized.train(training);
     }
 
     private void EnsureQuantized()

@@ -113,11 +113,21 @@ partial class Mlp
     /// </summary>
     public Tensor ForwardQuantized(Tensor x)
     {
-        EnsureQuantized();
+        PrepareForward();
         // fc1 -> _fc1Quantized: QLinear, qint4 weights (group 32), float activations
         // fc2 -> _fc2Quantized: QLinear, qint4 weights (group 32), float activations
         // head -> _headQuantized: QLinear, qint8 weights, float activations
         return _headQuantized.OutputStub(_headQuantized.Compute(_headQuantized.InputStub(norm.forward(relu(_fc2Quantized.OutputStub(_fc2Quantized.Compute(_fc2Quantized.InputStub(relu(_fc1Quantized.OutputStub(_fc1Quantized.Compute(_fc1Quantized.InputStub(x))))))))))));
+    }
+
+    /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins
+    /// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>
+    private void PrepareForward()
+    {
+        EnsureQuantized();
+        if (_fc1Quantized.training != training) _fc1Quantized.train(training);
+        if (_fc2Quantized.training != training) _fc2Quantized.train(training);
+        if (_headQuantized.training != training) _headQuantized.train(training);
     }
 
     private void EnsureQuantized()

@@ -113,7 +113,7 @@ partial class ResidualStack
     /// </summary>
     public Tensor ForwardQuantized(Tensor x)
     {
-        EnsureQuantized();
+        PrepareForward();
         // proj -> _projQuantized: QLinear, qfloat8_e4m3fn weights, float activations
         // up -> _upQuantized: QLinear, qfloat8_e4m3fn weights, float activations
         // down -> _downQuantized: QLinear, qfloat8_e4m3fn weights, float activations
@@ -126,6 +126,16 @@ partial class ResidualStack
             h = residual + _downQuantized.OutputStub(_downQuantized.Compute(_downQuantized.InputStub(h))) * 0.5;
         }
         return h;
+    }
+
+    /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins
+    /// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>
+    private void PrepareForward()
+    {
+        EnsureQuantized();
+        if (_projQuantized.training != training) _projQuantized.train(training);
+        if (_upQuantized.training != training) _upQuantized.train(training);
+        if (_downQuantized.training != training) _downQuantized.train(training);
     }
 
     private void EnsureQuantized()
