@@ -72,8 +72,8 @@ internal static class Emitter
                 : $"// {layer.FieldName}{(layer.IsList ? "[i]" : "")} -> {layer.WrapperName}{(layer.IsList ? "[i]" : "")}: " +
                   Describe(layer));
         }
-        if (model.IsExpressionBody) w.Line($"return {model.Body};");
-        else w.Lines(model.Body);
+        if (model.Layers.Count > 0) w.Line();
+        w.Lines(model.Body);
         w.Close();
     }
 

@@ -10,15 +10,17 @@ namespace Quanto.Generators;
 /// Rewrites the body of forward into the body of ForwardQuantized:
 /// <list type="bullet">
 /// <item><c>fc1.forward(e)</c> / <c>fc1.call(e)</c> on a quantized layer field (or <c>layers[i].forward(e)</c> on a
-/// ModuleList of them) becomes <c>_fc1Quantized.OutputStub(_fc1Quantized.Compute(_fc1Quantized.InputStub(e)))</c>:
-/// quant stub, quantized op with that layer's weight, dequant stub;</item>
+/// ModuleList of them) becomes three named steps on the twin: quant stub (<c>InputStub</c>), the quantized op with
+/// that layer's weight (<c>Compute</c>), dequant stub (<c>OutputStub</c>). In a plain statement they are hoisted into
+/// locals just before it (see ForwardRewriter.Hoisting.cs); where that could change evaluation (lambdas, branches of
+/// ?:, &amp;&amp;, ||, ??) they nest in place: <c>_fc1Quantized.OutputStub(_fc1Quantized.Compute(_fc1Quantized.InputStub(e)))</c>;</item>
 /// <item><c>block.forward(e)</c> on any expression typed as a [Quantize] class becomes
 /// <c>block.ForwardQuantized(e)</c>;</item>
 /// <item>any other mention of a quantized layer field is reported (QNT007) and left as written, so it stays float.</item>
 /// </list>
 /// Everything else is kept token for token, comments and layout included.
 /// </summary>
-internal sealed class ForwardRewriter : CSharpSyntaxRewriter
+internal sealed partial class ForwardRewriter : CSharpSyntaxRewriter
 {
     private readonly SemanticModel _model;
     private readonly INamedTypeSymbol _type;
@@ -48,13 +50,13 @@ internal sealed class ForwardRewriter : CSharpSyntaxRewriter
         if (node.ArgumentList.Arguments.Count == 1)
         {
             if (LayerField(access.Expression) is LayerModel { IsList: false } layer)
-                return Stubbed(node, layer.WrapperName, node.ArgumentList.Arguments[0].Expression);
+                return Stubbed(node, layer, layer.WrapperName, node.ArgumentList.Arguments[0].Expression);
 
             if (access.Expression is ElementAccessExpressionSyntax element &&
                 LayerField(element.Expression) is LayerModel { IsList: true } list)
             {
                 var index = (BracketedArgumentListSyntax)Visit(element.ArgumentList)!;
-                return Stubbed(node, list.WrapperName + index.WithoutTrivia().ToFullString(),
+                return Stubbed(node, list, list.WrapperName + index.WithoutTrivia().ToFullString(),
                     node.ArgumentList.Arguments[0].Expression);
             }
         }
@@ -86,10 +88,12 @@ internal sealed class ForwardRewriter : CSharpSyntaxRewriter
         layer.IsList && node.Parent is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Count" } access &&
         access.Expression == node;
 
-    /// <summary><c>w.OutputStub(w.Compute(w.InputStub(input)))</c>, keeping the call's trivia.</summary>
-    private SyntaxNode Stubbed(InvocationExpressionSyntax call, string wrapper, ExpressionSyntax input)
+    /// <summary>The three stubs of a layer call: hoisted into named locals when the statement allows, else
+    /// <c>w.OutputStub(w.Compute(w.InputStub(input)))</c> in place, keeping the call's trivia.</summary>
+    private SyntaxNode Stubbed(InvocationExpressionSyntax call, LayerModel layer, string wrapper, ExpressionSyntax input)
     {
         string argument = ((ExpressionSyntax)Visit(input)!).WithoutTrivia().ToFullString();
+        if (_hoisted is not null) return Hoist(call, layer, wrapper, argument);
         ExpressionSyntax stubbed = SyntaxFactory.ParseExpression(
             $"{wrapper}.OutputStub({wrapper}.Compute({wrapper}.InputStub({argument})))");
         return stubbed.WithTriviaFrom(call);

@@ -47,12 +47,11 @@ internal sealed record MapEntry(string Path, string Weights, string Activations)
 /// <param name="NamespaceUsings">Using directives declared inside the namespace.</param>
 /// <param name="ReturnType">forward's return type, as written.</param>
 /// <param name="Parameters">forward's parameter list, as written, parentheses included.</param>
-/// <param name="Body">The rewritten body: statements of a block body, or the expression of an expression body.</param>
-/// <param name="IsExpressionBody">True when <paramref name="Body"/> is an expression.</param>
+/// <param name="Body">The rewritten body, as statements (an expression body becomes a return statement).</param>
 /// <param name="Layers">Quantizable fields in declaration order.</param>
 /// <param name="Map">The quantization map, nested models and lists flattened.</param>
 internal sealed record ClassModel(string? Namespace, string Name, string FullName, EquatableArray<string> Usings,
-    EquatableArray<string> NamespaceUsings, string ReturnType, string Parameters, string Body, bool IsExpressionBody,
+    EquatableArray<string> NamespaceUsings, string ReturnType, string Parameters, string Body,
     EquatableArray<LayerModel> Layers, EquatableArray<MapEntry> Map);
 
 /// <summary>A location without the syntax tree, so it can sit in a cached model.</summary>

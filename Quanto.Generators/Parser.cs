@@ -37,10 +37,9 @@ internal static class Parser
             ? context.SemanticModel
             : context.SemanticModel.Compilation.GetSemanticModel(forward.SyntaxTree);
         var rewriter = new ForwardRewriter(model, type, layers, diagnostics);
-        bool isExpression = forward.Body is null;
-        SyntaxNode original = (SyntaxNode?)forward.Body ?? forward.ExpressionBody!.Expression;
-        SyntaxNode rewritten = rewriter.Visit(original)!;
-        string body = isExpression ? rewritten.ToFullString().Trim() : BlockContents((BlockSyntax)rewritten);
+        string body = forward.Body is BlockSyntax block
+            ? BlockContents((BlockSyntax)rewriter.Visit(block)!)
+            : rewriter.RewriteExpressionBody(forward.ExpressionBody!.Expression);
 
         var root = (CompilationUnitSyntax)forward.SyntaxTree.GetRoot(cancellation);
         string? ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
@@ -56,7 +55,6 @@ internal static class Parser
             forward.ReturnType.ToString(),
             forward.ParameterList.ToString(),
             body,
-            isExpression,
             new EquatableArray<LayerModel>(layers),
             new EquatableArray<MapEntry>(map));
         bool blocked = diagnostics.Any(d => DiagnosticDescriptors.ById(d.Id).DefaultSeverity == DiagnosticSeverity.Error);

@@ -46,6 +46,6 @@ public sealed class IncrementalityTests
         var (rerun, _, _) = GeneratorHarness.Run(compilation.ReplaceSyntaxTree(mlp, edited), driver);
         string generated = rerun.GetRunResult().GeneratedTrees.Single(t => t.FilePath.EndsWith("Mlp.Quantized.g.cs"))
             .ToString();
-        Assert.That(generated, Does.Contain("gelu(_fc1Quantized.OutputStub("));
+        Assert.That(generated, Does.Contain("_fc2Quantized.InputStub(gelu(fc1Output))"));
     }
 }

@@ -116,8 +116,21 @@ partial class Block
         // norm -> _normQuantized: QLayerNorm, float weights, qint8 activations
         // fc1 -> _fc1Quantized: QLinear, qint4 weights (group 32), qint8 activations
         // fc2 -> _fc2Quantized: QLinear, qint4 weights (group 32), qint8 activations
-        Tensor h = _normQuantized.OutputStub(_normQuantized.Compute(_normQuantized.InputStub(x)));
-        h = _fc2Quantized.OutputStub(_fc2Quantized.Compute(_fc2Quantized.InputStub(silu(_fc1Quantized.OutputStub(_fc1Quantized.Compute(_fc1Quantized.InputStub(h)))))));
+
+        // norm: quant stub -> quantized layer norm -> dequant stub
+        var normInput = _normQuantized.InputStub(x);
+        var normComputed = _normQuantized.Compute(normInput);
+        var normOutput = _normQuantized.OutputStub(normComputed);
+        Tensor h = normOutput;
+        // fc1: quant stub -> quantized linear -> dequant stub
+        var fc1Input = _fc1Quantized.InputStub(h);
+        var fc1Computed = _fc1Quantized.Compute(fc1Input);
+        var fc1Output = _fc1Quantized.OutputStub(fc1Computed);
+        // fc2: quant stub -> quantized linear -> dequant stub
+        var fc2Input = _fc2Quantized.InputStub(silu(fc1Output));
+        var fc2Computed = _fc2Quantized.Compute(fc2Input);
+        var fc2Output = _fc2Quantized.OutputStub(fc2Computed);
+        h = fc2Output;
         return x + h;
     }
 

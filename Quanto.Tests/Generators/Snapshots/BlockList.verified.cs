@@ -116,12 +116,21 @@ partial class BlockList
         // embed -> _embedQuantized: QLinear, qint2 weights (group 32), float activations
         // blocks[i]: [Quantize] submodule -> its ForwardQuantized
         // heads[i] -> _headsQuantized[i]: QLinear, qint2 weights (group 32), float activations
-        Tensor h = _embedQuantized.OutputStub(_embedQuantized.Compute(_embedQuantized.InputStub(x)));
+
+        // embed: quant stub -> quantized linear -> dequant stub
+        var embedInput = _embedQuantized.InputStub(x);
+        var embedComputed = _embedQuantized.Compute(embedInput);
+        var embedOutput = _embedQuantized.OutputStub(embedComputed);
+        Tensor h = embedOutput;
         foreach (Block block in blocks)
         {
             h = block.ForwardQuantized(h);
         }
-        Tensor logits = _headsQuantized[0].OutputStub(_headsQuantized[0].Compute(_headsQuantized[0].InputStub(h)));
+        // heads[0]: quant stub -> quantized linear -> dequant stub
+        var headsInput = _headsQuantized[0].InputStub(h);
+        var headsComputed = _headsQuantized[0].Compute(headsInput);
+        var headsOutput = _headsQuantized[0].OutputStub(headsComputed);
+        Tensor logits = headsOutput;
         for (int i = 1; i < heads.Count; i++) logits = logits + _headsQuantized[i].OutputStub(_headsQuantized[i].Compute(_headsQuantized[i].InputStub(h)));
         return logits;
     }

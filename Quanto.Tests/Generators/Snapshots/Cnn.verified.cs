@@ -117,10 +117,23 @@ partial class Cnn
         // conv1 -> _conv1Quantized: QConv2d, qint8 weights, float activations
         // conv2 -> _conv2Quantized: QConv2d, qint8 weights, float activations
         // fc -> _fcQuantized: QLinear, qint8 weights, float activations
+
         // 8x8 images: conv1 keeps the size, conv2 (stride 2, no padding) makes it 3x3.
-        Tensor h = relu(_conv1Quantized.OutputStub(_conv1Quantized.Compute(_conv1Quantized.InputStub(x))));
-        h = relu(_conv2Quantized.OutputStub(_conv2Quantized.Compute(_conv2Quantized.InputStub(h))));
-        return _fcQuantized.OutputStub(_fcQuantized.Compute(_fcQuantized.InputStub(h.flatten(1))));
+        // conv1: quant stub -> quantized conv2d -> dequant stub
+        var conv1Input = _conv1Quantized.InputStub(x);
+        var conv1Computed = _conv1Quantized.Compute(conv1Input);
+        var conv1Output = _conv1Quantized.OutputStub(conv1Computed);
+        Tensor h = relu(conv1Output);
+        // this.conv2: quant stub -> quantized conv2d -> dequant stub
+        var conv2Input = _conv2Quantized.InputStub(h);
+        var conv2Computed = _conv2Quantized.Compute(conv2Input);
+        var conv2Output = _conv2Quantized.OutputStub(conv2Computed);
+        h = relu(conv2Output);
+        // fc: quant stub -> quantized linear -> dequant stub
+        var fcInput = _fcQuantized.InputStub(h.flatten(1));
+        var fcComputed = _fcQuantized.Compute(fcInput);
+        var fcOutput = _fcQuantized.OutputStub(fcComputed);
+        return fcOutput;
     }
 
     /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins

@@ -112,7 +112,16 @@ partial class Encoder
         // embed -> _embedQuantized: QLinear, qint8 weights, float activations
         // block: [Quantize] submodule -> its ForwardQuantized
         // head -> _headQuantized: QLinear, qint8 weights, float activations
-        return _headQuantized.OutputStub(_headQuantized.Compute(_headQuantized.InputStub(block.ForwardQuantized(_embedQuantized.OutputStub(_embedQuantized.Compute(_embedQuantized.InputStub(x)))))));
+
+        // embed: quant stub -> quantized linear -> dequant stub
+        var embedInput = _embedQuantized.InputStub(x);
+        var embedComputed = _embedQuantized.Compute(embedInput);
+        var embedOutput = _embedQuantized.OutputStub(embedComputed);
+        // head: quant stub -> quantized linear -> dequant stub
+        var headInput = _headQuantized.InputStub(block.ForwardQuantized(embedOutput));
+        var headComputed = _headQuantized.Compute(headInput);
+        var headOutput = _headQuantized.OutputStub(headComputed);
+        return headOutput;
     }
 
     /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins

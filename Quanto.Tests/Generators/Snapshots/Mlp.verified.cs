@@ -117,7 +117,20 @@ partial class Mlp
         // fc1 -> _fc1Quantized: QLinear, qint4 weights (group 32), float activations
         // fc2 -> _fc2Quantized: QLinear, qint4 weights (group 32), float activations
         // head -> _headQuantized: QLinear, qint8 weights, float activations
-        return _headQuantized.OutputStub(_headQuantized.Compute(_headQuantized.InputStub(norm.forward(relu(_fc2Quantized.OutputStub(_fc2Quantized.Compute(_fc2Quantized.InputStub(relu(_fc1Quantized.OutputStub(_fc1Quantized.Compute(_fc1Quantized.InputStub(x))))))))))));
+
+        // fc1: quant stub -> quantized linear -> dequant stub
+        var fc1Input = _fc1Quantized.InputStub(x);
+        var fc1Computed = _fc1Quantized.Compute(fc1Input);
+        var fc1Output = _fc1Quantized.OutputStub(fc1Computed);
+        // fc2: quant stub -> quantized linear -> dequant stub
+        var fc2Input = _fc2Quantized.InputStub(relu(fc1Output));
+        var fc2Computed = _fc2Quantized.Compute(fc2Input);
+        var fc2Output = _fc2Quantized.OutputStub(fc2Computed);
+        // head: quant stub -> quantized linear -> dequant stub
+        var headInput = _headQuantized.InputStub(norm.forward(relu(fc2Output)));
+        var headComputed = _headQuantized.Compute(headInput);
+        var headOutput = _headQuantized.OutputStub(headComputed);
+        return headOutput;
     }
 
     /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins

@@ -117,13 +117,26 @@ partial class ResidualStack
         // proj -> _projQuantized: QLinear, qfloat8_e4m3fn weights, float activations
         // up -> _upQuantized: QLinear, qfloat8_e4m3fn weights, float activations
         // down -> _downQuantized: QLinear, qfloat8_e4m3fn weights, float activations
-        Tensor h = _projQuantized.OutputStub(_projQuantized.Compute(_projQuantized.InputStub(x)));
+
+        // proj: quant stub -> quantized linear -> dequant stub
+        var projInput = _projQuantized.InputStub(x);
+        var projComputed = _projQuantized.Compute(projInput);
+        var projOutput = _projQuantized.OutputStub(projComputed);
+        Tensor h = projOutput;
         for (int i = 0; i < _repeats; i++)
         {
             Tensor residual = h;
             h = norm.forward(h);
-            h = gelu(_upQuantized.OutputStub(_upQuantized.Compute(_upQuantized.InputStub(h))));
-            h = residual + _downQuantized.OutputStub(_downQuantized.Compute(_downQuantized.InputStub(h))) * 0.5;
+            // up: quant stub -> quantized linear -> dequant stub
+            var upInput = _upQuantized.InputStub(h);
+            var upComputed = _upQuantized.Compute(upInput);
+            var upOutput = _upQuantized.OutputStub(upComputed);
+            h = gelu(upOutput);
+            // down: quant stub -> quantized linear -> dequant stub
+            var downInput = _downQuantized.InputStub(h);
+            var downComputed = _downQuantized.Compute(downInput);
+            var downOutput = _downQuantized.OutputStub(downComputed);
+            h = residual + downOutput * 0.5;
         }
         return h;
     }
