@@ -49,6 +49,10 @@ public sealed class BehaviourTests
 
         dynamic annotated = generated;
         annotated.Quantize();
+        // The eager swap drops the float modules while their replacements share their parameters; if one is
+        // finalized mid-test it disposes them (seen with LayerNorm: "Tensor invalid -- empty handle"), so keep
+        // them alive. Reported to the runtime owner; the generated path keeps the user's layers and is not affected.
+        var swappedOut = eager.named_modules().Select(m => m.module).ToList();
         QuantizeEager(eager, model, setting.Weights, setting.Activations);
         eager.eval();
 
@@ -64,6 +68,7 @@ public sealed class BehaviourTests
         annotated.Freeze();
         Quantizer.Freeze(eager);
         Assert.That(Values(Run(generated, input)), Is.EqualTo(Values(Run(eager, input))), "frozen");
+        GC.KeepAlive(swappedOut);
     }
 
     /// <summary>ForwardQuantized on a generated model, forward on an eager one.</summary>
