@@ -48,9 +48,16 @@ internal static class Emitter
         w.Line("private bool _isQuantized;").Line();
         w.Line("/// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of");
         w.Line("/// ModuleList items use '*' for the index.</summary>");
-        string entries = string.Join(", ", model.Map.Select(e =>
-            $"\\\"{e.Path}\\\": {{\\\"weights\\\": \\\"{e.Weights}\\\", \\\"activations\\\": \\\"{e.Activations}\\\"}}"));
-        w.Line($"public const string QuantizationMap = \"{{{entries}}}\";").Line();
+        w.Line("public const string QuantizationMap =");
+        w.Line("    \"{\" +");
+        for (int i = 0; i < model.Map.Count; i++)
+        {
+            MapEntry e = model.Map[i];
+            string separator = i < model.Map.Count - 1 ? ", " : "";
+            w.Line($"    \"\\\"{e.Path}\\\": {{\\\"weights\\\": \\\"{e.Weights}\\\", " +
+                   $"\\\"activations\\\": \\\"{e.Activations}\\\"}}{separator}\" +");
+        }
+        w.Line("    \"}\";").Line();
         w.Line("/// <summary>True once Quantize has built the quantized layers.</summary>");
         w.Line("public bool IsQuantized => _isQuantized;").Line();
     }

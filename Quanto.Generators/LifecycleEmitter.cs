@@ -38,11 +38,11 @@ internal static class LifecycleEmitter
             {
                 w.Line($"{layer.WrapperName} = new {Emitter.WrapperType(layer.Kind)}[{layer.FieldName}.Count];");
                 w.Line($"for (int i = 0; i < {layer.FieldName}.Count; i++)");
-                w.Line($"    {layer.WrapperName}[i] = {NewWrapper(layer, $"{layer.FieldName}[i]", $"\"{layer.FieldName}.\" + i")};");
+                w.Lines($"    {layer.WrapperName}[i] = {NewWrapper(layer, $"{layer.FieldName}[i]", $"\"{layer.FieldName}.\" + i", "        ")};");
             }
             else
             {
-                w.Line($"{layer.WrapperName} = {NewWrapper(layer, layer.FieldName, $"\"{layer.FieldName}\"")};");
+                w.Lines($"{layer.WrapperName} = {NewWrapper(layer, layer.FieldName, $"\"{layer.FieldName}\"", "    ")};");
             }
         }
         w.Line("_isQuantized = true;");
@@ -154,12 +154,14 @@ internal static class LifecycleEmitter
         w.Close();
     }
 
-    private static string NewWrapper(LayerModel layer, string source, string path) => layer.Kind == LayerKind.LayerNorm
-        ? $"new {Emitter.WrapperType(layer.Kind)}({source}, activations: {Emitter.QType(layer.Activations)}, " +
-          $"path: pathPrefix + {path})"
-        : $"new {Emitter.WrapperType(layer.Kind)}({source}, weights: {Emitter.QType(layer.Weights)}, " +
-          $"activations: {Emitter.QType(layer.Activations)}, groupSize: {(layer.Group?.ToString() ?? "null")}, " +
-          $"optimizer: optimizer, path: pathPrefix + {path})";
+    /// <summary>The constructor call of a twin, arguments on a continuation line.</summary>
+    private static string NewWrapper(LayerModel layer, string source, string path, string indent) =>
+        layer.Kind == LayerKind.LayerNorm
+            ? $"new {Emitter.WrapperType(layer.Kind)}({source},\n{indent}" +
+              $"activations: {Emitter.QType(layer.Activations)}, path: pathPrefix + {path})"
+            : $"new {Emitter.WrapperType(layer.Kind)}({source},\n{indent}weights: {Emitter.QType(layer.Weights)}, " +
+              $"activations: {Emitter.QType(layer.Activations)}, groupSize: {(layer.Group?.ToString() ?? "null")},\n" +
+              $"{indent}optimizer: optimizer, path: pathPrefix + {path})";
 
     private static string Plain(string name) => name.Replace("\"", "");
 }

@@ -25,7 +25,12 @@ partial class Block
 
     /// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of
     /// ModuleList items use '*' for the index.</summary>
-    public const string QuantizationMap = "{\"norm\": {\"weights\": \"none\", \"activations\": \"qint8\"}, \"fc1\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, \"fc2\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}}";
+    public const string QuantizationMap =
+        "{" +
+        "\"norm\": {\"weights\": \"none\", \"activations\": \"qint8\"}, " +
+        "\"fc1\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, " +
+        "\"fc2\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}" +
+        "}";
 
     /// <summary>True once Quantize has built the quantized layers.</summary>
     public bool IsQuantized => _isQuantized;
@@ -43,9 +48,14 @@ partial class Block
     {
         if (_isQuantized)
             throw new global::System.InvalidOperationException("Block is already quantized.");
-        _normQuantized = new global::Quanto.Nn.QLayerNorm(norm, activations: global::Quanto.QType.QInt8, path: pathPrefix + "norm");
-        _fc1Quantized = new global::Quanto.Nn.QLinear(fc1, weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32, optimizer: optimizer, path: pathPrefix + "fc1");
-        _fc2Quantized = new global::Quanto.Nn.QLinear(fc2, weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32, optimizer: optimizer, path: pathPrefix + "fc2");
+        _normQuantized = new global::Quanto.Nn.QLayerNorm(norm,
+            activations: global::Quanto.QType.QInt8, path: pathPrefix + "norm");
+        _fc1Quantized = new global::Quanto.Nn.QLinear(fc1,
+            weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32,
+            optimizer: optimizer, path: pathPrefix + "fc1");
+        _fc2Quantized = new global::Quanto.Nn.QLinear(fc2,
+            weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32,
+            optimizer: optimizer, path: pathPrefix + "fc2");
         _isQuantized = true;
     }
 

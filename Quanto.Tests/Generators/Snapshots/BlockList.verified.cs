@@ -21,7 +21,14 @@ partial class BlockList
 
     /// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of
     /// ModuleList items use '*' for the index.</summary>
-    public const string QuantizationMap = "{\"embed\": {\"weights\": \"qint2\", \"activations\": \"none\"}, \"blocks.*.norm\": {\"weights\": \"none\", \"activations\": \"qint8\"}, \"blocks.*.fc1\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, \"blocks.*.fc2\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, \"heads.*\": {\"weights\": \"qint2\", \"activations\": \"none\"}}";
+    public const string QuantizationMap =
+        "{" +
+        "\"embed\": {\"weights\": \"qint2\", \"activations\": \"none\"}, " +
+        "\"blocks.*.norm\": {\"weights\": \"none\", \"activations\": \"qint8\"}, " +
+        "\"blocks.*.fc1\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, " +
+        "\"blocks.*.fc2\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, " +
+        "\"heads.*\": {\"weights\": \"qint2\", \"activations\": \"none\"}" +
+        "}";
 
     /// <summary>True once Quantize has built the quantized layers.</summary>
     public bool IsQuantized => _isQuantized;
@@ -39,12 +46,16 @@ partial class BlockList
     {
         if (_isQuantized)
             throw new global::System.InvalidOperationException("BlockList is already quantized.");
-        _embedQuantized = new global::Quanto.Nn.QLinear(embed, weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32, optimizer: optimizer, path: pathPrefix + "embed");
+        _embedQuantized = new global::Quanto.Nn.QLinear(embed,
+            weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32,
+            optimizer: optimizer, path: pathPrefix + "embed");
         for (int i = 0; i < blocks.Count; i++)
             blocks[i].Quantize(pathPrefix + "blocks." + i + ".", optimizer);
         _headsQuantized = new global::Quanto.Nn.QLinear[heads.Count];
         for (int i = 0; i < heads.Count; i++)
-            _headsQuantized[i] = new global::Quanto.Nn.QLinear(heads[i], weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32, optimizer: optimizer, path: pathPrefix + "heads." + i);
+            _headsQuantized[i] = new global::Quanto.Nn.QLinear(heads[i],
+                weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32,
+                optimizer: optimizer, path: pathPrefix + "heads." + i);
         _isQuantized = true;
     }
 

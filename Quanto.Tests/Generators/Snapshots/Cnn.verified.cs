@@ -25,7 +25,12 @@ partial class Cnn
 
     /// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of
     /// ModuleList items use '*' for the index.</summary>
-    public const string QuantizationMap = "{\"conv1\": {\"weights\": \"qint8\", \"activations\": \"none\"}, \"conv2\": {\"weights\": \"qint8\", \"activations\": \"none\"}, \"fc\": {\"weights\": \"qint8\", \"activations\": \"none\"}}";
+    public const string QuantizationMap =
+        "{" +
+        "\"conv1\": {\"weights\": \"qint8\", \"activations\": \"none\"}, " +
+        "\"conv2\": {\"weights\": \"qint8\", \"activations\": \"none\"}, " +
+        "\"fc\": {\"weights\": \"qint8\", \"activations\": \"none\"}" +
+        "}";
 
     /// <summary>True once Quantize has built the quantized layers.</summary>
     public bool IsQuantized => _isQuantized;
@@ -43,9 +48,15 @@ partial class Cnn
     {
         if (_isQuantized)
             throw new global::System.InvalidOperationException("Cnn is already quantized.");
-        _conv1Quantized = new global::Quanto.Nn.QConv2d(conv1, weights: global::Quanto.QType.QInt8, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "conv1");
-        _conv2Quantized = new global::Quanto.Nn.QConv2d(conv2, weights: global::Quanto.QType.QInt8, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "conv2");
-        _fcQuantized = new global::Quanto.Nn.QLinear(fc, weights: global::Quanto.QType.QInt8, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "fc");
+        _conv1Quantized = new global::Quanto.Nn.QConv2d(conv1,
+            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "conv1");
+        _conv2Quantized = new global::Quanto.Nn.QConv2d(conv2,
+            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "conv2");
+        _fcQuantized = new global::Quanto.Nn.QLinear(fc,
+            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "fc");
         _isQuantized = true;
     }
 

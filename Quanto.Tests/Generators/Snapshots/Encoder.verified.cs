@@ -21,7 +21,14 @@ partial class Encoder
 
     /// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of
     /// ModuleList items use '*' for the index.</summary>
-    public const string QuantizationMap = "{\"embed\": {\"weights\": \"qint8\", \"activations\": \"none\"}, \"block.norm\": {\"weights\": \"none\", \"activations\": \"qint8\"}, \"block.fc1\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, \"block.fc2\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, \"head\": {\"weights\": \"qint8\", \"activations\": \"none\"}}";
+    public const string QuantizationMap =
+        "{" +
+        "\"embed\": {\"weights\": \"qint8\", \"activations\": \"none\"}, " +
+        "\"block.norm\": {\"weights\": \"none\", \"activations\": \"qint8\"}, " +
+        "\"block.fc1\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, " +
+        "\"block.fc2\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}, " +
+        "\"head\": {\"weights\": \"qint8\", \"activations\": \"none\"}" +
+        "}";
 
     /// <summary>True once Quantize has built the quantized layers.</summary>
     public bool IsQuantized => _isQuantized;
@@ -39,9 +46,13 @@ partial class Encoder
     {
         if (_isQuantized)
             throw new global::System.InvalidOperationException("Encoder is already quantized.");
-        _embedQuantized = new global::Quanto.Nn.QLinear(embed, weights: global::Quanto.QType.QInt8, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "embed");
+        _embedQuantized = new global::Quanto.Nn.QLinear(embed,
+            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "embed");
         block.Quantize(pathPrefix + "block.", optimizer);
-        _headQuantized = new global::Quanto.Nn.QLinear(head, weights: global::Quanto.QType.QInt8, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "head");
+        _headQuantized = new global::Quanto.Nn.QLinear(head,
+            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "head");
         _isQuantized = true;
     }
 

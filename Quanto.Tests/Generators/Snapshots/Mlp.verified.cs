@@ -25,7 +25,12 @@ partial class Mlp
 
     /// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of
     /// ModuleList items use '*' for the index.</summary>
-    public const string QuantizationMap = "{\"fc1\": {\"weights\": \"qint4\", \"activations\": \"none\"}, \"fc2\": {\"weights\": \"qint4\", \"activations\": \"none\"}, \"head\": {\"weights\": \"qint8\", \"activations\": \"none\"}}";
+    public const string QuantizationMap =
+        "{" +
+        "\"fc1\": {\"weights\": \"qint4\", \"activations\": \"none\"}, " +
+        "\"fc2\": {\"weights\": \"qint4\", \"activations\": \"none\"}, " +
+        "\"head\": {\"weights\": \"qint8\", \"activations\": \"none\"}" +
+        "}";
 
     /// <summary>True once Quantize has built the quantized layers.</summary>
     public bool IsQuantized => _isQuantized;
@@ -43,9 +48,15 @@ partial class Mlp
     {
         if (_isQuantized)
             throw new global::System.InvalidOperationException("Mlp is already quantized.");
-        _fc1Quantized = new global::Quanto.Nn.QLinear(fc1, weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32, optimizer: optimizer, path: pathPrefix + "fc1");
-        _fc2Quantized = new global::Quanto.Nn.QLinear(fc2, weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32, optimizer: optimizer, path: pathPrefix + "fc2");
-        _headQuantized = new global::Quanto.Nn.QLinear(head, weights: global::Quanto.QType.QInt8, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "head");
+        _fc1Quantized = new global::Quanto.Nn.QLinear(fc1,
+            weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32,
+            optimizer: optimizer, path: pathPrefix + "fc1");
+        _fc2Quantized = new global::Quanto.Nn.QLinear(fc2,
+            weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32,
+            optimizer: optimizer, path: pathPrefix + "fc2");
+        _headQuantized = new global::Quanto.Nn.QLinear(head,
+            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "head");
         _isQuantized = true;
     }
 

@@ -25,7 +25,12 @@ partial class ResidualStack
 
     /// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of
     /// ModuleList items use '*' for the index.</summary>
-    public const string QuantizationMap = "{\"proj\": {\"weights\": \"qfloat8_e4m3fn\", \"activations\": \"none\"}, \"up\": {\"weights\": \"qfloat8_e4m3fn\", \"activations\": \"none\"}, \"down\": {\"weights\": \"qfloat8_e4m3fn\", \"activations\": \"none\"}}";
+    public const string QuantizationMap =
+        "{" +
+        "\"proj\": {\"weights\": \"qfloat8_e4m3fn\", \"activations\": \"none\"}, " +
+        "\"up\": {\"weights\": \"qfloat8_e4m3fn\", \"activations\": \"none\"}, " +
+        "\"down\": {\"weights\": \"qfloat8_e4m3fn\", \"activations\": \"none\"}" +
+        "}";
 
     /// <summary>True once Quantize has built the quantized layers.</summary>
     public bool IsQuantized => _isQuantized;
@@ -43,9 +48,15 @@ partial class ResidualStack
     {
         if (_isQuantized)
             throw new global::System.InvalidOperationException("ResidualStack is already quantized.");
-        _projQuantized = new global::Quanto.Nn.QLinear(proj, weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "proj");
-        _upQuantized = new global::Quanto.Nn.QLinear(up, weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "up");
-        _downQuantized = new global::Quanto.Nn.QLinear(down, weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null, optimizer: optimizer, path: pathPrefix + "down");
+        _projQuantized = new global::Quanto.Nn.QLinear(proj,
+            weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "proj");
+        _upQuantized = new global::Quanto.Nn.QLinear(up,
+            weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "up");
+        _downQuantized = new global::Quanto.Nn.QLinear(down,
+            weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null,
+            optimizer: optimizer, path: pathPrefix + "down");
         _isQuantized = true;
     }
 
