@@ -142,7 +142,14 @@ partial class BlockList
         var headsComputed = _headsQuantized[0].Compute(headsInput);
         var headsOutput = _headsQuantized[0].OutputStub(headsComputed);
         Tensor logits = headsOutput;
-        for (int i = 1; i < heads.Count; i++) logits = logits + _headsQuantized[i].OutputStub(_headsQuantized[i].Compute(_headsQuantized[i].InputStub(h)));
+        for (int i = 1; i < heads.Count; i++)
+        {
+            // heads[i]: quant stub -> quantized linear -> dequant stub
+            var heads2Input = _headsQuantized[i].InputStub(h);
+            var heads2Computed = _headsQuantized[i].Compute(heads2Input);
+            var heads2Output = _headsQuantized[i].OutputStub(heads2Computed);
+            logits = logits + heads2Output;
+        }
         return logits;
     }
 
