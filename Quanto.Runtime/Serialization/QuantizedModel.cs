@@ -228,16 +228,24 @@ public static class QuantizedModel
     }
 
     /// <summary>The keys of <c>model.state_dict()</c> that belong to the quantized modules (their weight, bias and
-    /// scale buffers), found by the modules' places in the module tree.</summary>
+    /// scale buffers), found by the modules' places in the module tree. Generated models keep their quantized twins
+    /// outside the tree, beside the user's float layer at the same path: every model key under that path is theirs
+    /// (the layer's bias, and its weight, emptied once frozen).</summary>
     private static HashSet<string> OwnedKeys(nn.Module model, List<(string Path, QModule Module)> entries)
     {
         var places = new Dictionary<nn.Module, string>(ReferenceEqualityComparer.Instance) { [model] = "" };
         foreach ((string name, nn.Module module) in model.named_modules()) places.TryAdd(module, name);
+        string[] modelKeys = model.state_dict().Keys.ToArray();
         var owned = new HashSet<string>(StringComparer.Ordinal);
-        foreach ((string _, QModule module) in entries)
+        foreach ((string path, QModule module) in entries)
         {
-            if (!places.TryGetValue(module, out string? place)) continue;
-            foreach (string key in module.state_dict().Keys) owned.Add(QuantoKeys.Join(place, key));
+            if (places.TryGetValue(module, out string? place))
+            {
+                foreach (string key in module.state_dict().Keys) owned.Add(QuantoKeys.Join(place, key));
+                continue;
+            }
+            string prefix = path + ".";
+            owned.UnionWith(modelKeys.Where(key => key.StartsWith(prefix, StringComparison.Ordinal)));
         }
         return owned;
     }

@@ -1,0 +1,140 @@
+using System.Collections.Generic;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+
+namespace Quanto.Generators;
+
+/// <summary>Finds the quantizable fields of an annotated class and resolves their effective settings.</summary>
+internal static class LayerParser
+{
+    private const int MaxNesting = 16;
+
+    /// <summary>The layers of <paramref name="type"/>; diagnostics go to <paramref name="diagnostics"/> when given
+    /// (null for nested classes, which report on their own).</summary>
+    public static List<LayerModel> Layers(INamedTypeSymbol type, QuantizeSettings classSettings,
+        List<DiagnosticInfo>? diagnostics)
+    {
+        var layers = new List<LayerModel>();
+        foreach (IFieldSymbol field in type.GetMembers().OfType<IFieldSymbol>())
+        {
+            if (field.IsStatic || field.IsImplicitlyDeclared) continue;
+            if (QuantizeSettings.Find(field, QuantizeSettings.NoQuantizeName) is not null) continue;
+            AttributeData? attribute = QuantizeSettings.Find(field);
+            (LayerKind? kind, bool isList) = Classify(field.Type);
+            if (kind is not LayerKind layerKind)
+            {
+                if (attribute is not null)
+                {
+                    Report(diagnostics, DiagnosticDescriptors.UnsupportedField, field.Locations.FirstOrDefault(),
+                        field.Name, field.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat));
+                }
+                continue;
+            }
+            if (attribute is null && classSettings.Excludes(field.Name)) continue;
+            if (layerKind == LayerKind.Model)
+            {
+                layers.Add(new LayerModel(field.Name, layerKind, isList, null, null, null));
+                continue;
+            }
+            QuantizeSettings own = attribute is null ? new QuantizeSettings() : QuantizeSettings.Read(attribute);
+            LayerModel? layer = Resolve(field.Name, layerKind, isList, classSettings, own, diagnostics);
+            if (layer is not null) layers.Add(layer);
+        }
+        return layers;
+    }
+
+    /// <summary>Checks the class attribute itself (its defaults apply to every layer).</summary>
+    public static void ValidateClass(string name, QuantizeSettings settings, List<DiagnosticInfo> diagnostics) =>
+        Validate(name, settings, settings.Weights ?? DefaultWeights(settings, null), diagnostics);
+
+    /// <summary>quanto_qmap.json entries of <paramref name="type"/>'s layers under <paramref name="prefix"/>.</summary>
+    public static void MapEntries(INamedTypeSymbol type, QuantizeSettings settings, string prefix, List<MapEntry> map,
+        int depth = 0)
+    {
+        foreach (LayerModel layer in Layers(type, settings, null))
+        {
+            string path = prefix + layer.FieldName + (layer.IsList ? ".*" : "");
+            if (layer.Kind != LayerKind.Model)
+            {
+                map.Add(new MapEntry(path, QTypeNames.QuantoName(layer.Weights),
+                    QTypeNames.QuantoName(layer.Activations)));
+                continue;
+            }
+            if (depth >= MaxNesting) continue;
+            IFieldSymbol field = type.GetMembers(layer.FieldName).OfType<IFieldSymbol>().First();
+            ITypeSymbol nested = layer.IsList ? ((INamedTypeSymbol)field.Type).TypeArguments[0] : field.Type;
+            if (nested is INamedTypeSymbol named && QuantizeSettings.Find(named) is AttributeData attribute)
+                MapEntries(named, QuantizeSettings.Read(attribute), path + ".", map, depth + 1);
+        }
+    }
+
+    /// <summary>The layer kind a field type holds, and whether it is a ModuleList of it; null when unsupported.</summary>
+    public static (LayerKind? Kind, bool IsList) Classify(ITypeSymbol type)
+    {
+        if (type is INamedTypeSymbol { IsGenericType: true } named &&
+            named.OriginalDefinition.ToDisplayString() == "TorchSharp.Modules.ModuleList<T>")
+        {
+            return (Single(named.TypeArguments[0]), true);
+        }
+        return (Single(type), false);
+    }
+
+    /// <summary>True when <paramref name="type"/> is a [Quantize] class (its forward has a generated twin).</summary>
+    public static bool IsAnnotated(ITypeSymbol? type) =>
+        type is INamedTypeSymbol named && QuantizeSettings.Find(named) is not null;
+
+    private static LayerKind? Single(ITypeSymbol type) => type.ToDisplayString() switch
+    {
+        "TorchSharp.Modules.Linear" => LayerKind.Linear,
+        "TorchSharp.Modules.Conv2d" => LayerKind.Conv2d,
+        "TorchSharp.Modules.LayerNorm" => LayerKind.LayerNorm,
+        _ when IsAnnotated(type) => LayerKind.Model,
+        _ => null,
+    };
+
+    private static LayerModel? Resolve(string name, LayerKind kind, bool isList, QuantizeSettings cls,
+        QuantizeSettings own, List<DiagnosticInfo>? diagnostics)
+    {
+        string? weights = own.Weights ?? cls.Weights ?? DefaultWeights(cls, own);
+        if (diagnostics is not null) Validate(name, own, weights, diagnostics);
+        string? activations = own.Activations ?? cls.Activations;
+        if (activations is not null && QTypeNames.Bits(activations) < 8) activations = null;
+        int? group = own.Group ?? cls.Group;
+        if (group is int g && (g <= 0 || g % 8 != 0)) group = null;
+        if (weights is null || QTypeNames.Bits(weights) == 8) group = null;
+        if (kind == LayerKind.LayerNorm)
+            return activations is null ? null : new LayerModel(name, kind, isList, null, activations, null);
+        return weights is null && activations is null
+            ? null
+            : new LayerModel(name, kind, isList, weights, activations, group);
+    }
+
+    /// <summary>QInt8 weights when neither the class nor the field names a weight or activation qtype.</summary>
+    private static string? DefaultWeights(QuantizeSettings cls, QuantizeSettings? own) =>
+        cls.Weights is null && cls.Activations is null && own?.Weights is null && own?.Activations is null
+            ? "QInt8"
+            : null;
+
+    private static void Validate(string owner, QuantizeSettings settings, string? weights,
+        List<DiagnosticInfo> diagnostics)
+    {
+        if (settings.Group is int group)
+        {
+            Location? at = settings.Locations["Group"];
+            if (group <= 0 || group % 8 != 0)
+                Report(diagnostics, DiagnosticDescriptors.BadGroup, at, group.ToString(), owner);
+            else if (weights is not null && QTypeNames.Bits(weights) == 8)
+                Report(diagnostics, DiagnosticDescriptors.GroupIgnored, at, group.ToString(), owner, weights);
+        }
+        if (settings.Activations is string activations && QTypeNames.Bits(activations) < 8)
+        {
+            Report(diagnostics, DiagnosticDescriptors.PackedActivations, settings.Locations["Activations"],
+                activations, owner);
+        }
+    }
+
+    private static void Report(List<DiagnosticInfo>? diagnostics, DiagnosticDescriptor descriptor, Location? location,
+        params string[] arguments) =>
+        diagnostics?.Add(new DiagnosticInfo(descriptor.Id, LocationInfo.From(location),
+            new EquatableArray<string>(arguments)));
+}

@@ -1,0 +1,77 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Text;
+
+namespace Quanto.Generators;
+
+/// <summary>What kind of layer a field holds.</summary>
+internal enum LayerKind
+{
+    /// <summary>TorchSharp Linear: becomes a QLinear.</summary>
+    Linear,
+
+    /// <summary>TorchSharp Conv2d: becomes a QConv2d.</summary>
+    Conv2d,
+
+    /// <summary>TorchSharp LayerNorm: becomes a QLayerNorm (activations only).</summary>
+    LayerNorm,
+
+    /// <summary>Another [Quantize] class: its own generated members do the work.</summary>
+    Model,
+}
+
+/// <summary>One quantizable field of an annotated class, with its effective settings.</summary>
+/// <param name="FieldName">The user's field ("fc1"), also its module path segment.</param>
+/// <param name="Kind">Layer kind.</param>
+/// <param name="IsList">True for a ModuleList of such layers.</param>
+/// <param name="Weights">Weight qtype (QType member name, "QInt4"), or null.</param>
+/// <param name="Activations">Activation qtype member name, or null.</param>
+/// <param name="Group">Group size, or null for the default.</param>
+internal sealed record LayerModel(string FieldName, LayerKind Kind, bool IsList, string? Weights, string? Activations,
+    int? Group)
+{
+    /// <summary>The generated field holding the quantized twin ("_fc1Quantized").</summary>
+    public string WrapperName => "_" + FieldName.TrimStart('_') + "Quantized";
+}
+
+/// <summary>One line of quanto_qmap.json.</summary>
+/// <param name="Path">Module path ("block.fc1", "blocks.*.fc1" inside lists).</param>
+/// <param name="Weights">optimum-quanto name of the weight qtype, or "none".</param>
+/// <param name="Activations">optimum-quanto name of the activation qtype, or "none".</param>
+internal sealed record MapEntry(string Path, string Weights, string Activations);
+
+/// <summary>Everything the emitter needs for one annotated class: strings, numbers and equatable arrays only.</summary>
+/// <param name="Namespace">Containing namespace, or null for the global namespace.</param>
+/// <param name="Name">Class name with its type parameter list ("Mlp", "Head&lt;T&gt;").</param>
+/// <param name="FullName">Metadata-like full name for the hint name.</param>
+/// <param name="Usings">Using directives of the file that declares forward (its body is compiled with them).</param>
+/// <param name="NamespaceUsings">Using directives declared inside the namespace.</param>
+/// <param name="ReturnType">forward's return type, as written.</param>
+/// <param name="Parameters">forward's parameter list, as written, parentheses included.</param>
+/// <param name="Body">The rewritten body, as statements (an expression body becomes a return statement).</param>
+/// <param name="Layers">Quantizable fields in declaration order.</param>
+/// <param name="Map">The quantization map, nested models and lists flattened.</param>
+internal sealed record ClassModel(string? Namespace, string Name, string FullName, EquatableArray<string> Usings,
+    EquatableArray<string> NamespaceUsings, string ReturnType, string Parameters, string Body,
+    EquatableArray<LayerModel> Layers, EquatableArray<MapEntry> Map);
+
+/// <summary>A location without the syntax tree, so it can sit in a cached model.</summary>
+internal sealed record LocationInfo(string FilePath, TextSpan Span, LinePositionSpan LineSpan)
+{
+    public Location ToLocation() => Location.Create(FilePath, Span, LineSpan);
+
+    public static LocationInfo? From(Location? location) =>
+        location is null || location.SourceTree is null
+            ? null
+            : new LocationInfo(location.SourceTree.FilePath, location.SourceSpan, location.GetLineSpan().Span);
+}
+
+/// <summary>A diagnostic to report: descriptor id, where, and the message arguments.</summary>
+internal sealed record DiagnosticInfo(string Id, LocationInfo? Location, EquatableArray<string> Arguments)
+{
+    public Diagnostic ToDiagnostic() => Diagnostic.Create(DiagnosticDescriptors.ById(Id), Location?.ToLocation(),
+        System.Linq.Enumerable.ToArray(Arguments));
+}
+
+/// <summary>The parser's answer for one annotated class: a model to emit (null when an error stops generation)
+/// and the diagnostics found.</summary>
+internal sealed record ParseResult(ClassModel? Model, EquatableArray<DiagnosticInfo> Diagnostics);

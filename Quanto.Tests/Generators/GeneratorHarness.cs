@@ -1,0 +1,81 @@
+using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Quanto.Generators;
+using Quanto.Nn;
+using static TorchSharp.torch;
+
+namespace Quanto.Tests.Generators;
+
+/// <summary>Runs <see cref="QuantizeGenerator"/> in memory (CSharpGeneratorDriver) over sample sources, with the
+/// framework, TorchSharp and Quanto.Runtime as references, nullable enabled, as a consumer project compiles.</summary>
+internal static class GeneratorHarness
+{
+    /// <summary>Model-level save/load is written in parallel; until Quanto.Runtime has it, test compilations get
+    /// this stand-in so the generated Save/LoadQuantized compile (never shipped).</summary>
+    private const string QuantizedModelStub = """
+        namespace Quanto.Serialization;
+
+        public static class QuantizedModel
+        {
+            public static void Save(TorchSharp.torch.nn.Module model, string path,
+                System.Collections.Generic.IEnumerable<Quanto.Nn.QModule>? modules = null) { }
+
+            public static void Load(TorchSharp.torch.nn.Module model, string path,
+                System.Collections.Generic.IEnumerable<Quanto.Nn.QModule>? modules = null) { }
+        }
+        """;
+
+    private static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
+
+    private static readonly Lazy<ImmutableArray<MetadataReference>> References = new(() =>
+    {
+        string framework = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        var paths = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Where(p => Path.GetDirectoryName(p) == framework)
+            .Append(typeof(Tensor).Assembly.Location)
+            .Append(typeof(QModule).Assembly.Location);
+        return [.. paths.Distinct().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))];
+    });
+
+    /// <summary>The folder of the generator tests' sources (samples and snapshots live under it).</summary>
+    public static string SourceFolder([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+
+    /// <summary>The sample files' text, by file name without extension.</summary>
+    public static IReadOnlyDictionary<string, string> Samples() =>
+        Directory.GetFiles(Path.Combine(SourceFolder(), "Samples"), "*.cs")
+            .OrderBy(p => p, StringComparer.Ordinal)
+            .ToDictionary(p => Path.GetFileNameWithoutExtension(p), File.ReadAllText);
+
+    /// <summary>A compilation of <paramref name="sources"/> (file name -> text), plus the save/load stand-in when
+    /// the runtime lacks it.</summary>
+    public static CSharpCompilation Compile(IEnumerable<KeyValuePair<string, string>> sources, string name = "Samples")
+    {
+        var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s.Value, ParseOptions, path: s.Key + ".cs")).ToList();
+        if (typeof(QModule).Assembly.GetType("Quanto.Serialization.QuantizedModel") is null)
+            trees.Add(CSharpSyntaxTree.ParseText(QuantizedModelStub, ParseOptions, path: "QuantizedModelStub.cs"));
+        return CSharpCompilation.Create(name, trees, References.Value,
+            new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary,
+                nullableContextOptions: NullableContextOptions.Enable));
+    }
+
+    /// <summary>A driver for the generator, tracking steps so incrementality can be checked.</summary>
+    public static GeneratorDriver Driver() => CSharpGeneratorDriver.Create(
+        [new QuantizeGenerator().AsSourceGenerator()], parseOptions: ParseOptions,
+        driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    /// <summary>Runs the generator: the driver after the run, the compilation with generated sources, and the
+    /// generator's diagnostics.</summary>
+    public static (GeneratorDriver Driver, Compilation Output, ImmutableArray<Diagnostic> Diagnostics) Run(
+        Compilation compilation, GeneratorDriver? driver = null)
+    {
+        GeneratorDriver ran = (driver ?? Driver())
+            .RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
+        return (ran, output, diagnostics);
+    }
+
+    /// <summary>Warnings and errors of a compilation (what TreatWarningsAsErrors would stop on).</summary>
+    public static IReadOnlyList<Diagnostic> Problems(Compilation compilation) =>
+        compilation.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToList();
+}
