@@ -105,7 +105,7 @@ public static class QuantizeCommand
         QuantizedWeight weight;
         try
         {
-            weight = WeightQuantizer.Quantize(tensor, options.Weights, item.GroupSize, optimizer);
+            weight = Quantize(tensor, options.Weights, item.GroupSize, optimizer);
         }
         catch (ArgumentException e)
         {
@@ -124,6 +124,19 @@ public static class QuantizeCommand
             target = options.Weights.QuantoName();
             return weight.ByteSize;
         }
+    }
+
+    /// <summary>
+    /// <see cref="WeightQuantizer.Quantize"/>, except that HQQ runs F16/BF16 weights in F32 (the runtime's HQQ
+    /// mixes F32 into half-precision tensors and fails) and casts scale and shift back to the weight's dtype.
+    /// </summary>
+    private static QuantizedWeight Quantize(Tensor tensor, QType qtype, int? group, Optimizer optimizer)
+    {
+        if (optimizer is not HqqOptimizer || tensor.dtype == ScalarType.Float32)
+            return WeightQuantizer.Quantize(tensor, qtype, group, optimizer);
+        using Tensor wide = tensor.to(ScalarType.Float32);
+        using QuantizedWeight f32 = WeightQuantizer.Quantize(wide, qtype, group, optimizer);
+        return f32.To(tensor.device, tensor.dtype);
     }
 
     /// <summary>optimum-quanto's frozen modules always carry scalar input/output scales (1.0 = not calibrated).</summary>
