@@ -117,7 +117,7 @@ public static class CliApp
             switch (command)
             {
                 case "--help" or "-h" or "help":
-                    stdout.Write(rest.Length > 0 ? HelpFor(rest[0]) : MainHelp);
+                    stdout.WriteLine(rest.Length > 0 ? HelpFor(rest[0]) : MainHelp);
                     return ExitCodes.Ok;
                 case "--version":
                     stdout.WriteLine($"quanto {typeof(CliApp).Assembly.GetName().Version?.ToString(3)}");
@@ -128,7 +128,7 @@ public static class CliApp
                             QuantizeOptions.Aliases);
                         if (parsed.Has("--help") || rest.Length == 0)
                         {
-                            stdout.Write(QuantizeHelp);
+                            stdout.WriteLine(QuantizeHelp);
                             return rest.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
                         }
                         return QuantizeCommand.Run(QuantizeOptions.From(parsed), stdout, stderr);
@@ -139,7 +139,7 @@ public static class CliApp
                             new Dictionary<string, string> { ["-h"] = "--help" });
                         if (parsed.Has("--help") || rest.Length == 0)
                         {
-                            stdout.Write(InspectHelp);
+                            stdout.WriteLine(InspectHelp);
                             return rest.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
                         }
                         if (parsed.Positionals.Count != 1)

@@ -60,6 +60,7 @@ public static class InspectCommand
             TextTable.Bytes(t.Entry.ByteLength), QTypeOf(t.Name, map),
         ]).ToList();
         TextTable.Write(stdout, Header, rows, 3);
+        WriteTotals(stdout, source.Tensors.Select(t => (t.Entry.DType, t.Entry.ByteLength)));
         stdout.WriteLine();
         WriteMap(stdout, map, map is null ? "no " + QuantizationMap.FileName + " beside the weights" : mapPath);
         if (verify)
@@ -107,6 +108,8 @@ public static class InspectCommand
                 : "",
         ]).ToList();
         TextTable.Write(stdout, Header, rows, 3);
+        WriteTotals(stdout, package.Tensors.Values.Select(t =>
+            (t.Tensor.dtype, t.Tensor.NumberOfElements * t.Tensor.ElementSize)));
         stdout.WriteLine();
         WriteMap(stdout, package.QuantizationMap, "in the package");
         stdout.WriteLine("Checksums of the header and every tensor verified.");
@@ -132,6 +135,13 @@ public static class InspectCommand
                     "quantized weights in the map.");
         }
         return problems;
+    }
+
+    private static void WriteTotals(TextWriter stdout, IEnumerable<(ScalarType DType, long Bytes)> tensors)
+    {
+        var parts = tensors.GroupBy(t => t.DType).OrderByDescending(g => g.Sum(t => t.Bytes))
+            .Select(g => $"{SafetensorsDType.NameOf(g.Key)} {TextTable.Bytes(g.Sum(t => t.Bytes))} ({g.Count()})");
+        stdout.WriteLine($"By dtype: {string.Join(", ", parts)}");
     }
 
     private static void WriteMap(TextWriter stdout, QuantizationMap? map, string where)

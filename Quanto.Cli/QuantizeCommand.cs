@@ -42,7 +42,8 @@ public static class QuantizeCommand
             (options.Weights.Info().IsPacked ? $", group {options.GroupSize}, {options.OptimizerName} optimizer" : "") +
             $" -> {options.Output}");
         int[] widths = TextTable.Widths(Header, plan.Select(p => (IReadOnlyList<string>)
-            [p.Source.Name, TextTable.Shape(p.Source.Entry.Shape), "BF16 -> qfloat8_e4m3fnuz", "", "1023.99 MiB",
+            [p.Source.Name, TextTable.Shape(p.Source.Entry.Shape),
+                $"{SafetensorsDType.NameOf(p.Source.Entry.DType)} -> {Target(p, options)}", "", "1023.99 MiB",
                 "1023.99 MiB"]));
         if (!options.Quiet)
         {
@@ -98,7 +99,7 @@ public static class QuantizeCommand
         Tensor tensor = item.Source.Read();
         if (!item.Quantized)
         {
-            target = $"kept ({item.KeepReason})";
+            target = Target(item, options);
             output.Add(item.Source.Name, tensor);
             return item.Source.Entry.ByteLength;
         }
@@ -121,10 +122,13 @@ public static class QuantizeCommand
             output.AddWeight(item.Module, weight);
             output.Map.Add(item.Module, new QuantizationSpec(options.Weights, null));
             AddActivationScales(item, output, weight.DType, inputKeys);
-            target = options.Weights.QuantoName();
+            target = Target(item, options);
             return weight.ByteSize;
         }
     }
+
+    private static string Target(PlannedTensor item, QuantizeOptions options) =>
+        item.Quantized ? options.Weights.QuantoName() : $"kept ({item.KeepReason})";
 
     /// <summary>
     /// <see cref="WeightQuantizer.Quantize"/>, except that HQQ runs F16/BF16 weights in F32 (the runtime's HQQ

@@ -48,7 +48,7 @@ public static class QuantizePlan
     {
         SafetensorsEntry e = tensor.Entry;
         if (!e.Name.EndsWith(WeightSuffix, StringComparison.Ordinal) && e.Name != QuantoKeys.Weight)
-            return new PlannedTensor(tensor, "", null, "not a weight");
+            return new PlannedTensor(tensor, "", null, "not *.weight");
         string module = e.Name == QuantoKeys.Weight ? "" : e.Name[..^WeightSuffix.Length];
         if (e.DType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16))
             return new PlannedTensor(tensor, module, null, $"{SafetensorsDType.NameOf(e.DType)} is not F32/F16/BF16");

@@ -113,8 +113,9 @@ internal sealed class SafetensorsOutput(string path, long maxShardBytes, IReadOn
             {
                 string name = string.Create(CultureInfo.InvariantCulture,
                     $"{BaseName}-{i + 1:D5}-of-{_shards.Count:D5}.safetensors");
-                File.Move(_shards[i].Temp, Path.Combine(Folder, name), overwrite: true);
-                Written.Add(Path.Combine(Folder, name));
+                string shardPath = Path.Combine(Path.GetDirectoryName(path) ?? "", name);
+                File.Move(_shards[i].Temp, shardPath, overwrite: true);
+                Written.Add(shardPath);
                 foreach (string key in _shards[i].Keys) weightMap[key] = name;
             }
             _shards.Clear();
@@ -123,13 +124,14 @@ internal sealed class SafetensorsOutput(string path, long maxShardBytes, IReadOn
                 ["metadata"] = new JsonObject { ["total_size"] = DataBytes },
                 ["weight_map"] = weightMap,
             };
-            string indexPath = Path.Combine(Folder, BaseName + ".safetensors.index.json");
+            string indexPath =
+                Path.Combine(Path.GetDirectoryName(path) ?? "", BaseName + ".safetensors.index.json");
             byte[] text = Encoding.UTF8.GetBytes(
                 index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             AtomicFile.Write(indexPath, s => s.Write(text));
             Written.Add(indexPath);
         }
-        string mapPath = Path.Combine(Folder, QuantizationMap.FileName);
+        string mapPath = Path.Combine(Path.GetDirectoryName(path) ?? "", QuantizationMap.FileName);
         Map.Save(mapPath); // last: a reader sees the map only once the weights are complete
         Written.Add(mapPath);
     }

@@ -22,7 +22,7 @@ public class CliErrorTests
         (code, stdout, _) = CliFixture.Run("quantize", "--help");
         Assert.That(code, Is.Zero);
         Assert.That(stdout, Does.Contain("--exclude PATTERN").And.Contain("--format safetensors|qnt"));
-        Assert.That(CliFixture.Run().Out, Is.EqualTo(CliApp.MainHelp));
+        Assert.That(CliFixture.Run().Out, Is.EqualTo(CliApp.MainHelp + Environment.NewLine));
     }
 
     [TestCase(new[] { "frobnicate" }, "unknown command 'frobnicate'")]
