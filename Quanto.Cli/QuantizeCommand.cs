@@ -106,7 +106,7 @@ public static class QuantizeCommand
         QuantizedWeight weight;
         try
         {
-            weight = Quantize(tensor, options.Weights, item.GroupSize, optimizer);
+            weight = Quantize(tensor, options.Weights, options.GroupSize, optimizer); // resolved per shape inside
         }
         catch (ArgumentException e)
         {

@@ -104,6 +104,9 @@ internal sealed class SafetensorsOutput(string path, long maxShardBytes, IReadOn
             Safetensors.Save(path, _pending, metadata);
             ClearPending();
             Written.Add(path);
+            // Reached with --force only: a stale index from an earlier sharded run would win over the new file.
+            string staleIndex = Path.Combine(Folder, BaseName + ".safetensors.index.json");
+            if (File.Exists(staleIndex)) File.Delete(staleIndex);
         }
         else
         {

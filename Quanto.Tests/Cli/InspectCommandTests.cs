@@ -25,7 +25,7 @@ public class InspectCommandTests
         Assert.That(stdout, Does.Match(@"encoder\.fc1\.weight\._data\._data +U8 +\[64, 128\] +8\.00 KiB +qint4"));
         Assert.That(stdout, Does.Match(@"encoder\.fc1\.weight\._scale +F32 +\[128, 1\]"));
         Assert.That(stdout, Does.Match(@"conv\.weight\._data\._data +U8 +\[8, 8, 3, 3\]"));
-        Assert.That(stdout, Does.Contain("weights qint4, activations none: 4 module(s)"));
+        Assert.That(stdout, Does.Contain("weights qint4, activations none: 5 module(s)"));
         Assert.That(stdout, Does.Contain("checksums verified"));
         Assert.That(stdout, Does.Contain("Valid:"));
     }

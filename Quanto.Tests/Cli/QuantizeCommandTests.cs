@@ -31,7 +31,7 @@ public class QuantizeCommandTests
         string output = _fixture.PathOf("out" + extension);
         var (code, stdout, stderr) = CliFixture.Run("quantize", _fixture.Input, "-o", output, "--weights", qtypeName);
         Assert.That(code, Is.Zero, stderr);
-        Assert.That(stdout, Does.Contain("Quantized 4 of 10 tensors"));
+        Assert.That(stdout, Does.Contain("Quantized 5 of 12 tensors"));
         Assert.That(stdout, Does.Contain("encoder.fc1.weight").And.Contain($"F32 -> {qtype.QuantoName()}"));
         Assert.That(stdout, Does.Contain("norm.weight").And.Contain("kept (1-D)"));
         Assert.That(stdout, Does.Contain("position_ids").And.Contain("kept (not *.weight)"));
@@ -134,7 +134,7 @@ public class QuantizeCommandTests
         (code, _, stderr) = CliFixture.Run("quantize", _fixture.Input, "-o", output, "-w", "qint8", "--force", "-q");
         Assert.That(code, Is.Zero, stderr);
         using QntPackage package = QntPackage.Load(output);
-        Assert.That(package.QuantizationMap.Count, Is.EqualTo(4));
+        Assert.That(package.QuantizationMap.Count, Is.EqualTo(5));
     }
 
     [Test]
@@ -145,5 +145,23 @@ public class QuantizeCommandTests
         var (code, _, stderr) = CliFixture.Run("quantize", output, "-o", _fixture.PathOf("again.qnt"), "-w", "qint4");
         Assert.That(code, Is.EqualTo(1));
         Assert.That(stderr, Does.Contain("already quantized"));
+    }
+
+    [Test]
+    public void ProgressGoesToStderrAndForcedSingleFileOutputDropsAStaleIndex()
+    {
+        string outFolder = _fixture.PathOf("out");
+        Directory.CreateDirectory(outFolder);
+        var (code, _, stderr) = CliFixture.Run("quantize", _fixture.Input, "-o", outFolder, "-w", "qint8",
+            "--max-shard-size", "4KB", "--progress", "-q");
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stderr, Does.Contain("[12/12]").And.Contain(" MB "));
+        string index = Path.Combine(outFolder, ShardedSafetensors.IndexFileName);
+        Assert.That(File.Exists(index), Is.True);
+        (code, _, stderr) = CliFixture.Run("quantize", _fixture.Input, "-o", outFolder, "-w", "qint4", "--force");
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(File.Exists(index), Is.False, "a stale index would shadow the new model.safetensors");
+        using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(outFolder);
+        Assert.That(checkpoint.QuantizationMap["head"].Weights, Is.EqualTo(QType.QInt4));
     }
 }
