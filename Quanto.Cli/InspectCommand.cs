@@ -54,7 +54,7 @@ public static class InspectCommand
         foreach (var (k, v) in source.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal))
             stdout.WriteLine($"  metadata {k} = {v}");
         stdout.WriteLine();
-        var rows = source.Tensors.Select(t => (IReadOnlyList<string>)
+        var rows = source.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (IReadOnlyList<string>)
         [
             t.Name, SafetensorsDType.NameOf(t.Entry.DType), TextTable.Shape(t.Entry.Shape),
             TextTable.Bytes(t.Entry.ByteLength), QTypeOf(t.Name, map),
