@@ -7,12 +7,12 @@ namespace Quanto.Tests.Cli;
 /// <summary>A synthetic checkpoint on disk and in-process runs of the quanto command.</summary>
 internal sealed class CliFixture : IDisposable
 {
-    /// <summary>Quantizable weights: Linear grouped (row 256: g128), Linear with fallback group (row 320: g64),
-    /// Linear per channel in F16 (row 64), Conv2d per channel (rows 72 and 9).</summary>
+    /// <summary>Quantizable weights: Linear grouped (row 256: g128), Linear in BF16 with fallback group
+    /// (row 320: g64), Linear per channel in F16 (row 64), Conv2d per channel (rows 72 and 9).</summary>
     internal static readonly (string Module, long[] Shape, ScalarType DType)[] Weights =
     [
         ("encoder.fc1", [64, 256], ScalarType.Float32),
-        ("encoder.fc2", [32, 320], ScalarType.Float32),
+        ("encoder.fc2", [32, 320], ScalarType.BFloat16),
         ("head", [10, 64], ScalarType.Float16),
         ("conv", [16, 8, 3, 3], ScalarType.Float32),
         ("stem", [8, 1, 3, 3], ScalarType.Float32), // row of 9: per channel, not a multiple of 8

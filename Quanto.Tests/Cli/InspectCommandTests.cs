@@ -81,4 +81,16 @@ public class InspectCommandTests
         Assert.That(stdout, Does.Contain("Quantization map: none"));
         Assert.That(stdout, Does.Contain("no checksums stored"));
     }
+
+    [Test]
+    public void ATruncatedQntPackageExitsWithOneAndTheFormatError()
+    {
+        string output = _fixture.PathOf("out.qnt");
+        Assert.That(CliFixture.Run("quantize", _fixture.Input, "-o", output, "-w", "qint8").Code, Is.Zero);
+        byte[] bytes = File.ReadAllBytes(output);
+        File.WriteAllBytes(output, bytes.AsSpan(0, bytes.Length / 2).ToArray());
+        var (code, _, stderr) = CliFixture.Run("inspect", output);
+        Assert.That(code, Is.EqualTo(ExitCodes.BadInput));
+        Assert.That(stderr, Does.StartWith("quanto: error: " + output + ":"));
+    }
 }
