@@ -44,7 +44,7 @@ public sealed class HqqOptimizer(double lpNorm = 0.7, double beta = 10, double k
         int maxCode = qtype.Info().MaxCode;
         Tensor codes = AffineQuantizer.Codes(grouped, scale, shift, maxCode).to(grouped.dtype);
         Tensor dequantized = codes.mul(scale).sub(shift);
-        double bestError = grouped.sub(dequantized).abs().mean().item<float>();
+        double bestError = grouped.sub(dequantized).abs().mean().to(ScalarType.Float32).item<float>();
         Tensor bestShift = shift;
         double b = Beta;
         for (int i = 0; i < Iterations; i++)
@@ -54,7 +54,7 @@ public sealed class HqqOptimizer(double lpNorm = 0.7, double beta = 10, double k
             b *= Kappa;
             codes = AffineQuantizer.Codes(grouped, scale, shift, maxCode).to(grouped.dtype);
             dequantized = codes.mul(scale).sub(shift);
-            double error = grouped.sub(dequantized).abs().mean().item<float>();
+            double error = grouped.sub(dequantized).abs().mean().to(ScalarType.Float32).item<float>();
             if (error >= bestError) break;
             bestError = error;
             bestShift = shift;

@@ -75,6 +75,18 @@ public sealed class AccuracyTests
         }
     }
 
+    [TestCase(ScalarType.BFloat16)]
+    [TestCase(ScalarType.Float16)]
+    public void HqqWorksOnHalfPrecisionWeights(ScalarType dtype)
+    {
+        using Tensor w = Reference.RandomNormal(64, 256, seed: 4, dtype: dtype);
+        using QuantizedWeight max = WeightQuantizer.Quantize(w, QType.QInt4, optimizer: new MaxOptimizer());
+        using QuantizedWeight hqq = WeightQuantizer.Quantize(w, QType.QInt4, optimizer: new HqqOptimizer());
+        using Tensor dMax = max.Dequantize(), dHqq = hqq.Dequantize();
+        Assert.That(hqq.DType, Is.EqualTo(dtype));
+        Assert.That(Reference.MeanAbsError(w, dHqq), Is.LessThanOrEqualTo(Reference.MeanAbsError(w, dMax)));
+    }
+
     [Test]
     public void Int8RampSurvivesExactly()
     {

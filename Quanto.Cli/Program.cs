@@ -1,0 +1,3 @@
+using Quanto.Cli;
+
+return CliApp.Run(args, Console.Out, Console.Error);
