@@ -43,20 +43,26 @@ internal static class Training
     public static double Accuracy(Module<Tensor, Tensor> model, Mnist data)
     {
         model.eval();
+        return Accuracy(model.forward, data);
+    }
+
+    /// <summary>Top-1 accuracy of any forward function (e.g. a generated ForwardQuantized), in percent.</summary>
+    public static double Accuracy(Func<Tensor, Tensor> forward, Mnist data)
+    {
         using var noGrad = no_grad();
         long correct = 0, n = data.TestImages.shape[0];
         for (long start = 0; start < n; start += 500)
         {
             using var scope = NewDisposeScope();
             long count = Math.Min(500, n - start);
-            Tensor predicted = model.forward(data.TestImages.narrow(0, start, count)).argmax(1);
+            Tensor predicted = forward(data.TestImages.narrow(0, start, count)).argmax(1);
             correct += predicted.eq(data.TestLabels.narrow(0, start, count)).sum().item<long>();
         }
         return 100.0 * correct / n;
     }
 
     /// <summary>Loads cached float weights, or trains and caches them (safetensors).</summary>
-    public static void TrainOrLoad(DigitsCnn model, Mnist data, string weightsPath, int epochs, bool quiet = false)
+    public static void TrainOrLoad(Module model, Mnist data, string weightsPath, int epochs, bool quiet = false)
     {
         if (File.Exists(weightsPath))
         {
@@ -65,7 +71,7 @@ internal static class Training
             if (!quiet) Console.WriteLine($"Loaded trained float weights from {weightsPath}");
             return;
         }
-        Train(model, data, epochs, 1e-3, "training fp32 CNN");
+        Train((Module<Tensor, Tensor>)model, data, epochs, 1e-3, "training fp32 CNN");
         Safetensors.Save(weightsPath, model.state_dict());
         Console.WriteLine($"Saved trained float weights to {weightsPath}");
     }
