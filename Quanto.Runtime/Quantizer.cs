@@ -103,6 +103,18 @@ public static partial class Quantizer
         return count;
     }
 
+    /// <summary>
+    /// Bytes the model holds: its parameters and buffers plus the quantized weights of its frozen modules (which are
+    /// not parameters). Measures what <see cref="Freeze"/> saves.
+    /// </summary>
+    public static long ModelBytes(nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.parameters().Sum(p => p.NumberOfElements * p.ElementSize) +
+               model.buffers().Sum(b => b.NumberOfElements * b.ElementSize) +
+               QuantizedModules(model).Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
+    }
+
     /// <summary>The quantized modules of a model (the root included), with their paths.</summary>
     public static IEnumerable<QModule> QuantizedModules(nn.Module model)
     {

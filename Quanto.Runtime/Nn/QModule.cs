@@ -196,20 +196,17 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         if (!frozen && (training || is_grad_enabled() && (FloatWeight!.requires_grad || input.Value.requires_grad)))
             return floatPath(QuantizedOps.fake_quantize_weight(FloatWeight!, qtype, GroupSize, Optimizer));
 
-        if (frozen)
-        {
-            PreparedWeight prepared = PreparedFor(input.Value);
-            return int8Path is not null && input.Codes is not null && qtype == QType.QInt8 && ActivationQType == QType.QInt8
-                ? int8Path(prepared)
-                : kernelPath(prepared);
-        }
+        if (frozen) return Run(PreparedFor(input.Value));
         // Dynamic inference: quantize now, run the same kernels a frozen module would.
         using QuantizedWeight weight = WeightQuantizer.Quantize(FloatWeight!, qtype, GroupSize, Optimizer);
-        IQuantKernels backend = SelectBackend(weight, input.Value);
-        using PreparedWeight temporary = backend.Prepare(weight);
-        return int8Path is not null && input.Codes is not null && qtype == QType.QInt8 && ActivationQType == QType.QInt8
-            ? int8Path(temporary)
-            : kernelPath(temporary);
+        using PreparedWeight temporary = SelectBackend(weight, input.Value).Prepare(weight);
+        return Run(temporary);
+
+        // W8A8 when both input and weight are int8 (the input codes exist outside training), else weight-only.
+        Tensor Run(PreparedWeight prepared) =>
+            int8Path is not null && input.Codes is not null && qtype == QType.QInt8 && ActivationQType == QType.QInt8
+                ? int8Path(prepared)
+                : kernelPath(prepared);
     }
 
     /// <summary>The backend that runs this module's weight for this input (the registry's choice by default).</summary>

@@ -29,6 +29,15 @@ public static class AffineQuantizer
                 nameof(qtype));
         }
         WeightChecks.Check(weight, qtype);
+        return QuantizeChecked(weight, info, groupSize, optimizer, shiftMode);
+    }
+
+    /// <summary>Quantize for a weight <see cref="WeightChecks.Check"/> already passed (the NaN/Inf scan reads the
+    /// whole weight: once is enough).</summary>
+    internal static WeightQBitsTensor QuantizeChecked(
+        Tensor weight, QTypeInfo info, int groupSize, AffineOptimizer? optimizer, ShiftMode shiftMode)
+    {
+        QType qtype = info.QType;
         long rowLength = weight.NumberOfElements / weight.shape[0];
         // One group per row (per channel) may have any length; smaller groups must be a multiple of 8.
         if (groupSize != rowLength) WeightChecks.CheckGroupSize(groupSize);

@@ -37,7 +37,7 @@ public static class WeightQuantizer
         WeightChecks.Check(weight, qtype);
         long rowLength = weight.NumberOfElements / weight.shape[0];
         int group = GroupSize.Resolve(rowLength, groupSize ?? GroupSize.Default);
-        return AffineQuantizer.Quantize(weight, qtype, group, affine, shiftMode);
+        return AffineQuantizer.QuantizeChecked(weight, info, group, affine, shiftMode);
     }
 
     private static ArgumentException WrongFamily(Optimizer optimizer, QTypeInfo info, string expected) =>

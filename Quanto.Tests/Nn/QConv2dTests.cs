@@ -34,7 +34,7 @@ public sealed class QConv2dTests
         using Tensor expected = functional.conv2d(x, w, conv.FloatBias, [stride, stride], [padding, padding],
             [dilation, dilation]);
         Assert.That(actual.shape, Is.EqualTo(expected.shape));
-        Assert.That(MaxRelative(actual, expected), Is.LessThanOrEqualTo(1e-5));
+        Assert.That(Reference.MaxRelativeError(actual, expected), Is.LessThanOrEqualTo(1e-5));
     }
 
     [Test]
@@ -49,7 +49,7 @@ public sealed class QConv2dTests
         using Tensor w = conv.QuantizedWeight!.Dequantize();
         using Tensor expected = functional.conv2d(x, w, conv.FloatBias, groups: 4);
         using Tensor actual = model.forward(x);
-        Assert.That(MaxRelative(actual, expected), Is.LessThanOrEqualTo(1e-5));
+        Assert.That(Reference.MaxRelativeError(actual, expected), Is.LessThanOrEqualTo(1e-5));
     }
 
     [Test]
@@ -61,11 +61,5 @@ public sealed class QConv2dTests
         Quantizer.Freeze(model);
         var error = Assert.Throws<ArgumentException>(() => model.forward(ones(1, 4, 8, 8)))!;
         Assert.That(error.Message, Does.Contain("[1, 4, 8, 8]").And.Contain("[8, 3, 3, 3]"));
-    }
-
-    private static double MaxRelative(Tensor actual, Tensor expected)
-    {
-        double[] a = Reference.Values(actual), e = Reference.Values(expected);
-        return a.Zip(e, (p, q) => Math.Abs(p - q)).Max() / e.Max(Math.Abs);
     }
 }

@@ -31,9 +31,9 @@ public sealed class QatAndFreezeTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(MaxRelative(fc.FloatBias!.grad!, b.grad!), Is.LessThanOrEqualTo(biasTol), "bias");
-            Assert.That(MaxRelative(fc.FloatWeight!.grad!, wq.grad!), Is.LessThanOrEqualTo(weightTol), "weight");
-            Assert.That(MaxRelative(x.grad!, xr.grad!), Is.LessThanOrEqualTo(inputTol), "input");
+            Assert.That(Reference.MaxRelativeError(fc.FloatBias!.grad!, b.grad!), Is.LessThanOrEqualTo(biasTol), "bias");
+            Assert.That(Reference.MaxRelativeError(fc.FloatWeight!.grad!, wq.grad!), Is.LessThanOrEqualTo(weightTol), "weight");
+            Assert.That(Reference.MaxRelativeError(x.grad!, xr.grad!), Is.LessThanOrEqualTo(inputTol), "input");
         });
     }
 
@@ -58,11 +58,11 @@ public sealed class QatAndFreezeTests
     public void FreezeDropsParameterMemory()
     {
         using var model = Seeded.Create(() => new Mlp());
-        long floatBytes = ParameterBytes(model);
+        long floatBytes = Quantizer.ModelBytes(model);
         Quantizer.Quantize(model, weights: QType.QInt8);
-        Assert.That(ParameterBytes(model), Is.EqualTo(floatBytes + 4 * 4), "dynamic mode shares the float weights (+4 scalar scales)");
+        Assert.That(Quantizer.ModelBytes(model), Is.EqualTo(floatBytes + 4 * 4), "dynamic mode shares the float weights (+4 scalar scales)");
         Assert.That(Quantizer.Freeze(model), Is.EqualTo(2));
-        long frozenBytes = ParameterBytes(model);
+        long frozenBytes = Quantizer.ModelBytes(model);
         // 784*256 + 256*10 int8 codes, fp32 per-row scales (266), fp32 biases (266), 4 scalar scales.
         long expected = 784 * 256 + 256 * 10 + 266 * 4 + 266 * 4 + 4 * 4;
         Assert.That(frozenBytes, Is.EqualTo(expected));
@@ -92,11 +92,6 @@ public sealed class QatAndFreezeTests
         Assert.That(error.Message, Does.Contain("QLinear 'fc1'").And.Contain("Float64").And.Contain("stays quantized"));
     }
 
-    private static long ParameterBytes(Module model) =>
-        model.parameters().Sum(p => p.NumberOfElements * p.ElementSize) +
-        model.buffers().Sum(b => b.NumberOfElements * b.ElementSize) +
-        Quantizer.QuantizedModules(model).Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
-
     private static double Train(Module<Tensor, Tensor> model, Tensor x, Tensor y, int steps, double lr)
     {
         model.train();
@@ -117,12 +112,5 @@ public sealed class QatAndFreezeTests
         using var noGrad = no_grad();
         using Tensor loss = functional.mse_loss(model.forward(x), y);
         return loss.item<float>();
-    }
-
-    private static double MaxRelative(Tensor actual, Tensor expected)
-    {
-        double[] a = Reference.Values(actual), e = Reference.Values(expected);
-        double scale = e.Max(Math.Abs);
-        return a.Zip(e, (p, q) => Math.Abs(p - q)).Max() / scale;
     }
 }

@@ -40,6 +40,14 @@ internal static class Reference
         return 10 * Math.Log10(signal / noise);
     }
 
+    /// <summary>max |actual - expected| / max |expected|.</summary>
+    public static double MaxRelativeError(Tensor actual, Tensor expected)
+    {
+        double[] a = Values(actual), e = Values(expected);
+        Assert.That(a, Has.Length.EqualTo(e.Length), "relative error of tensors of different sizes");
+        return a.Zip(e, (p, q) => Math.Abs(p - q)).Max() / e.Max(Math.Abs);
+    }
+
     public static double MeanAbsError(Tensor exact, Tensor approx)
     {
         double[] x = Values(exact), y = Values(approx);

@@ -47,7 +47,7 @@ internal static class Experiments
             Quantizer.Freeze(model);
         }
         double accuracy = Training.Accuracy(model, data);
-        long bytes = Bytes(model);
+        long bytes = Quantizer.ModelBytes(model);
         using Tensor batch = data.TestImages.narrow(0, 0, 64);
         using Tensor single = data.TestImages.narrow(0, 0, 1);
         var reloaded = new List<(string, double)>();
@@ -70,12 +70,6 @@ internal static class Experiments
 
     private static string FileStem(string name) =>
         new string(name.Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray()).Trim('-').Replace("--", "-");
-
-    /// <summary>Parameters + buffers + quantized weights, in bytes.</summary>
-    public static long Bytes(Module model) =>
-        model.parameters().Sum(p => p.NumberOfElements * p.ElementSize) +
-        model.buffers().Sum(b => b.NumberOfElements * b.ElementSize) +
-        Quantizer.QuantizedModules(model).Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
 
     private static double MedianMs(Module<Tensor, Tensor> model, Tensor input)
     {
