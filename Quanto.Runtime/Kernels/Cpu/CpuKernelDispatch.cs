@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Quanto.Kernels.Cpu.Scalar;
 using Quanto.Kernels.Cpu.Simd128;
 using Quanto.Kernels.Cpu.Simd256;
@@ -20,76 +21,41 @@ internal static unsafe class CpuKernelDispatch
         bool gemm = rows >= GemmMinRows;
         return path switch
         {
-            CpuKernelPath.Vector512 => gemm ? Gemm512For(format) : Gemv512For(format),
-            CpuKernelPath.Vector256 => gemm ? Gemm256For(format) : Gemv256For(format),
-            CpuKernelPath.Vector128 => gemm ? Gemm128For(format) : Gemv128For(format),
+            CpuKernelPath.Vector512 => For<Vector512<float>, Width512, Int8Decoder512, Int4Decoder512, Int2Decoder512,
+                E4M3FnDecoder512, E5M2Decoder512, E4M3FnuzDecoder512>(format, gemm),
+            CpuKernelPath.Vector256 => For<Vector256<float>, Width256, ByteDecoder256<Int8Load256>, Int4Decoder256,
+                Int2Decoder256, ByteDecoder256<E4M3FnLoad256>, ByteDecoder256<E5M2Load256>,
+                ByteDecoder256<E4M3FnuzLoad256>>(format, gemm),
+            CpuKernelPath.Vector128 => For<Vector128<float>, Width128, ByteDecoder128<Int8Load128>, Int4Decoder128,
+                Int2Decoder128, ByteDecoder128<E4M3FnLoad128>, ByteDecoder128<E5M2Load128>,
+                ByteDecoder128<E4M3FnuzLoad128>>(format, gemm),
             _ => &ScalarKernels.Run,
         };
     }
 
-    private static delegate*<CpuPreparedWeight, CpuActivations, int, int, float*, float*, void> Gemv512For(
-        CpuWeightFormat format) => format switch
+    /// <summary>The GEMM or GEMV driver of one width, specialised for the decoder of <paramref name="format"/>.</summary>
+    private static delegate*<CpuPreparedWeight, CpuActivations, int, int, float*, float*, void> For<TVec, TW,
+        TInt8, TInt4, TInt2, TE4M3Fn, TE5M2, TE4M3Fnuz>(CpuWeightFormat format, bool gemm)
+        where TVec : unmanaged
+        where TW : struct, ISimdWidth<TVec>
+        where TInt8 : struct, IBlockDecoder<TVec>
+        where TInt4 : struct, IBlockDecoder<TVec>
+        where TInt2 : struct, IBlockDecoder<TVec>
+        where TE4M3Fn : struct, IBlockDecoder<TVec>
+        where TE5M2 : struct, IBlockDecoder<TVec>
+        where TE4M3Fnuz : struct, IBlockDecoder<TVec> => (format, gemm) switch
     {
-        CpuWeightFormat.Int8 => &Gemv512.Run<Int8Decoder512>,
-        CpuWeightFormat.Int4 => &Gemv512.Run<Int4Decoder512>,
-        CpuWeightFormat.Int2 => &Gemv512.Run<Int2Decoder512>,
-        CpuWeightFormat.Fp8E4M3Fn => &Gemv512.Run<E4M3FnDecoder512>,
-        CpuWeightFormat.Fp8E5M2 => &Gemv512.Run<E5M2Decoder512>,
-        _ => &Gemv512.Run<E4M3FnuzDecoder512>,
-    };
-
-    private static delegate*<CpuPreparedWeight, CpuActivations, int, int, float*, float*, void> Gemm512For(
-        CpuWeightFormat format) => format switch
-    {
-        CpuWeightFormat.Int8 => &Gemm512.Run<Int8Decoder512>,
-        CpuWeightFormat.Int4 => &Gemm512.Run<Int4Decoder512>,
-        CpuWeightFormat.Int2 => &Gemm512.Run<Int2Decoder512>,
-        CpuWeightFormat.Fp8E4M3Fn => &Gemm512.Run<E4M3FnDecoder512>,
-        CpuWeightFormat.Fp8E5M2 => &Gemm512.Run<E5M2Decoder512>,
-        _ => &Gemm512.Run<E4M3FnuzDecoder512>,
-    };
-
-    private static delegate*<CpuPreparedWeight, CpuActivations, int, int, float*, float*, void> Gemv256For(
-        CpuWeightFormat format) => format switch
-    {
-        CpuWeightFormat.Int8 => &Gemv256.Run<ByteDecoder256<Int8Load256>>,
-        CpuWeightFormat.Int4 => &Gemv256.Run<Int4Decoder256>,
-        CpuWeightFormat.Int2 => &Gemv256.Run<Int2Decoder256>,
-        CpuWeightFormat.Fp8E4M3Fn => &Gemv256.Run<ByteDecoder256<E4M3FnLoad256>>,
-        CpuWeightFormat.Fp8E5M2 => &Gemv256.Run<ByteDecoder256<E5M2Load256>>,
-        _ => &Gemv256.Run<ByteDecoder256<E4M3FnuzLoad256>>,
-    };
-
-    private static delegate*<CpuPreparedWeight, CpuActivations, int, int, float*, float*, void> Gemm256For(
-        CpuWeightFormat format) => format switch
-    {
-        CpuWeightFormat.Int8 => &Gemm256.Run<ByteDecoder256<Int8Load256>>,
-        CpuWeightFormat.Int4 => &Gemm256.Run<Int4Decoder256>,
-        CpuWeightFormat.Int2 => &Gemm256.Run<Int2Decoder256>,
-        CpuWeightFormat.Fp8E4M3Fn => &Gemm256.Run<ByteDecoder256<E4M3FnLoad256>>,
-        CpuWeightFormat.Fp8E5M2 => &Gemm256.Run<ByteDecoder256<E5M2Load256>>,
-        _ => &Gemm256.Run<ByteDecoder256<E4M3FnuzLoad256>>,
-    };
-
-    private static delegate*<CpuPreparedWeight, CpuActivations, int, int, float*, float*, void> Gemv128For(
-        CpuWeightFormat format) => format switch
-    {
-        CpuWeightFormat.Int8 => &Gemv128.Run<ByteDecoder128<Int8Load128>>,
-        CpuWeightFormat.Int4 => &Gemv128.Run<Int4Decoder128>,
-        CpuWeightFormat.Int2 => &Gemv128.Run<Int2Decoder128>,
-        CpuWeightFormat.Fp8E4M3Fn => &Gemv128.Run<ByteDecoder128<E4M3FnLoad128>>,
-        CpuWeightFormat.Fp8E5M2 => &Gemv128.Run<ByteDecoder128<E5M2Load128>>,
-        _ => &Gemv128.Run<ByteDecoder128<E4M3FnuzLoad128>>,
-    };
-
-    private static delegate*<CpuPreparedWeight, CpuActivations, int, int, float*, float*, void> Gemm128For(
-        CpuWeightFormat format) => format switch
-    {
-        CpuWeightFormat.Int8 => &Gemm128.Run<ByteDecoder128<Int8Load128>>,
-        CpuWeightFormat.Int4 => &Gemm128.Run<Int4Decoder128>,
-        CpuWeightFormat.Int2 => &Gemm128.Run<Int2Decoder128>,
-        CpuWeightFormat.Fp8E4M3Fn => &Gemm128.Run<ByteDecoder128<E4M3FnLoad128>>,
-        CpuWeightFormat.Fp8E5M2 => &Gemm128.Run<ByteDecoder128<E5M2Load128>>,
-        _ => &Gemm128.Run<ByteDecoder128<E4M3FnuzLoad128>>,
+        (CpuWeightFormat.Int8, true) => &GemmKernel.Run<TVec, TW, TInt8>,
+        (CpuWeightFormat.Int4, true) => &GemmKernel.Run<TVec, TW, TInt4>,
+        (CpuWeightFormat.Int2, true) => &GemmKernel.Run<TVec, TW, TInt2>,
+        (CpuWeightFormat.Fp8E4M3Fn, true) => &GemmKernel.Run<TVec, TW, TE4M3Fn>,
+        (CpuWeightFormat.Fp8E5M2, true) => &GemmKernel.Run<TVec, TW, TE5M2>,
+        (_, true) => &GemmKernel.Run<TVec, TW, TE4M3Fnuz>,
+        (CpuWeightFormat.Int8, false) => &GemvKernel.Run<TVec, TW, TInt8>,
+        (CpuWeightFormat.Int4, false) => &GemvKernel.Run<TVec, TW, TInt4>,
+        (CpuWeightFormat.Int2, false) => &GemvKernel.Run<TVec, TW, TInt2>,
+        (CpuWeightFormat.Fp8E4M3Fn, false) => &GemvKernel.Run<TVec, TW, TE4M3Fn>,
+        (CpuWeightFormat.Fp8E5M2, false) => &GemvKernel.Run<TVec, TW, TE5M2>,
+        (_, false) => &GemvKernel.Run<TVec, TW, TE4M3Fnuz>,
     };
 }

@@ -41,7 +41,7 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
         long codeBytes = (long)N * RowBytes;
         long perGroup = (long)N * Groups;
         long total = Align(codeBytes) + Align(perGroup * 4) * 2 + Align((long)N * 4);
-        void* memory = NativeMemory.AlignedAlloc((nuint)total, 64);
+        void* memory = HugePages.Allocate(total);
         NativeMemory.Clear(memory, (nuint)total);
         _memory = (nint)memory;
         Codes = (byte*)memory;
@@ -62,7 +62,7 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
             (other.Format, other.N, other.K, other.GroupSize, other.Groups, other.BlockWeights, other.BlockBytes);
         (PaddedGroup, BlocksPerGroup, PaddedK, RowBytes, _bytes) =
             (other.PaddedGroup, other.BlocksPerGroup, other.PaddedK, other.RowBytes, other._bytes);
-        void* memory = NativeMemory.AlignedAlloc((nuint)_bytes, 64);
+        void* memory = HugePages.Allocate(_bytes);
         Buffer.MemoryCopy((void*)other._memory, memory, _bytes, _bytes);
         _memory = (nint)memory;
         Codes = (byte*)memory;
@@ -129,7 +129,7 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
     {
         nint memory = Interlocked.Exchange(ref _memory, 0);
         if (memory == 0) return;
-        NativeMemory.AlignedFree((void*)memory);
+        HugePages.Free((void*)memory);
         GC.RemoveMemoryPressure(_bytes);
     }
 

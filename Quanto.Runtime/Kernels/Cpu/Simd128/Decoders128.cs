@@ -3,22 +3,6 @@ using System.Runtime.Intrinsics;
 
 namespace Quanto.Kernels.Cpu.Simd128;
 
-/// <summary>Decodes one block into 128-bit float vectors (4 lanes) through the portable Vector128 API.</summary>
-internal unsafe interface IDecoder128
-{
-    /// <summary>Weights per block (a JIT-time constant in each specialisation).</summary>
-    static abstract int BlockWeights { get; }
-
-    /// <summary>Bytes per block; BlockWeights * bits / 8.</summary>
-    static abstract int BlockBytes { get; }
-
-    /// <summary>acc0/acc1 += decoded codes of the block · x[0..BlockWeights).</summary>
-    static abstract void Accumulate(byte* block, float* x, ref Vector128<float> acc0, ref Vector128<float> acc1);
-
-    /// <summary>dst[0..BlockWeights) = code * scale - shift (passed as <paramref name="negShift"/>).</summary>
-    static abstract void Dequantize(byte* block, float* dst, Vector128<float> scale, Vector128<float> negShift);
-}
-
 /// <summary>Loads 16 codes of an 8-bit format as four float vectors.</summary>
 internal interface IByteLoad128
 {
@@ -56,7 +40,7 @@ internal static class Widen128
 }
 
 /// <summary>A 64-code block of an 8-bit format.</summary>
-internal readonly unsafe struct ByteDecoder128<TLoad> : IDecoder128 where TLoad : struct, IByteLoad128
+internal readonly unsafe struct ByteDecoder128<TLoad> : IBlockDecoder<Vector128<float>> where TLoad : struct, IByteLoad128
 {
     public static int BlockWeights => 64;
 
@@ -150,7 +134,7 @@ internal readonly unsafe struct E5M2Load128 : IByteLoad128
 }
 
 /// <summary>int4: 16 bytes widen to four vectors u0..u3; u_j's low nibbles are codes 4j.., high ones 16 + 4j...</summary>
-internal readonly unsafe struct Int4Decoder128 : IDecoder128
+internal readonly unsafe struct Int4Decoder128 : IBlockDecoder<Vector128<float>>
 {
     public static int BlockWeights => 32;
 
@@ -188,7 +172,7 @@ internal readonly unsafe struct Int4Decoder128 : IDecoder128
 }
 
 /// <summary>int2: plane p (bits 2p, 2p+1) of u_j holds codes 16p + 4j...</summary>
-internal readonly unsafe struct Int2Decoder128 : IDecoder128
+internal readonly unsafe struct Int2Decoder128 : IBlockDecoder<Vector128<float>>
 {
     public static int BlockWeights => 64;
 

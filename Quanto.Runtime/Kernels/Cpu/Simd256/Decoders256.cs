@@ -4,22 +4,6 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Quanto.Kernels.Cpu.Simd256;
 
-/// <summary>Decodes one block into 256-bit float vectors (8 lanes, AVX2 + FMA); see IDecoder512.</summary>
-internal unsafe interface IDecoder256
-{
-    /// <summary>Weights per block (a JIT-time constant in each specialisation).</summary>
-    static abstract int BlockWeights { get; }
-
-    /// <summary>Bytes per block; BlockWeights * bits / 8.</summary>
-    static abstract int BlockBytes { get; }
-
-    /// <summary>acc0/acc1 += decoded codes of the block · x[0..BlockWeights).</summary>
-    static abstract void Accumulate(byte* block, float* x, ref Vector256<float> acc0, ref Vector256<float> acc1);
-
-    /// <summary>dst[0..BlockWeights) = code * scale - shift (passed as <paramref name="negShift"/>).</summary>
-    static abstract void Dequantize(byte* block, float* dst, Vector256<float> scale, Vector256<float> negShift);
-}
-
 /// <summary>The 8-bit formats share one loop over a 64-code block; only the 8-code load differs.</summary>
 internal interface IByteLoad256
 {
@@ -28,7 +12,7 @@ internal interface IByteLoad256
 }
 
 /// <summary>A 64-code block of an 8-bit format.</summary>
-internal readonly unsafe struct ByteDecoder256<TLoad> : IDecoder256 where TLoad : struct, IByteLoad256
+internal readonly unsafe struct ByteDecoder256<TLoad> : IBlockDecoder<Vector256<float>> where TLoad : struct, IByteLoad256
 {
     public static int BlockWeights => 64;
 
@@ -88,7 +72,7 @@ internal readonly unsafe struct E5M2Load256 : IByteLoad256
 /// <summary>
 /// int4: bytes 0..7 zero-extended hold codes 0..7 (low nibbles) and 16..23 (high); bytes 8..15 hold 8..15, 24..31.
 /// </summary>
-internal readonly unsafe struct Int4Decoder256 : IDecoder256
+internal readonly unsafe struct Int4Decoder256 : IBlockDecoder<Vector256<float>>
 {
     public static int BlockWeights => 32;
 
@@ -120,7 +104,7 @@ internal readonly unsafe struct Int4Decoder256 : IDecoder256
 }
 
 /// <summary>int2: vpermps reads the low 3 index bits, so the table i &amp; 3 extracts two bits without a mask.</summary>
-internal readonly unsafe struct Int2Decoder256 : IDecoder256
+internal readonly unsafe struct Int2Decoder256 : IBlockDecoder<Vector256<float>>
 {
     public static int BlockWeights => 64;
 

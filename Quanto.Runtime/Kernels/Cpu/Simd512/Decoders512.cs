@@ -5,27 +5,8 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Quanto.Kernels.Cpu.Simd512;
 
-/// <summary>
-/// Decodes one block of a <see cref="CpuWeightFormat"/> into 512-bit float vectors (16 lanes). Structs implement it so
-/// the JIT specialises and inlines each kernel per format.
-/// </summary>
-internal unsafe interface IDecoder512
-{
-    /// <summary>Weights per block (a JIT-time constant in each specialisation).</summary>
-    static abstract int BlockWeights { get; }
-
-    /// <summary>Bytes per block; BlockWeights * bits / 8.</summary>
-    static abstract int BlockBytes { get; }
-
-    /// <summary>acc0/acc1 += decoded codes of the block · x[0..BlockWeights) (two chains hide FMA latency).</summary>
-    static abstract void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1);
-
-    /// <summary>dst[0..BlockWeights) = code * scale - shift (passed as <paramref name="negShift"/>).</summary>
-    static abstract void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift);
-}
-
 /// <summary>int8 codes: 64 per block, 4 vectors.</summary>
-internal readonly unsafe struct Int8Decoder512 : IDecoder512
+internal readonly unsafe struct Int8Decoder512 : IBlockDecoder<Vector512<float>>
 {
     public static int BlockWeights => 64;
 
@@ -68,7 +49,7 @@ internal static unsafe class Float8Decode512
 }
 
 /// <summary>float8 e4m3fn: 64 codes per block.</summary>
-internal readonly unsafe struct E4M3FnDecoder512 : IDecoder512
+internal readonly unsafe struct E4M3FnDecoder512 : IBlockDecoder<Vector512<float>>
 {
     public static int BlockWeights => 64;
 
@@ -95,7 +76,7 @@ internal readonly unsafe struct E4M3FnDecoder512 : IDecoder512
 }
 
 /// <summary>float8 e4m3fnuz (bias 8): 64 codes per block.</summary>
-internal readonly unsafe struct E4M3FnuzDecoder512 : IDecoder512
+internal readonly unsafe struct E4M3FnuzDecoder512 : IBlockDecoder<Vector512<float>>
 {
     public static int BlockWeights => 64;
 
@@ -122,7 +103,7 @@ internal readonly unsafe struct E4M3FnuzDecoder512 : IDecoder512
 }
 
 /// <summary>float8 e5m2: 64 codes per block.</summary>
-internal readonly unsafe struct E5M2Decoder512 : IDecoder512
+internal readonly unsafe struct E5M2Decoder512 : IBlockDecoder<Vector512<float>>
 {
     public static int BlockWeights => 64;
 
@@ -152,7 +133,7 @@ internal readonly unsafe struct E5M2Decoder512 : IDecoder512
 /// int4 codes: 32 per 16-byte block. vpermps reads only the low 4 bits of each index, so permuting the table
 /// {0, 1, ..., 15} by the zero-extended byte converts its low nibble to float without a mask.
 /// </summary>
-internal readonly unsafe struct Int4Decoder512 : IDecoder512
+internal readonly unsafe struct Int4Decoder512 : IBlockDecoder<Vector512<float>>
 {
     public static int BlockWeights => 32;
 
@@ -181,7 +162,7 @@ internal readonly unsafe struct Int4Decoder512 : IDecoder512
 /// int2 codes: 64 per 16-byte block. vpermps reads index bits 0-3, so the table i &amp; 3 extracts bits 0-1 and the
 /// table i &gt;&gt; 2 extracts bits 2-3 with no shift; one shift by 4 serves the other two planes.
 /// </summary>
-internal readonly unsafe struct Int2Decoder512 : IDecoder512
+internal readonly unsafe struct Int2Decoder512 : IBlockDecoder<Vector512<float>>
 {
     public static int BlockWeights => 64;
 
