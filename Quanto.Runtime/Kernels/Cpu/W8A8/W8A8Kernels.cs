@@ -22,8 +22,10 @@ internal static unsafe class W8A8Kernels
     public static void Vnni256Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
     {
         Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default;
+        long next = 4 * (w1 - w0); // the same place in the next four rows
         for (int k = 0; k < len; k += 32)
         {
+            PrefetchRows(w0 + k + next, w1 - w0);
             Vector256<byte> a = Vector256.Load(x + k);
             c0 = AvxVnni.MultiplyWideningAndAdd(c0, a, Vector256.Load(w0 + k));
             c1 = AvxVnni.MultiplyWideningAndAdd(c1, a, Vector256.Load(w1 + k));
@@ -40,8 +42,10 @@ internal static unsafe class W8A8Kernels
     public static void Madd512Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
     {
         Vector512<int> c0 = default, c1 = default, c2 = default, c3 = default;
+        long next = 4 * (w1 - w0); // the same place in the next four rows
         for (int k = 0; k < len; k += 32)
         {
+            PrefetchRows(w0 + k + next, w1 - w0);
             Vector512<short> a = Avx512BW.ConvertToVector512Int16(Vector256.Load((sbyte*)x + k));
             c0 += Avx512BW.MultiplyAddAdjacent(a, Avx512BW.ConvertToVector512Int16(Vector256.Load(w0 + k)));
             c1 += Avx512BW.MultiplyAddAdjacent(a, Avx512BW.ConvertToVector512Int16(Vector256.Load(w1 + k)));
@@ -58,8 +62,10 @@ internal static unsafe class W8A8Kernels
     public static void Madd256Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
     {
         Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default;
+        long next = 4 * (w1 - w0); // the same place in the next four rows
         for (int k = 0; k < len; k += 16)
         {
+            PrefetchRows(w0 + k + next, w1 - w0);
             Vector256<short> a = Avx2.ConvertToVector256Int16((sbyte*)x + k);
             c0 += Avx2.MultiplyAddAdjacent(a, Avx2.ConvertToVector256Int16(w0 + k));
             c1 += Avx2.MultiplyAddAdjacent(a, Avx2.ConvertToVector256Int16(w1 + k));
@@ -186,6 +192,19 @@ internal static unsafe class W8A8Kernels
                 tile[r * 2 + c] = acc;
             }
         }
+    }
+
+    /// <summary>
+    /// Prefetches the line at <paramref name="p"/> in each of four rows <paramref name="rowBytes"/> apart: rows are a few
+    /// KiB, so the hardware prefetchers, which stop at 4 KiB pages, restart at each row (see GemvKernel).
+    /// </summary>
+    private static void PrefetchRows(sbyte* p, long rowBytes)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch0(p);
+        Sse.Prefetch0(p + rowBytes);
+        Sse.Prefetch0(p + 2 * rowBytes);
+        Sse.Prefetch0(p + 3 * rowBytes);
     }
 
     private static void Store(int* tile, int a, int b, int c, int d, int e, int f, int g, int h)
