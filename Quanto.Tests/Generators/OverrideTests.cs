@@ -9,8 +9,8 @@ namespace Quanto.Tests.Generators;
 /// The generated <c>Quantize(weights, activations, groupSize)</c> override. On each sample model it builds the same
 /// modules as the eager <see cref="Quantizer.Quantize"/> on an identical float model (<see cref="MlpEager"/> and
 /// friends), restricted to the layers the attributes quantize, and gives the same outputs bit for bit, dynamic
-/// (after calibration when activations are quantized) and frozen. It reaches nested [Quantize] models, and bad
-/// requests are refused before anything is built.
+/// (after calibration when activations are quantized) and frozen, holding as many bytes. It reaches nested
+/// [Quantize] models, and bad requests are refused before anything is built.
 /// </summary>
 [TestFixture]
 public sealed class OverrideTests
@@ -64,6 +64,8 @@ public sealed class OverrideTests
         generated.Freeze();
         Quantizer.Freeze(eager);
         Assert.That(Values(generated.ForwardQuantized(input)), Is.EqualTo(Values(eager.forward(input))), "frozen");
+        Assert.That(Quantizer.ModelBytes(annotated, generated.QuantizedModules()), Is.EqualTo(Quantizer.ModelBytes(eager)),
+            "bytes held: emptied float weights, shared biases counted once, twins' scales and quantized weights");
         GC.KeepAlive(swappedOut);
     }
 
