@@ -70,6 +70,45 @@ public sealed class OverrideTests
     }
 
     [Test]
+    public void Quantization_aware_training_through_ForwardQuantized_equals_the_eager_path()
+    {
+        using IDisposable scope = NewDisposeScope();
+        manual_seed(7);
+        var generated = new Cnn();
+        var eager = new CnnEager();
+        eager.load_state_dict(generated.state_dict());
+        var swappedOut = eager.named_modules().Select(m => m.module).ToList();
+        generated.Quantize(QType.QInt4, groupSize: 32);
+        Quantizer.Quantize(eager, QType.QInt4, groupSize: 32);
+        Train(generated, generated.ForwardQuantized);
+        Train(eager, eager.forward);
+
+        using IDisposable noGrad = no_grad();
+        generated.Freeze();
+        Quantizer.Freeze(eager);
+        Tensor input = randn(4, 3, 8, 8);
+        Assert.That(Values(generated.ForwardQuantized(input)), Is.EqualTo(Values(eager.forward(input))));
+        GC.KeepAlive(swappedOut);
+
+        // A few Adam steps in training mode (fake-quantized weights, straight-through gradients), same batches.
+        static void Train(nn.Module model, Func<Tensor, Tensor> forward)
+        {
+            using var generator = new Generator(11);
+            using var optimizer = optim.Adam(model.parameters(), 1e-2);
+            model.train();
+            for (int step = 0; step < 3; step++)
+            {
+                Tensor x = randn([8, 3, 8, 8], generator: generator);
+                Tensor y = randint(0, 10, [8], generator: generator);
+                optimizer.zero_grad();
+                nn.functional.cross_entropy(forward(x), y).backward();
+                optimizer.step();
+            }
+            model.eval();
+        }
+    }
+
+    [Test]
     public void Override_reaches_nested_models_and_keeps_the_attributes_layer_set()
     {
         using IDisposable scope = NewDisposeScope();
