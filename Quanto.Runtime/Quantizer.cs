@@ -108,6 +108,8 @@ public static partial class Quantizer
     /// [Quantize] model's generated twins sit beside its float layers: pass its <c>QuantizedModules()</c>). Each
     /// tensor is counted once, however many modules share it (a twin shares its layer's bias).
     /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="modules">Its quantized modules, wherever they sit.</param>
     public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules)
     {
         ArgumentNullException.ThrowIfNull(model);

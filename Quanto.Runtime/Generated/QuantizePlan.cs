@@ -146,8 +146,9 @@ public sealed class QuantizePlan
 
     /// <summary>The message without .NET's " (Parameter 'x')" suffix, which names no parameter of the caller's.
     /// </summary>
-    private static string Reason(ArgumentException e) =>
-        e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
+    private static string Reason(ArgumentException e) => e.ParamName is null
+        ? e.Message
+        : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
 
     private sealed record Settings(QType? Weights, QType? Activations, int? GroupSize);
 }

@@ -74,7 +74,10 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     internal static void CheckRequest(QType? weights, QType? activations, int? groupSize)
     {
         if (weights is null && activations is null)
-            throw new ArgumentException("Quantize needs a weights qtype, an activations qtype, or both.", nameof(weights));
+        {
+            throw new ArgumentException("Quantize needs a weights qtype, an activations qtype, or both.",
+                nameof(weights));
+        }
         CheckSettings(weights, activations, groupSize);
     }
 

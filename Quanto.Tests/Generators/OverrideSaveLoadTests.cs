@@ -17,9 +17,8 @@ public sealed class OverrideSaveLoadTests
     private string _dir = "";
 
     [SetUp]
-    public void CreateFolder() =>
-        _dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "quanto-override-" + Guid.NewGuid().ToString("N")))
-            .FullName;
+    public void CreateFolder() => _dir = Directory
+        .CreateDirectory(Path.Combine(Path.GetTempPath(), "quanto-override-" + Guid.NewGuid().ToString("N"))).FullName;
 
     [TearDown]
     public void DeleteFolder() => Directory.Delete(_dir, recursive: true);

@@ -51,7 +51,8 @@ public sealed class OverrideTests
         Quantizer.Quantize(eager, weights, activations, exclude: floatLayers, groupSize: group);
         eager.eval(); // after the swap, so that it reaches the quantized modules
 
-        Assert.That(Describe(generated.QuantizedModules()), Is.EquivalentTo(Describe(Quantizer.QuantizedModules(eager))));
+        Assert.That(Describe(generated.QuantizedModules()),
+            Is.EquivalentTo(Describe(Quantizer.QuantizedModules(eager))));
         Tensor input = model == "Cnn" ? randn(4, 3, 8, 8) : randn(4, 64);
         if (activations is not null)
         {
@@ -64,7 +65,8 @@ public sealed class OverrideTests
         generated.Freeze();
         Quantizer.Freeze(eager);
         Assert.That(Values(generated.ForwardQuantized(input)), Is.EqualTo(Values(eager.forward(input))), "frozen");
-        Assert.That(Quantizer.ModelBytes(annotated, generated.QuantizedModules()), Is.EqualTo(Quantizer.ModelBytes(eager)),
+        Assert.That(Quantizer.ModelBytes(annotated, generated.QuantizedModules()),
+            Is.EqualTo(Quantizer.ModelBytes(eager)),
             "bytes held: emptied float weights, shared biases counted once, twins' scales and quantized weights");
         GC.KeepAlive(swappedOut);
     }
@@ -118,7 +120,8 @@ public sealed class OverrideTests
         // is not listed.
         Assert.That(Describe(encoder.QuantizedModules()), Is.EqualTo(new[]
         {
-            "embed: qint2, none, 32", "block.fc1: qint2, none, 32", "block.fc2: qint2, none, 32", "head: qint2, none, 32",
+            "embed: qint2, none, 32", "block.fc1: qint2, none, 32", "block.fc2: qint2, none, 32",
+            "head: qint2, none, 32",
         }));
 
         var list = new BlockList();
@@ -133,7 +136,8 @@ public sealed class OverrideTests
         {
             "fc1: qint8, qint8, -", "fc2: qint8, qint8, -", "head: qint8, qint8, -",
         }));
-        Assert.That(Mlp.QuantizationMap, Does.Contain("\"fc1\": {\"weights\": \"qint4\""), "the const keeps the attributes'");
+        Assert.That(Mlp.QuantizationMap, Does.Contain("\"fc1\": {\"weights\": \"qint4\""),
+            "the const keeps the attributes'");
     }
 
     [Test]

@@ -37,7 +37,8 @@ double generatedW4 = results.First(r => r.Config.Weights == QType.QInt4 && !r.Co
 double eagerW4 = Experiments.EagerAccuracy(QType.QInt4, weights, data);
 Console.WriteLine("Every configuration ran through DigitsCnn's generated code (Quantize(weights, activations), " +
                   "Calibrate, Freeze, ForwardQuantized, Save/LoadQuantized); eager Quantizer.Quantize w4 on a plain " +
-                  $"copy: {eagerW4:F2}% ({(generatedW4 == eagerW4 ? "identical to" : "DIFFERENT FROM")} the generated w4)");
+                  $"copy: {eagerW4:F2}% ({(generatedW4 == eagerW4 ? "identical to" : "DIFFERENT FROM")} the " +
+                  "generated w4)");
 if (generatedW4 != eagerW4) Environment.ExitCode = 1;
 Console.WriteLine();
 Result fp32 = results[0];

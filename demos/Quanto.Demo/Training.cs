@@ -11,7 +11,8 @@ internal static class Training
     /// <summary>Trains <paramref name="model"/>'s parameters (Adam, batch 64) for <paramref name="epochs"/> through
     /// <paramref name="forward"/> (its <c>forward</c>, or a generated ForwardQuantized for quantization-aware
     /// training), printing progress.</summary>
-    public static void Train(Module model, Func<Tensor, Tensor> forward, Mnist data, int epochs, double lr, string label)
+    public static void Train(Module model, Func<Tensor, Tensor> forward, Mnist data, int epochs, double lr,
+        string label)
     {
         model.train();
         using var optimizer = optim.Adam(model.parameters(), lr);
