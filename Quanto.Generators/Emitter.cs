@@ -46,8 +46,9 @@ internal static class Emitter
             w.Line();
         }
         w.Line("private bool _isQuantized;").Line();
-        w.Line("/// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of");
-        w.Line("/// ModuleList items use '*' for the index.</summary>");
+        w.Line("/// <summary>The quantization map (quanto_qmap.json) that this model's [Quantize] attributes give it, fixed at");
+        w.Line("/// compile time; entries of ModuleList items use '*' for the index. Quantize(weights, activations, ...)");
+        w.Line("/// overrides these qtypes at run time, and SaveQuantized writes the map of the twins actually built.</summary>");
         w.Line("public const string QuantizationMap =");
         w.Line("    \"{\" +");
         for (int i = 0; i < model.Map.Count; i++)
@@ -72,6 +73,8 @@ internal static class Emitter
         w.Line("/// </summary>");
         w.Open($"public {model.ReturnType} ForwardQuantized{model.Parameters}");
         w.Line("PrepareForward();");
+        if (model.Layers.Any(l => l.Kind != LayerKind.Model))
+            w.Line("// Layers and their [Quantize] settings (Quantize(weights, activations, ...) may override them):");
         foreach (LayerModel layer in model.Layers)
         {
             w.Line(layer.Kind == LayerKind.Model

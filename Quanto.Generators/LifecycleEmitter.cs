@@ -5,18 +5,48 @@ namespace Quanto.Generators;
 /// <summary>Writes the generated lifecycle members: Quantize, Calibrate, Freeze, QuantizedModules, Save/Load.</summary>
 internal static class LifecycleEmitter
 {
+    private const string Plan = "global::Quanto.Generated.QuantizePlan";
+
     public static void WriteQuantize(CodeWriter w, ClassModel model)
     {
         string optimizer = Emitter.OptimizerType;
-        w.Line("/// <summary>Builds the quantized twins of the layers (dynamic mode: weights are quantized on each call");
-        w.Line("/// until <see cref=\"Freeze\"/>); the float layers keep their weights until then.</summary>");
+        string qtype = "global::Quanto.QType";
+        w.Line("/// <summary>Builds the quantized twins of the layers with their [Quantize] settings (dynamic mode: weights");
+        w.Line("/// are quantized on each call until <see cref=\"Freeze\"/>); the float layers keep their weights until then.");
+        w.Line("/// </summary>");
         w.Line("/// <param name=\"optimizer\">Weight optimizer (null: the qtype's default).</param>");
-        w.Line($"public void Quantize({optimizer}? optimizer = null) => Quantize(\"\", optimizer);").Line();
-        w.Line("/// <summary>Builds the quantized twins with module paths under <paramref name=\"pathPrefix\"/>");
-        w.Line("/// (an enclosing quantized model passes \"block.\"; the root passes \"\").</summary>");
+        w.Line($"public void Quantize({optimizer}? optimizer = null) =>");
+        w.Line($"    Quantize(\"\", {Plan}.FromAttributes(optimizer));").Line();
+
+        w.Line("/// <summary>Builds the quantized twins as Quantize(optimizer) does, but every layer the [Quantize] attributes");
+        w.Line("/// quantize, in nested [Quantize] models too, gets these settings instead of its own (as");
+        w.Line("/// Quanto.Quantizer.Quantize would give them); layers the attributes keep float stay float, and a LayerNorm keeps");
+        w.Line("/// float weights and takes <paramref name=\"activations\"/>. <see cref=\"QuantizationMap\"/> keeps the attributes'");
+        w.Line("/// qtypes; SaveQuantized writes these.</summary>");
+        w.Line("/// <param name=\"weights\">Weight qtype (null: float weights, activations only).</param>");
+        w.Line("/// <param name=\"activations\">Activation qtype (qint8 or a float8 type), or null.</param>");
+        w.Line("/// <param name=\"groupSize\">Group size of 2/4-bit weights (null: 128, with optimum-quanto's fallback).</param>");
+        w.Line("/// <param name=\"optimizer\">Weight optimizer (null: the qtype's default).</param>");
+        w.Line("/// <exception cref=\"global::System.ArgumentException\">Neither qtype given, 2/4-bit activations, an undefined");
+        w.Line("/// qtype or a group size that is not a positive multiple of 8; nothing is built then.</exception>");
+        w.Line($"public void Quantize({qtype}? weights, {qtype}? activations = null,");
+        w.Line($"    int? groupSize = null, {optimizer}? optimizer = null) =>");
+        w.Line($"    Quantize(\"\", {Plan}.Override(weights, activations, groupSize, optimizer));").Line();
+
+        w.Line("/// <summary>Builds the quantized twins with their [Quantize] settings and module paths under");
+        w.Line("/// <paramref name=\"pathPrefix\"/> (an enclosing quantized model passes \"block.\"; the root passes \"\").</summary>");
         w.Line("/// <param name=\"pathPrefix\">Prefix of every module path, ending with '.' unless empty.</param>");
         w.Line("/// <param name=\"optimizer\">Weight optimizer (null: the qtype's default).</param>");
-        w.Open($"public void Quantize(string pathPrefix, {optimizer}? optimizer)");
+        w.Line($"public void Quantize(string pathPrefix, {optimizer}? optimizer) =>");
+        w.Line($"    Quantize(pathPrefix, {Plan}.FromAttributes(optimizer));").Line();
+
+        w.Line("/// <summary>Builds the quantized twins with module paths under <paramref name=\"pathPrefix\"/>, each with the");
+        w.Line("/// settings <paramref name=\"plan\"/> chooses for it from its [Quantize] ones (kept, overridden, or read from a");
+        w.Line("/// checkpoint's quantization map); nested [Quantize] models are quantized with the same plan.</summary>");
+        w.Line("/// <param name=\"pathPrefix\">Prefix of every module path, ending with '.' unless empty.</param>");
+        w.Line("/// <param name=\"plan\">Chooses each twin's settings.</param>");
+        w.Open($"public void Quantize(string pathPrefix, {Plan} plan)");
+        w.Line("global::System.ArgumentNullException.ThrowIfNull(plan);");
         w.Line("if (_isQuantized)");
         w.Line($"    throw new global::System.InvalidOperationException(\"{Plain(model.Name)} is already quantized.\");");
         foreach (LayerModel layer in model.Layers)
@@ -26,11 +56,11 @@ internal static class LifecycleEmitter
                 if (layer.IsList)
                 {
                     w.Line($"for (int i = 0; i < {layer.FieldName}.Count; i++)");
-                    w.Line($"    {layer.FieldName}[i].Quantize(pathPrefix + \"{layer.FieldName}.\" + i + \".\", optimizer);");
+                    w.Line($"    {layer.FieldName}[i].Quantize(pathPrefix + \"{layer.FieldName}.\" + i + \".\", plan);");
                 }
                 else
                 {
-                    w.Line($"{layer.FieldName}.Quantize(pathPrefix + \"{layer.FieldName}.\", optimizer);");
+                    w.Line($"{layer.FieldName}.Quantize(pathPrefix + \"{layer.FieldName}.\", plan);");
                 }
                 continue;
             }
@@ -38,11 +68,11 @@ internal static class LifecycleEmitter
             {
                 w.Line($"{layer.WrapperName} = new {Emitter.WrapperType(layer.Kind)}[{layer.FieldName}.Count];");
                 w.Line($"for (int i = 0; i < {layer.FieldName}.Count; i++)");
-                w.Lines($"    {layer.WrapperName}[i] = {NewWrapper(layer, $"{layer.FieldName}[i]", $"\"{layer.FieldName}.\" + i", "        ")};");
+                w.Lines($"    {layer.WrapperName}[i] = {NewTwin(layer, $"{layer.FieldName}[i]", $"\"{layer.FieldName}.\" + i", "        ")};");
             }
             else
             {
-                w.Lines($"{layer.WrapperName} = {NewWrapper(layer, layer.FieldName, $"\"{layer.FieldName}\"", "    ")};");
+                w.Lines($"{layer.WrapperName} = {NewTwin(layer, layer.FieldName, $"\"{layer.FieldName}\"", "    ")};");
             }
         }
         w.Line("_isQuantized = true;");
@@ -77,8 +107,8 @@ internal static class LifecycleEmitter
 
         w.Line("/// <summary>Empties the float weight of each layer whose quantized twin is frozen.</summary>");
         w.Open("private void ReleaseFloatWeights()");
-        foreach (LayerModel layer in model.Layers.Where(l => l.Weights is not null && l.Kind != LayerKind.LayerNorm &&
-                                                             l.Kind != LayerKind.Model))
+        // Every Linear and Conv2d: a Quantize override may quantize weights the attributes leave float.
+        foreach (LayerModel layer in model.Layers.Where(l => l.Kind is LayerKind.Linear or LayerKind.Conv2d))
         {
             if (layer.IsList)
             {
@@ -97,6 +127,11 @@ internal static class LifecycleEmitter
     {
         string module = Emitter.ModuleType;
         w.Line("/// <summary>The quantized modules of this model, nested ones included, each with its path.</summary>");
+        if (model.Layers.Any(l => l.Kind == LayerKind.LayerNorm))
+        {
+            w.Line("/// <remarks>A LayerNorm twin is listed only while it quantizes activations: a Quantize override without");
+            w.Line("/// activations leaves it a pass-through, saved as the float LayerNorm it wraps.</remarks>");
+        }
         w.Open($"public global::System.Collections.Generic.IEnumerable<{module}> QuantizedModules()");
         w.Line("EnsureQuantized();");
         foreach (LayerModel layer in model.Layers)
@@ -105,6 +140,10 @@ internal static class LifecycleEmitter
                 w.Line($"foreach (var item in {layer.FieldName}) foreach ({module} m in item.QuantizedModules()) yield return m;");
             else if (layer.Kind == LayerKind.Model)
                 w.Line($"foreach ({module} m in {layer.FieldName}.QuantizedModules()) yield return m;");
+            else if (layer.Kind == LayerKind.LayerNorm && layer.IsList)
+                w.Line($"foreach ({module} m in {layer.WrapperName}) if (m.ActivationQType is not null) yield return m;");
+            else if (layer.Kind == LayerKind.LayerNorm)
+                w.Line($"if ({layer.WrapperName}.ActivationQType is not null) yield return {layer.WrapperName};");
             else if (layer.IsList)
                 w.Line($"foreach ({module} m in {layer.WrapperName}) yield return m;");
             else
@@ -115,18 +154,23 @@ internal static class LifecycleEmitter
 
     public static void WriteSerialization(CodeWriter w, ClassModel model)
     {
-        w.Line("/// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>.</summary>");
+        w.Line("/// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>. The map it");
+        w.Line("/// writes is that of the twins built, a Quantize override's qtypes included.</summary>");
         w.Line("/// <param name=\"path\">The file to write; the extension picks the format.</param>");
         w.Open("public void SaveQuantized(string path)");
         w.Line("EnsureQuantized();");
         w.Line("global::Quanto.Serialization.QuantizedModel.Save(this, path, QuantizedModules());");
         w.Close().Line();
-        w.Line("/// <summary>Loads a quantized checkpoint (quantizing first if needed); the model ends frozen, float");
-        w.Line("/// weights dropped.</summary>");
+        w.Line("/// <summary>Loads a quantized checkpoint; the model ends frozen, float weights dropped. A model not quantized");
+        w.Line("/// yet is first quantized as the file's quantization map says (a file saved after a Quantize override loads");
+        w.Line("/// into a fresh instance); a quantized one must be quantized the way the file is.</summary>");
         w.Line("/// <param name=\"path\">A <c>.safetensors</c> file (quanto_qmap.json beside it) or a <c>.qnt</c> package.</param>");
+        w.Line("/// <exception cref=\"global::Quanto.Serialization.QuantoFormatException\">The file is malformed, or it does not");
+        w.Line("/// quantize the layers this model's [Quantize] attributes quantize (the message names the module).</exception>");
         w.Open("public void LoadQuantized(string path)");
-        w.Line("if (!_isQuantized) Quantize();");
-        w.Line("global::Quanto.Serialization.QuantizedModel.Load(this, path, QuantizedModules());");
+        w.Line("using var checkpoint = global::Quanto.Serialization.QuantizedCheckpoint.Load(path);");
+        w.Line($"if (!_isQuantized) Quantize(\"\", {Plan}.FromCheckpoint(checkpoint));");
+        w.Line("global::Quanto.Serialization.QuantizedModel.Load(this, checkpoint, QuantizedModules());");
         w.Line("Freeze();");
         w.Close().Line();
     }
@@ -154,14 +198,12 @@ internal static class LifecycleEmitter
         w.Close();
     }
 
-    /// <summary>The constructor call of a twin, arguments on a continuation line.</summary>
-    private static string NewWrapper(LayerModel layer, string source, string path, string indent) =>
+    /// <summary>The plan's call that builds a twin with the layer's [Quantize] settings, on two lines.</summary>
+    private static string NewTwin(LayerModel layer, string source, string path, string indent) =>
         layer.Kind == LayerKind.LayerNorm
-            ? $"new {Emitter.WrapperType(layer.Kind)}({source},\n{indent}" +
-              $"activations: {Emitter.QType(layer.Activations)}, path: pathPrefix + {path})"
-            : $"new {Emitter.WrapperType(layer.Kind)}({source},\n{indent}weights: {Emitter.QType(layer.Weights)}, " +
-              $"activations: {Emitter.QType(layer.Activations)}, groupSize: {(layer.Group?.ToString() ?? "null")},\n" +
-              $"{indent}optimizer: optimizer, path: pathPrefix + {path})";
+            ? $"plan.LayerNorm({source}, pathPrefix + {path},\n{indent}activations: {Emitter.QType(layer.Activations)})"
+            : $"plan.{layer.Kind}({source}, pathPrefix + {path},\n{indent}weights: {Emitter.QType(layer.Weights)}, " +
+              $"activations: {Emitter.QType(layer.Activations)}, groupSize: {(layer.Group?.ToString() ?? "null")})";
 
     private static string Plain(string name) => name.Replace("\"", "");
 }

@@ -11,7 +11,10 @@ namespace Quanto;
 /// [Quantize(Weights = QInt4, Group = 128)]
 /// public partial class Classifier : Module&lt;Tensor, Tensor&gt; { ... }
 /// </code>
-/// The generator reads the named arguments at compile time; the properties only remember whether they were set.
+/// The generator reads the named arguments at compile time; the properties only remember whether they were set. The
+/// attributes choose which layers are quantized and their default settings; the generated
+/// <c>Quantize(weights, activations, groupSize, optimizer)</c> overrides those settings at run time for every one of
+/// these layers (see <see cref="Generated.QuantizePlan"/>).
 /// </summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Field, AllowMultiple = false, Inherited = false)]
 public sealed class QuantizeAttribute : Attribute

@@ -20,20 +20,14 @@ public static partial class Quantizer
     /// <returns>What was quantized, and what was left float with the reason (unsupported layers are listed, not
     /// silently skipped).</returns>
     /// <exception cref="ArgumentException">Neither weights nor activations given, or 2/4-bit activations.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An undefined qtype, or a group size that is not a positive
+    /// multiple of 8.</exception>
     public static QuantizationReport Quantize(nn.Module model, QType? weights = null, QType? activations = null,
         Optimizer? optimizer = null, IEnumerable<string>? include = null, IEnumerable<string>? exclude = null,
         int? groupSize = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (weights is null && activations is null)
-            throw new ArgumentException("Quantize needs a weights qtype, an activations qtype, or both.", nameof(weights));
-        if (activations is QType a && a.Info().IsPacked)
-        {
-            throw new ArgumentException(
-                $"Activations are quantized to qint8 or a float8 type; {a.QuantoName()} is for weights only.",
-                nameof(activations));
-        }
-        if (groupSize is int g) WeightChecks.CheckGroupSize(g);
+        QModule.CheckRequest(weights, activations, groupSize);
         string[] includes = include?.ToArray() ?? [];
         string[] excludes = exclude?.ToArray() ?? [];
 
@@ -107,12 +101,29 @@ public static partial class Quantizer
     /// Bytes the model holds: its parameters and buffers plus the quantized weights of its frozen modules (which are
     /// not parameters). Measures what <see cref="Freeze"/> saves.
     /// </summary>
-    public static long ModelBytes(nn.Module model)
+    public static long ModelBytes(nn.Module model) => ModelBytes(model, QuantizedModules(model));
+
+    /// <summary>
+    /// <see cref="ModelBytes(nn.Module)"/> for a model whose quantized modules are not all in its module tree (a
+    /// [Quantize] model's generated twins sit beside its float layers: pass its <c>QuantizedModules()</c>). Each
+    /// tensor is counted once, however many modules share it (a twin shares its layer's bias).
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="modules">Its quantized modules, wherever they sit.</param>
+    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return model.parameters().Sum(p => p.NumberOfElements * p.ElementSize) +
-               model.buffers().Sum(b => b.NumberOfElements * b.ElementSize) +
-               QuantizedModules(model).Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
+        ArgumentNullException.ThrowIfNull(modules);
+        List<QModule> quantized = modules.Distinct().ToList();
+        var seen = new HashSet<IntPtr>();
+        long bytes = 0;
+        IEnumerable<Tensor> tensors = model.parameters().Concat(model.buffers())
+            .Concat(quantized.SelectMany(m => m.parameters().Concat(m.buffers())));
+        foreach (Tensor t in tensors)
+        {
+            if (seen.Add(t.Handle)) bytes += t.NumberOfElements * t.ElementSize;
+        }
+        return bytes + quantized.Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
     }
 
     /// <summary>The quantized modules of a model (the root included), with their paths.</summary>

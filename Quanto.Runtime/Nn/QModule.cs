@@ -28,16 +28,12 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <param name="groupSize">Requested group size for 2/4-bit weights (default 128).</param>
     /// <param name="optimizer">Weight optimizer (default per qtype).</param>
     /// <exception cref="ArgumentException">Activations given a 2/4-bit qtype.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An undefined qtype, or a group size that is not a positive
+    /// multiple of 8.</exception>
     protected QModule(string name, QType? weights, QType? activations, int? groupSize, Optimizer? optimizer)
         : base(name)
     {
-        if (activations is QType a && a.Info().IsPacked)
-        {
-            throw new ArgumentException(
-                $"Activations are quantized per tensor to qint8 or a float8 type; {a.QuantoName()} is weights-only.",
-                nameof(activations));
-        }
-        if (groupSize is int g) WeightChecks.CheckGroupSize(g);
+        CheckSettings(weights, activations, groupSize);
         WeightQType = weights;
         ActivationQType = activations;
         GroupSize = groupSize;
@@ -47,6 +43,51 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         output_scale = ones(Array.Empty<long>()).DetachFromDisposeScope();
         register_buffer(nameof(input_scale), input_scale);
         register_buffer(nameof(output_scale), output_scale);
+    }
+
+    /// <summary>
+    /// The checks every quantized module makes on its settings; Quantizer.Quantize and generated code's Quantize
+    /// overrides call them first, so a bad request fails before any module is built.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An undefined qtype (such as <c>default(QType)</c>), or a group
+    /// size that is not a positive multiple of 8.</exception>
+    /// <exception cref="ArgumentException">Activations given a 2/4-bit qtype.</exception>
+    internal static void CheckSettings(QType? weights, QType? activations, int? groupSize)
+    {
+        if (weights is QType w) CheckDefined(w, nameof(weights));
+        if (activations is QType a)
+        {
+            CheckDefined(a, nameof(activations));
+            if (a.Info().IsPacked)
+            {
+                throw new ArgumentException(
+                    $"Activations are quantized per tensor to qint8 or a float8 type; {a.QuantoName()} is for " +
+                    "weights only.", nameof(activations));
+            }
+        }
+        if (groupSize is int g) WeightChecks.CheckGroupSize(g);
+    }
+
+    /// <summary><see cref="CheckSettings"/> for a request that must quantize something (weights, activations or
+    /// both), as Quantizer.Quantize and the generated overrides take it.</summary>
+    /// <exception cref="ArgumentException">Neither qtype given; see also <see cref="CheckSettings"/>.</exception>
+    internal static void CheckRequest(QType? weights, QType? activations, int? groupSize)
+    {
+        if (weights is null && activations is null)
+        {
+            throw new ArgumentException("Quantize needs a weights qtype, an activations qtype, or both.",
+                nameof(weights));
+        }
+        CheckSettings(weights, activations, groupSize);
+    }
+
+    private static void CheckDefined(QType qtype, string parameter)
+    {
+        if (!QTypes.All.Contains(qtype))
+        {
+            throw new ArgumentOutOfRangeException(parameter, qtype,
+                $"Not a defined qtype; use one of {string.Join(", ", QTypes.All)}.");
+        }
     }
 
     /// <summary>Weight qtype (null: weights stay float).</summary>

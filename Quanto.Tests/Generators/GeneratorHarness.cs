@@ -12,21 +12,6 @@ namespace Quanto.Tests.Generators;
 /// framework, TorchSharp and Quanto.Runtime as references, nullable enabled, as a consumer project compiles.</summary>
 internal static class GeneratorHarness
 {
-    /// <summary>Model-level save/load is written in parallel; until Quanto.Runtime has it, test compilations get
-    /// this stand-in so the generated Save/LoadQuantized compile (never shipped).</summary>
-    private const string QuantizedModelStub = """
-        namespace Quanto.Serialization;
-
-        public static class QuantizedModel
-        {
-            public static void Save(TorchSharp.torch.nn.Module model, string path,
-                System.Collections.Generic.IEnumerable<Quanto.Nn.QModule>? modules = null) { }
-
-            public static void Load(TorchSharp.torch.nn.Module model, string path,
-                System.Collections.Generic.IEnumerable<Quanto.Nn.QModule>? modules = null) { }
-        }
-        """;
-
     private static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
 
     private static readonly Lazy<ImmutableArray<MetadataReference>> References = new(() =>
@@ -48,13 +33,10 @@ internal static class GeneratorHarness
             .OrderBy(p => p, StringComparer.Ordinal)
             .ToDictionary(p => Path.GetFileNameWithoutExtension(p), File.ReadAllText);
 
-    /// <summary>A compilation of <paramref name="sources"/> (file name -> text), plus the save/load stand-in when
-    /// the runtime lacks it.</summary>
+    /// <summary>A compilation of <paramref name="sources"/> (file name -> text).</summary>
     public static CSharpCompilation Compile(IEnumerable<KeyValuePair<string, string>> sources, string name = "Samples")
     {
         var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s.Value, ParseOptions, path: s.Key + ".cs")).ToList();
-        if (typeof(QModule).Assembly.GetType("Quanto.Serialization.QuantizedModel") is null)
-            trees.Add(CSharpSyntaxTree.ParseText(QuantizedModelStub, ParseOptions, path: "QuantizedModelStub.cs"));
         return CSharpCompilation.Create(name, trees, References.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary,
                 nullableContextOptions: NullableContextOptions.Enable));

@@ -1,15 +1,24 @@
+using TorchSharp.Modules;
+using static Quanto.QType;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
 namespace Quanto.Demo;
 
-/// <summary>A small MNIST CNN: two conv blocks, then two linear layers (~215k weights).</summary>
-internal sealed class DigitsCnn : Module<Tensor, Tensor>
+/// <summary>
+/// A small MNIST CNN: two conv blocks, then two linear layers (~215k weights). Annotated: the generator writes its
+/// ForwardQuantized, Quantize, Calibrate, Freeze, SaveQuantized/LoadQuantized and QuantizationMap at build time (read
+/// them under obj/.../generated). The attribute picks the layers (all four) and their default qtype; each demo
+/// configuration overrides the qtypes with <c>Quantize(weights, activations)</c>. Fields keep TorchSharp's own layer
+/// types, so the float model trains and runs as usual through <c>forward</c>.
+/// </summary>
+[Quantize(Weights = QInt4)]
+public partial class DigitsCnn : Module<Tensor, Tensor>
 {
-    private readonly Module<Tensor, Tensor> conv1;
-    private readonly Module<Tensor, Tensor> conv2;
-    private readonly Module<Tensor, Tensor> fc1;
-    private readonly Module<Tensor, Tensor> fc2;
+    private readonly Conv2d conv1;
+    private readonly Conv2d conv2;
+    private readonly Linear fc1;
+    private readonly Linear fc2;
 
     public DigitsCnn() : base(nameof(DigitsCnn))
     {

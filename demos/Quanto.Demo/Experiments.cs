@@ -1,18 +1,24 @@
 using System.Diagnostics;
+using Quanto.Nn;
 using Quanto.Serialization;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn;
 
 namespace Quanto.Demo;
 
-/// <summary>One quantization configuration of the MNIST CNN and what it measured.</summary>
-internal sealed record Config(string Name, QType? Weights, QType? Activations, bool Qat = false);
+/// <summary>One quantization configuration of the MNIST CNN.</summary>
+internal sealed record Config(string Name, QType? Weights, QType? Activations, bool Qat = false)
+{
+    /// <summary>False for the float baseline.</summary>
+    public bool IsQuantized => Weights is not null || Activations is not null;
+}
 
-/// <summary>What one configuration measured; ReloadedAccuracy holds the accuracies after a save/reload in each format.</summary>
+/// <summary>What one configuration measured. Reloaded holds the accuracies after a save/reload in each format;
+/// Quantized the modules the generated code built, by path, with their qtypes (empty for fp32).</summary>
 internal sealed record Result(Config Config, double Accuracy, long Bytes, double BatchMs, double SingleMs,
-    IReadOnlyList<(string Format, double Accuracy)> Reloaded);
+    IReadOnlyList<(string Format, double Accuracy)> Reloaded, IReadOnlyDictionary<string, QuantizationSpec> Quantized);
 
-/// <summary>Runs each configuration on a fresh copy of the trained float model.</summary>
+/// <summary>Runs each configuration on a fresh copy of the trained float model, through the code the [Quantize]
+/// generator wrote for <see cref="DigitsCnn"/>.</summary>
 internal static class Experiments
 {
     public static readonly Config[] All =
@@ -33,28 +39,37 @@ internal static class Experiments
         using var model = new DigitsCnn();
         Training.TrainOrLoad(model, data, weightsPath, epochs: 0, quiet: true);
         model.eval();
-        if (config.Weights is not null || config.Activations is not null)
+        Func<Tensor, Tensor> forward = model.forward;
+        if (config.IsQuantized)
         {
-            Quantizer.Quantize(model, weights: config.Weights, activations: config.Activations);
+            // The generated lifecycle; the configuration's qtypes override the class's [Quantize] for every layer.
+            model.Quantize(config.Weights, config.Activations);
             if (config.Activations is not null)
             {
-                using var calibration = new Calibration();
+                using var calibration = model.Calibrate();
                 using var noGrad = no_grad();
                 for (long start = 0; start < 1024; start += 128)
-                    model.forward(data.TrainImages.narrow(0, start, 128)).Dispose();
+                    model.ForwardQuantized(data.TrainImages.narrow(0, start, 128)).Dispose();
             }
-            if (config.Qat) Training.Train(model, data, epochs: 1, lr: 1e-4, $"QAT {config.Name}");
-            Quantizer.Freeze(model);
+            if (config.Qat)
+                Training.Train(model, model.ForwardQuantized, data, epochs: 1, lr: 1e-4, $"QAT {config.Name}");
+            model.Freeze();
+            forward = model.ForwardQuantized;
         }
-        double accuracy = Training.Accuracy(model, data);
-        long bytes = Quantizer.ModelBytes(model);
+        double accuracy = Training.Accuracy(forward, data);
+        long bytes = config.IsQuantized
+            ? Quantizer.ModelBytes(model, model.QuantizedModules())
+            : Quantizer.ModelBytes(model);
         using Tensor batch = data.TestImages.narrow(0, 0, 64);
         using Tensor single = data.TestImages.narrow(0, 0, 1);
         var reloaded = new List<(string, double)>();
-        if (config.Weights is not null)
+        var quantized = new Dictionary<string, QuantizationSpec>();
+        if (config.IsQuantized)
         {
+            foreach (QModule m in model.QuantizedModules())
+                quantized[m.Path] = new QuantizationSpec(m.WeightQType, m.ActivationQType);
             // optimum-quanto-compatible safetensors (+ quanto_qmap.json beside it) and the .qnt package: save, then
-            // requantize a fresh float model from the file and measure it again.
+            // load into a fresh instance (its twins built from the file's map) and measure it again.
             string stem = Path.Combine(outputDir, FileStem(config.Name));
             foreach (string path in new[] { stem + ".safetensors", stem + ".qnt" })
             {
@@ -62,24 +77,36 @@ internal static class Experiments
                 using var fresh = new DigitsCnn();
                 fresh.eval();
                 fresh.LoadQuantized(path);
-                reloaded.Add((Path.GetExtension(path), Training.Accuracy(fresh, data)));
+                reloaded.Add((Path.GetExtension(path), Training.Accuracy(fresh.ForwardQuantized, data)));
             }
         }
-        return new Result(config, accuracy, bytes, MedianMs(model, batch), MedianMs(model, single), reloaded);
+        return new Result(config, accuracy, bytes, MedianMs(forward, batch), MedianMs(forward, single), reloaded,
+            quantized);
+    }
+
+    /// <summary>The eager path on a plain copy (<see cref="Quantizer.Quantize"/>, then Freeze), weights only: the
+    /// cross-check that the generated code builds the same model.</summary>
+    public static double EagerAccuracy(QType weights, string weightsPath, Mnist data)
+    {
+        using var model = new EagerDigitsCnn();
+        Training.TrainOrLoad(model, data, weightsPath, epochs: 0, quiet: true);
+        Quantizer.Quantize(model, weights);
+        Quantizer.Freeze(model);
+        return Training.Accuracy(model, data);
     }
 
     private static string FileStem(string name) =>
         new string(name.Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray()).Trim('-').Replace("--", "-");
 
-    private static double MedianMs(Module<Tensor, Tensor> model, Tensor input)
+    private static double MedianMs(Func<Tensor, Tensor> forward, Tensor input)
     {
         using var noGrad = no_grad();
-        for (int i = 0; i < 5; i++) model.forward(input).Dispose();
+        for (int i = 0; i < 5; i++) forward(input).Dispose();
         var times = new double[41];
         for (int i = 0; i < times.Length; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            model.forward(input).Dispose();
+            forward(input).Dispose();
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
         Array.Sort(times);

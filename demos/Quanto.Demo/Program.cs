@@ -3,7 +3,8 @@ using Quanto.Demo;
 using static TorchSharp.torch;
 
 // Quanto.NET demo: trains a small CNN on the real MNIST digits (once; weights are cached), then runs it in every
-// quantization configuration and prints accuracy, size and latency. `-- --layer` prints the 4096 x 4096 layer table.
+// quantization configuration, through the code the [Quantize] generator wrote for it, and prints accuracy, size and
+// latency. `-- --layer` prints the 4096 x 4096 layer table.
 TorchEnvironment.QuietLogs(); // before libtorch loads: no NNPACK "unsupported hardware" line per convolution
 // libtorch's OpenMP threads spin after each op and then compete with the quantized kernels' threads for the two
 // cores; passive waiting keeps the latency column honest for every configuration (as Quanto.Bench does).
@@ -30,19 +31,14 @@ foreach (Config config in Experiments.All)
     results.Add(Experiments.Run(config, weights, data, models));
     Console.WriteLine($"{results.Count}/{Experiments.All.Length} configurations measured ({config.Name})");
 }
-// The same w4 configuration through the code the [Quantize] generator wrote for DigitsCnnW4.
-double generatedW4;
-using (var annotated = new DigitsCnnW4())
-{
-    Training.TrainOrLoad(annotated, data, weights, epochs: 0, quiet: true);
-    annotated.eval();
-    annotated.Quantize();
-    annotated.Freeze();
-    generatedW4 = Training.Accuracy(annotated.ForwardQuantized, data);
-}
-double eagerW4 = results.First(r => r.Config.Weights == QType.QInt4 && !r.Config.Qat).Accuracy;
-Console.WriteLine($"Generated ForwardQuantized ([Quantize(Weights = QInt4)] DigitsCnnW4): {generatedW4:F2}% " +
-                  $"({(generatedW4 == eagerW4 ? "identical to" : "DIFFERENT FROM")} the eager w4 path)");
+// Every quantized configuration above ran through the code the [Quantize] generator wrote for DigitsCnn. Cross-check
+// one against the eager path: Quantizer.Quantize on a plain copy must give the identical w4 model.
+double generatedW4 = results.First(r => r.Config.Weights == QType.QInt4 && !r.Config.Qat).Accuracy;
+double eagerW4 = Experiments.EagerAccuracy(QType.QInt4, weights, data);
+Console.WriteLine("Every configuration ran through DigitsCnn's generated code (Quantize(weights, activations), " +
+                  "Calibrate, Freeze, ForwardQuantized, Save/LoadQuantized); eager Quantizer.Quantize w4 on a plain " +
+                  $"copy: {eagerW4:F2}% ({(generatedW4 == eagerW4 ? "identical to" : "DIFFERENT FROM")} the " +
+                  "generated w4)");
 if (generatedW4 != eagerW4) Environment.ExitCode = 1;
 Console.WriteLine();
 Result fp32 = results[0];

@@ -8,8 +8,11 @@ namespace Quanto.Demo;
 /// <summary>Training and evaluation loops, with a one-line progress display.</summary>
 internal static class Training
 {
-    /// <summary>Trains (Adam, batch 64) for <paramref name="epochs"/>, printing progress.</summary>
-    public static void Train(Module<Tensor, Tensor> model, Mnist data, int epochs, double lr, string label)
+    /// <summary>Trains <paramref name="model"/>'s parameters (Adam, batch 64) for <paramref name="epochs"/> through
+    /// <paramref name="forward"/> (its <c>forward</c>, or a generated ForwardQuantized for quantization-aware
+    /// training), printing progress.</summary>
+    public static void Train(Module model, Func<Tensor, Tensor> forward, Mnist data, int epochs, double lr,
+        string label)
     {
         model.train();
         using var optimizer = optim.Adam(model.parameters(), lr);
@@ -27,7 +30,7 @@ internal static class Training
                 Tensor x = data.TrainImages.narrow(0, start, count);
                 Tensor y = data.TrainLabels.narrow(0, start, count);
                 optimizer.zero_grad();
-                Tensor loss = functional.cross_entropy(model.forward(x), y);
+                Tensor loss = functional.cross_entropy(forward(x), y);
                 loss.backward();
                 optimizer.step();
                 lossSum += loss.item<float>();
@@ -71,7 +74,7 @@ internal static class Training
             if (!quiet) Console.WriteLine($"Loaded trained float weights from {weightsPath}");
             return;
         }
-        Train((Module<Tensor, Tensor>)model, data, epochs, 1e-3, "training fp32 CNN");
+        Train(model, ((Module<Tensor, Tensor>)model).forward, data, epochs, 1e-3, "training fp32 CNN");
         Safetensors.Save(weightsPath, model.state_dict());
         Console.WriteLine($"Saved trained float weights to {weightsPath}");
     }

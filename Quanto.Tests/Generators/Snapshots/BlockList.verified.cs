@@ -19,8 +19,9 @@ partial class BlockList
 
     private bool _isQuantized;
 
-    /// <summary>The quantization map (quanto_qmap.json) of this model, fixed at compile time; entries of
-    /// ModuleList items use '*' for the index.</summary>
+    /// <summary>The quantization map (quanto_qmap.json) that this model's [Quantize] attributes give it, fixed at
+    /// compile time; entries of ModuleList items use '*' for the index. Quantize(weights, activations, ...)
+    /// overrides these qtypes at run time, and SaveQuantized writes the map of the twins actually built.</summary>
     public const string QuantizationMap =
         "{" +
         "\"embed\": {\"weights\": \"qint2\", \"activations\": \"none\"}, " +
@@ -33,29 +34,53 @@ partial class BlockList
     /// <summary>True once Quantize has built the quantized layers.</summary>
     public bool IsQuantized => _isQuantized;
 
-    /// <summary>Builds the quantized twins of the layers (dynamic mode: weights are quantized on each call
-    /// until <see cref="Freeze"/>); the float layers keep their weights until then.</summary>
+    /// <summary>Builds the quantized twins of the layers with their [Quantize] settings (dynamic mode: weights
+    /// are quantized on each call until <see cref="Freeze"/>); the float layers keep their weights until then.
+    /// </summary>
     /// <param name="optimizer">Weight optimizer (null: the qtype's default).</param>
-    public void Quantize(global::Quanto.Quantization.Optimizer? optimizer = null) => Quantize("", optimizer);
+    public void Quantize(global::Quanto.Quantization.Optimizer? optimizer = null) =>
+        Quantize("", global::Quanto.Generated.QuantizePlan.FromAttributes(optimizer));
 
-    /// <summary>Builds the quantized twins with module paths under <paramref name="pathPrefix"/>
-    /// (an enclosing quantized model passes "block."; the root passes "").</summary>
+    /// <summary>Builds the quantized twins as Quantize(optimizer) does, but every layer the [Quantize] attributes
+    /// quantize, in nested [Quantize] models too, gets these settings instead of its own (as
+    /// Quanto.Quantizer.Quantize would give them); layers the attributes keep float stay float, and a LayerNorm keeps
+    /// float weights and takes <paramref name="activations"/>. <see cref="QuantizationMap"/> keeps the attributes'
+    /// qtypes; SaveQuantized writes these.</summary>
+    /// <param name="weights">Weight qtype (null: float weights, activations only).</param>
+    /// <param name="activations">Activation qtype (qint8 or a float8 type), or null.</param>
+    /// <param name="groupSize">Group size of 2/4-bit weights (null: 128, with optimum-quanto's fallback).</param>
+    /// <param name="optimizer">Weight optimizer (null: the qtype's default).</param>
+    /// <exception cref="global::System.ArgumentException">Neither qtype given, 2/4-bit activations, an undefined
+    /// qtype or a group size that is not a positive multiple of 8; nothing is built then.</exception>
+    public void Quantize(global::Quanto.QType? weights, global::Quanto.QType? activations = null,
+        int? groupSize = null, global::Quanto.Quantization.Optimizer? optimizer = null) =>
+        Quantize("", global::Quanto.Generated.QuantizePlan.Override(weights, activations, groupSize, optimizer));
+
+    /// <summary>Builds the quantized twins with their [Quantize] settings and module paths under
+    /// <paramref name="pathPrefix"/> (an enclosing quantized model passes "block."; the root passes "").</summary>
     /// <param name="pathPrefix">Prefix of every module path, ending with '.' unless empty.</param>
     /// <param name="optimizer">Weight optimizer (null: the qtype's default).</param>
-    public void Quantize(string pathPrefix, global::Quanto.Quantization.Optimizer? optimizer)
+    public void Quantize(string pathPrefix, global::Quanto.Quantization.Optimizer? optimizer) =>
+        Quantize(pathPrefix, global::Quanto.Generated.QuantizePlan.FromAttributes(optimizer));
+
+    /// <summary>Builds the quantized twins with module paths under <paramref name="pathPrefix"/>, each with the
+    /// settings <paramref name="plan"/> chooses for it from its [Quantize] ones (kept, overridden, or read from a
+    /// checkpoint's quantization map); nested [Quantize] models are quantized with the same plan.</summary>
+    /// <param name="pathPrefix">Prefix of every module path, ending with '.' unless empty.</param>
+    /// <param name="plan">Chooses each twin's settings.</param>
+    public void Quantize(string pathPrefix, global::Quanto.Generated.QuantizePlan plan)
     {
+        global::System.ArgumentNullException.ThrowIfNull(plan);
         if (_isQuantized)
             throw new global::System.InvalidOperationException("BlockList is already quantized.");
-        _embedQuantized = new global::Quanto.Nn.QLinear(embed,
-            weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32,
-            optimizer: optimizer, path: pathPrefix + "embed");
+        _embedQuantized = plan.Linear(embed, pathPrefix + "embed",
+            weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32);
         for (int i = 0; i < blocks.Count; i++)
-            blocks[i].Quantize(pathPrefix + "blocks." + i + ".", optimizer);
+            blocks[i].Quantize(pathPrefix + "blocks." + i + ".", plan);
         _headsQuantized = new global::Quanto.Nn.QLinear[heads.Count];
         for (int i = 0; i < heads.Count; i++)
-            _headsQuantized[i] = new global::Quanto.Nn.QLinear(heads[i],
-                weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32,
-                optimizer: optimizer, path: pathPrefix + "heads." + i);
+            _headsQuantized[i] = plan.Linear(heads[i], pathPrefix + "heads." + i,
+                weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32);
         _isQuantized = true;
     }
 
@@ -97,7 +122,8 @@ partial class BlockList
         foreach (global::Quanto.Nn.QModule m in _headsQuantized) yield return m;
     }
 
-    /// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>.</summary>
+    /// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>. The map it
+    /// writes is that of the twins built, a Quantize override's qtypes included.</summary>
     /// <param name="path">The file to write; the extension picks the format.</param>
     public void SaveQuantized(string path)
     {
@@ -105,13 +131,17 @@ partial class BlockList
         global::Quanto.Serialization.QuantizedModel.Save(this, path, QuantizedModules());
     }
 
-    /// <summary>Loads a quantized checkpoint (quantizing first if needed); the model ends frozen, float
-    /// weights dropped.</summary>
+    /// <summary>Loads a quantized checkpoint; the model ends frozen, float weights dropped. A model not quantized
+    /// yet is first quantized as the file's quantization map says (a file saved after a Quantize override loads
+    /// into a fresh instance); a quantized one must be quantized the way the file is.</summary>
     /// <param name="path">A <c>.safetensors</c> file (quanto_qmap.json beside it) or a <c>.qnt</c> package.</param>
+    /// <exception cref="global::Quanto.Serialization.QuantoFormatException">The file is malformed, or it does not
+    /// quantize the layers this model's [Quantize] attributes quantize (the message names the module).</exception>
     public void LoadQuantized(string path)
     {
-        if (!_isQuantized) Quantize();
-        global::Quanto.Serialization.QuantizedModel.Load(this, path, QuantizedModules());
+        using var checkpoint = global::Quanto.Serialization.QuantizedCheckpoint.Load(path);
+        if (!_isQuantized) Quantize("", global::Quanto.Generated.QuantizePlan.FromCheckpoint(checkpoint));
+        global::Quanto.Serialization.QuantizedModel.Load(this, checkpoint, QuantizedModules());
         Freeze();
     }
 
@@ -124,6 +154,7 @@ partial class BlockList
     public Tensor ForwardQuantized(Tensor x)
     {
         PrepareForward();
+        // Layers and their [Quantize] settings (Quantize(weights, activations, ...) may override them):
         // embed -> _embedQuantized: QLinear, qint2 weights (group 32), float activations
         // blocks[i]: [Quantize] submodule -> its ForwardQuantized
         // heads[i] -> _headsQuantized[i]: QLinear, qint2 weights (group 32), float activations
