@@ -2,11 +2,25 @@ using static TorchSharp.torch;
 
 namespace Quanto.Bench;
 
-/// <summary>Runs every format on one shape and appends rows with ratios against the fp32 and bf16 rows.</summary>
-internal sealed class BenchRunner(double bandwidthGBps, List<BenchRow> rows)
+/// <summary>
+/// Runs every format on one shape and appends rows with ratios against the fp32 and bf16 rows. The read bandwidth is
+/// measured again before each shape: on a shared VM it moved between 35 and 58 GB/s from one minute to the next, so
+/// each row's "% bandwidth" is against the probe taken next to it in time.
+/// </summary>
+internal sealed class BenchRunner(Func<double> measureBandwidthGBps, List<BenchRow> rows)
 {
+    private double _bandwidthGBps;
+
+    /// <summary>Measures the read bandwidth for the rows that follow, and prints it.</summary>
+    public void ProbeBandwidth(string what)
+    {
+        _bandwidthGBps = measureBandwidthGBps();
+        Console.WriteLine($"Read bandwidth before {what}: {_bandwidthGBps:F1} GB/s");
+    }
+
     public void Linear(string kernel, Tensor weight, int m, long rotationBytes)
     {
+        ProbeBandwidth($"{kernel} m={m}");
         int n = (int)weight.shape[0], k = (int)weight.shape[1];
         using Tensor x = randn(m, k);
         var results = new List<(string Format, double Ms, long Bytes)>();
@@ -26,6 +40,7 @@ internal sealed class BenchRunner(double bandwidthGBps, List<BenchRow> rows)
     /// <summary>Llama-7B's MLP at one token: down(silu(gate(x)) * up(x)), gate/up k -> hidden, down hidden -> k.</summary>
     public void Mlp(int k, int hidden, long rotationBytes)
     {
+        ProbeBandwidth("mlp");
         using Tensor gateW = randn(hidden, k).mul(0.02f), upW = randn(hidden, k).mul(0.02f);
         using Tensor downW = randn(k, hidden).mul(0.02f);
         using Tensor x = randn(1, k);
@@ -54,7 +69,7 @@ internal sealed class BenchRunner(double bandwidthGBps, List<BenchRow> rows)
         foreach ((string format, double ms, long bytes) in results)
         {
             double gbps = bytes / (ms * 1e6);
-            rows.Add(new BenchRow(kernel, format, m, k, n, ms, gbps, 100 * gbps / bandwidthGBps, fp32 / ms, bf16 / ms));
+            rows.Add(new BenchRow(kernel, format, m, k, n, ms, gbps, 100 * gbps / _bandwidthGBps, fp32 / ms, bf16 / ms));
         }
     }
 }

@@ -18,6 +18,7 @@ internal static class CnnBench
 
     public static void Run(BenchRunner runner, int batch = 64)
     {
+        runner.ProbeBandwidth("cnn");
         using Tensor x = rand(batch, 1, 28, 28);
         var results = new List<(string Format, double Ms, long Bytes)>();
         using (var model = Create())
