@@ -98,18 +98,27 @@ internal static class Experiments
     private static string FileStem(string name) =>
         new string(name.Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray()).Trim('-').Replace("--", "-");
 
-    /// <summary>Median of 41 timed forwards after 5 warm-up ones; each forward's tensors, intermediates included,
-    /// are freed when it ends (a dispose scope), as a serving loop would, so no call runs on fresh, faulting memory.
+    /// <summary>
+    /// Median of 41 timed forwards after half a second of warm-up ones. The warm-up is by time, not count: .NET
+    /// compiles a new configuration's code optimised on a background thread about 100 ms after it stops meeting new
+    /// methods, and while it does, that thread takes one of the two cores from libtorch's (batch 64 ran 6.7 instead of
+    /// 3.7 ms). Each forward's tensors, intermediates included, are freed when it ends (a dispose scope), as a serving
+    /// loop would, so no call runs on fresh, faulting memory.
     /// </summary>
     private static double MedianMs(Func<Tensor, Tensor> forward, Tensor input)
     {
         using var noGrad = no_grad();
+        var warmUp = Stopwatch.StartNew();
+        for (int i = 0; i < 5 || warmUp.ElapsedMilliseconds < 500; i++)
+        {
+            using (NewDisposeScope()) forward(input);
+        }
         var times = new double[41];
-        for (int i = -5; i < times.Length; i++)
+        for (int i = 0; i < times.Length; i++)
         {
             long start = Stopwatch.GetTimestamp();
             using (NewDisposeScope()) forward(input);
-            if (i >= 0) times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
         Array.Sort(times);
         return times[times.Length / 2];

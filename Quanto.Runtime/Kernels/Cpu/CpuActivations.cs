@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Quanto.Kernels.Cpu;
@@ -42,6 +43,7 @@ internal readonly unsafe struct CpuActivations : IDisposable
     public int Groups { get; }
 
     /// <summary>Copies <paramref name="rows"/> rows of K floats into the layout of <paramref name="weight"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static CpuActivations Create(float* source, int rows, CpuPreparedWeight weight)
     {
         // Only the GEMM (RowTile rows and more) reads padded rows; a GEMV needs exactly its rows.

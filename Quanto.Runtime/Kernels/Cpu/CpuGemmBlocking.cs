@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Quanto.Kernels.Cpu;
 
 /// <summary>Cache-blocking sizes and the output bookkeeping the GEMM drivers of every path share.</summary>
@@ -13,6 +15,7 @@ internal static unsafe class CpuGemmBlocking
     public const int RowBlock = 128;
 
     /// <summary>Sets y[0..rows, n0..n1) to the bias (or zero) before panels add into it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void InitOutput(float* y, float* bias, int rows, int n, int n0, int n1)
     {
         for (int r = 0; r < rows; r++)
@@ -23,6 +26,7 @@ internal static unsafe class CpuGemmBlocking
     }
 
     /// <summary>Adds a RowTile x <paramref name="tileColumns"/> tile into y, skipping padded rows and columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AddTile(float* tile, int tileColumns, float* y, int n, int row0, int rows, int col0, int cols)
     {
         for (int r = 0; r < CpuActivations.RowTile && row0 + r < rows; r++)

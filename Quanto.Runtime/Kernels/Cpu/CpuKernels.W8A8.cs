@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using Quanto.Kernels.Cpu.W8A8;
@@ -114,6 +115,7 @@ public sealed partial class CpuKernels
     {
         public int ChunkRows { get; } = chunkRows;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public override void Run(int chunk)
         {
             int n0 = chunk * ChunkRows, n1 = Math.Min(w.N, n0 + ChunkRows);
@@ -141,6 +143,7 @@ public sealed partial class CpuKernels
         }
 
         /// <summary>Few rows: each activation row against four weight rows at a time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void RunRows(int n0, int n1, int* tile)
         {
             for (int nt = n0; nt < n1; nt += 4)
@@ -158,6 +161,7 @@ public sealed partial class CpuKernels
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Epilogue(int* tile, int m, int n, int cols, int tileRows = CpuActivations.RowTile,
             int tileColumns = 2)
         {

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Quanto.Kernels.Cpu;
 
 /// <summary>
@@ -7,6 +9,7 @@ namespace Quanto.Kernels.Cpu;
 /// </summary>
 internal static unsafe class GemmKernel
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec, TW, TD>(CpuPreparedWeight w, CpuActivations x, int n0, int n1, float* y, float* bias)
         where TVec : unmanaged
         where TW : struct, ISimdWidth<TVec>
@@ -48,6 +51,7 @@ internal static unsafe class GemmKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DecodeRow<TVec, TW, TD>(CpuPreparedWeight w, int n, int b0, int nb, float* dst)
         where TVec : unmanaged
         where TW : struct, ISimdWidth<TVec>

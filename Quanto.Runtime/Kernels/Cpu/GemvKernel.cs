@@ -12,10 +12,15 @@ namespace Quanto.Kernels.Cpu;
 /// <remarks>
 /// The pair being read is prefetched one pair ahead. Rows are a few KiB, so each pair starts on a new 4 KiB page,
 /// where the hardware prefetchers stop and must retrain; without the software prefetch a rotating 4096² int4 GEMV
-/// ran at about half the bandwidth of a plain read on Zen 4 (Quanto.Bench measures it).
+/// ran at about half the bandwidth of a plain read on Zen 4 (Quanto.Bench measures it). The drivers and micro-kernels
+/// are compiled fully optimised at their first call (AggressiveOptimization): under tiered compilation a new kernel
+/// instantiation would run as tier-0 code, which inlines nothing (every decoder step a call), until call counting
+/// promotes it, and call counting waits until the process stops meeting new methods, which in an application that
+/// keeps loading models can take seconds.
 /// </remarks>
 internal static unsafe class GemvKernel
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec, TW, TD>(CpuPreparedWeight w, CpuActivations x, int n0, int n1, float* y, float* bias)
         where TVec : unmanaged
         where TW : struct, ISimdWidth<TVec>

@@ -30,6 +30,7 @@ internal readonly unsafe struct Width128 : ISimdWidth<Vector128<float>>
     public static float Sum(Vector128<float> value) => Vector128.Sum(value);
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Micro(float* x, int ldx, float* p, int ldp, int len, float* tile)
     {
         Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default;

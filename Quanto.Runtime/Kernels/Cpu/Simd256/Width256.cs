@@ -31,6 +31,7 @@ internal readonly unsafe struct Width256 : ISimdWidth<Vector256<float>>
     public static float Sum(Vector256<float> value) => Vector256.Sum(value);
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Micro(float* x, int ldx, float* p, int ldp, int len, float* tile)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;

@@ -31,6 +31,7 @@ internal readonly unsafe struct Width512 : ISimdWidth<Vector512<float>>
     public static float Sum(Vector512<float> value) => Vector512.Sum(value);
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Micro(float* x, int ldx, float* p, int ldp, int len, float* tile)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -19,6 +20,7 @@ internal static unsafe class W8A8Kernels
     /// One activation row x four weight rows (GEMV: with a single row, the 4 x 2 tile would spend 3/4 of its
     /// products on padding). AVX-VNNI.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Vnni256Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
     {
         Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default;
@@ -39,6 +41,7 @@ internal static unsafe class W8A8Kernels
     }
 
     /// <summary>One activation row x four weight rows, AVX-512 BW vpmaddwd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Madd512Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
     {
         Vector512<int> c0 = default, c1 = default, c2 = default, c3 = default;
@@ -59,6 +62,7 @@ internal static unsafe class W8A8Kernels
     }
 
     /// <summary>One activation row x four weight rows, AVX2 vpmaddwd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Madd256Row(byte* x, sbyte* w0, sbyte* w1, sbyte* w2, sbyte* w3, int len, int* result)
     {
         Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default;
@@ -79,6 +83,7 @@ internal static unsafe class W8A8Kernels
     }
 
     /// <summary>AVX-512 BW without VNNI: sign-extend 32 bytes to int16, vpmaddwd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Madd512(byte* x, int ldx, sbyte* w, int ldw, int len, int* tile)
     {
         Vector512<int> c00 = default, c01 = default, c10 = default, c11 = default;
@@ -105,6 +110,7 @@ internal static unsafe class W8A8Kernels
     }
 
     /// <summary>AVX-VNNI: 32 byte-pairs per instruction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Vnni256(byte* x, int ldx, sbyte* w, int ldw, int len, int* tile)
     {
         Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default;
@@ -130,6 +136,7 @@ internal static unsafe class W8A8Kernels
     }
 
     /// <summary>AVX2 without VNNI: sign-extend 16 bytes to int16, vpmaddwd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Madd256(byte* x, int ldx, sbyte* w, int ldw, int len, int* tile)
     {
         Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default;
@@ -156,6 +163,7 @@ internal static unsafe class W8A8Kernels
     }
 
     /// <summary>Portable Vector128: widen to int16 then int32, multiply and add.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Widen128(byte* x, int ldx, sbyte* w, int ldw, int len, int* tile)
     {
         for (int r = 0; r < 4; r++)
