@@ -62,10 +62,18 @@ internal static class DiagnosticDescriptors
         Category, DiagnosticSeverity.Error, true,
         "Derive the class from Module<Tensor, Tensor> (or another Module<...>), or remove the attribute.");
 
+    public static readonly DiagnosticDescriptor DisposeWithoutTwins = new(
+        "QNT009", "Dispose(bool) override does not dispose the quantized layers",
+        "Class '{0}' overrides Dispose(bool), so the generator does not; call DisposeQuantized() from it, or the " +
+        "quantized layers' memory is only released by the garbage collector",
+        Category, DiagnosticSeverity.Warning, true,
+        "Add 'if (disposing) DisposeQuantized();' before 'base.Dispose(disposing);' in the override.");
+
     /// <summary>All descriptors, in ID order.</summary>
     public static IReadOnlyList<DiagnosticDescriptor> All { get; } =
     [
         NotPartial, NoForward, UnsupportedField, BadGroup, GroupIgnored, PackedActivations, UnfollowedUse, NotModule,
+        DisposeWithoutTwins,
     ];
 
     /// <summary>The descriptor of an ID.</summary>

@@ -27,6 +27,7 @@ internal static class Emitter
         LifecycleEmitter.WriteQuantize(w, model);
         LifecycleEmitter.WriteCalibrateAndFreeze(w, model);
         LifecycleEmitter.WriteModules(w, model);
+        LifecycleEmitter.WriteDispose(w, model);
         if (withSerialization) LifecycleEmitter.WriteSerialization(w, model);
         WriteForward(w, model);
         LifecycleEmitter.WriteEnsure(w, model);

@@ -45,10 +45,29 @@ internal static class LifecycleEmitter
         w.Line("/// checkpoint's quantization map); nested [Quantize] models are quantized with the same plan.</summary>");
         w.Line("/// <param name=\"pathPrefix\">Prefix of every module path, ending with '.' unless empty.</param>");
         w.Line("/// <param name=\"plan\">Chooses each twin's settings.</param>");
+        w.Line("/// <exception cref=\"global::System.InvalidOperationException\">This model or a nested [Quantize] model is");
+        w.Line("/// already quantized; nothing is built then.</exception>");
         w.Open($"public void Quantize(string pathPrefix, {Plan} plan)");
         w.Line("global::System.ArgumentNullException.ThrowIfNull(plan);");
         w.Line("if (_isQuantized)");
         w.Line($"    throw new global::System.InvalidOperationException(\"{Plain(model.Name)} is already quantized.\");");
+        foreach (LayerModel layer in model.Layers.Where(l => l.Kind == LayerKind.Model))
+        {
+            const string Already = "throw global::Quanto.Generated.Twins.NestedAlreadyQuantized(pathPrefix + ";
+            if (layer.IsList)
+            {
+                w.Line($"for (int i = 0; i < {layer.FieldName}.Count; i++)");
+                w.Line($"    if ({layer.FieldName}[i].IsQuantized)");
+                w.Line($"        {Already}\"{layer.FieldName}.\" + i);");
+            }
+            else
+            {
+                w.Line($"if ({layer.FieldName}.IsQuantized)");
+                w.Line($"    {Already}\"{layer.FieldName}\");");
+            }
+        }
+        // A failure part-way (a checkpoint's map that does not fit, bad settings) disposes what this call built.
+        w.Open("try");
         foreach (LayerModel layer in model.Layers)
         {
             if (layer.Kind == LayerKind.Model)
@@ -75,7 +94,49 @@ internal static class LifecycleEmitter
                 w.Lines($"{layer.WrapperName} = {NewTwin(layer, layer.FieldName, $"\"{layer.FieldName}\"", "    ")};");
             }
         }
+        w.Close();
+        w.Open("catch");
+        w.Line("DisposeQuantized();");
+        w.Line("throw;");
+        w.Close();
         w.Line("_isQuantized = true;");
+        w.Close().Line();
+    }
+
+    public static void WriteDispose(CodeWriter w, ClassModel model)
+    {
+        w.Line("/// <summary>Disposes the quantized twins (their quantized weights, kernel layouts and activation scales; not");
+        w.Line("/// the float parameters they share with the layers) and those of nested [Quantize] models, and marks the model");
+        w.Line("/// not quantized; idempotent. Before Freeze the float model is intact and can be quantized again; after it,");
+        w.Line("/// the float weights are gone, so reload the model (LoadQuantized) to use it again.</summary>");
+        w.Open("public void DisposeQuantized()");
+        foreach (LayerModel layer in model.Layers)
+        {
+            if (layer.Kind == LayerKind.Model && layer.IsList)
+                w.Line($"foreach (var item in {layer.FieldName}) item.DisposeQuantized();");
+            else if (layer.Kind == LayerKind.Model)
+                w.Line($"{layer.FieldName}.DisposeQuantized();");
+            else if (layer.IsList)
+            {
+                w.Line($"if ({layer.WrapperName} is not null)");
+                w.Line($"    foreach ({Emitter.WrapperType(layer.Kind)}? twin in {layer.WrapperName}) global::Quanto.Generated.Twins.Dispose(twin);");
+                w.Line($"{layer.WrapperName} = null!;");
+            }
+            else
+            {
+                w.Line($"global::Quanto.Generated.Twins.Dispose({layer.WrapperName});");
+                w.Line($"{layer.WrapperName} = null!;");
+            }
+        }
+        w.Line("_isQuantized = false;");
+        w.Close().Line();
+        if (model.OverridesDispose) return; // the user's Dispose(bool) calls DisposeQuantized (else QNT009 says so)
+        w.Line("/// <summary>Disposes the quantized twins too (they are not registered submodules, so the base Dispose does");
+        w.Line("/// not reach them), then the model.</summary>");
+        w.Line("/// <param name=\"disposing\">True from Dispose(), false from the finalizer.</param>");
+        w.Open("protected override void Dispose(bool disposing)");
+        w.Line("if (disposing) DisposeQuantized();");
+        w.Line("base.Dispose(disposing);");
         w.Close().Line();
     }
 

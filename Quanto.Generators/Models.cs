@@ -50,9 +50,11 @@ internal sealed record MapEntry(string Path, string Weights, string Activations)
 /// <param name="Body">The rewritten body, as statements (an expression body becomes a return statement).</param>
 /// <param name="Layers">Quantizable fields in declaration order.</param>
 /// <param name="Map">The quantization map, nested models and lists flattened.</param>
+/// <param name="OverridesDispose">True when the user's class declares Dispose(bool) itself (the generator then
+/// leaves it alone; the user's override calls DisposeQuantized).</param>
 internal sealed record ClassModel(string? Namespace, string Name, string FullName, EquatableArray<string> Usings,
     EquatableArray<string> NamespaceUsings, string ReturnType, string Parameters, string Body,
-    EquatableArray<LayerModel> Layers, EquatableArray<MapEntry> Map);
+    EquatableArray<LayerModel> Layers, EquatableArray<MapEntry> Map, bool OverridesDispose);
 
 /// <summary>A location without the syntax tree, so it can sit in a cached model.</summary>
 internal sealed record LocationInfo(string FilePath, TextSpan Span, LinePositionSpan LineSpan)

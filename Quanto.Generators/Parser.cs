@@ -45,6 +45,13 @@ internal static class Parser
         string? ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
         var namespaceUsings = forward.Ancestors().OfType<BaseNamespaceDeclarationSyntax>()
             .Reverse().SelectMany(n => n.Usings).Select(u => u.ToString());
+        MethodDeclarationSyntax? dispose = FindDisposeOverride(type, cancellation);
+        if (dispose is not null && !dispose.DescendantNodes().OfType<IdentifierNameSyntax>()
+                .Any(n => n.Identifier.ValueText == "DisposeQuantized"))
+        {
+            diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.DisposeWithoutTwins.Id,
+                LocationInfo.From(dispose.Identifier.GetLocation()), new EquatableArray<string>(new[] { type.Name })));
+        }
         var classModel = new ClassModel(
             ns,
             type.Name + (declaration.TypeParameterList?.ToString() ?? ""),
@@ -56,7 +63,8 @@ internal static class Parser
             forward.ParameterList.ToString(),
             body,
             new EquatableArray<LayerModel>(layers),
-            new EquatableArray<MapEntry>(map));
+            new EquatableArray<MapEntry>(map),
+            dispose is not null);
         bool blocked = diagnostics.Any(d => DiagnosticDescriptors.ById(d.Id).DefaultSeverity == DiagnosticSeverity.Error);
         return new ParseResult(blocked ? null : classModel, new EquatableArray<DiagnosticInfo>(diagnostics));
     }
@@ -77,6 +85,15 @@ internal static class Parser
             .Select(r => r.GetSyntax(cancellation))
             .OfType<MethodDeclarationSyntax>()
             .FirstOrDefault(m => m.Body is not null || m.ExpressionBody is not null);
+
+    /// <summary>The user's own <c>Dispose(bool)</c> override, if the class declares one.</summary>
+    private static MethodDeclarationSyntax? FindDisposeOverride(INamedTypeSymbol type, CancellationToken cancellation) =>
+        type.GetMembers("Dispose").OfType<IMethodSymbol>()
+            .Where(m => !m.IsStatic && m.Parameters.Length == 1 && m.Parameters[0].Type.SpecialType == SpecialType.System_Boolean)
+            .SelectMany(m => m.DeclaringSyntaxReferences)
+            .Select(r => r.GetSyntax(cancellation))
+            .OfType<MethodDeclarationSyntax>()
+            .FirstOrDefault();
 
     /// <summary>The statements of a block, re-indented to start at column 0.</summary>
     private static string BlockContents(BlockSyntax block)

@@ -97,6 +97,44 @@ public sealed class DiagnosticTests
             """);
     }
 
+    private const string DisposeSample = """
+        [Quanto.Quantize(Weights = QInt8)]
+        public partial class Net : Module<Tensor, Tensor>
+        {
+            private readonly Linear fc = Linear(4, 4);
+            public Net() : base("Net") => RegisterComponents();
+            public override Tensor forward(Tensor x) => fc.forward(x);
+            protected override void Dispose(bool disposing)
+            {
+                BODY
+                base.Dispose(disposing);
+            }
+        }
+        """;
+
+    [Test]
+    public void A_user_Dispose_override_without_DisposeQuantized_is_flagged_and_left_alone()
+    {
+        var (driver, output, diagnostics) = GeneratorHarness.Run(GeneratorHarness.Compile(
+            [new("Bad", Usings + DisposeSample.Replace("BODY", "System.Console.WriteLine(disposing);"))]));
+        Assert.That(diagnostics.Select(d => d.Id), Is.EqualTo(new[] { "QNT009" }), string.Join("\n", diagnostics));
+        Assert.That(diagnostics[0].Severity, Is.EqualTo(DiagnosticSeverity.Warning));
+        Assert.That(diagnostics[0].GetMessage(), Does.Contain("'Net'").And.Contain("DisposeQuantized()"));
+        string generated = driver.GetRunResult().GeneratedTrees.Single().ToString();
+        Assert.That(generated, Does.Contain("public void DisposeQuantized()"));
+        Assert.That(generated, Does.Not.Contain("void Dispose(bool"), "the user's override stays the only one");
+        Assert.That(GeneratorHarness.Problems(output).Where(d => d.Id != "QNT009"), Is.Empty, "it compiles");
+    }
+
+    [Test]
+    public void A_user_Dispose_override_that_calls_DisposeQuantized_is_not_flagged()
+    {
+        var (_, output, diagnostics) = GeneratorHarness.Run(GeneratorHarness.Compile(
+            [new("Good", Usings + DisposeSample.Replace("BODY", "if (disposing) DisposeQuantized();"))]));
+        Assert.That(diagnostics, Is.Empty);
+        Assert.That(GeneratorHarness.Problems(output), Is.Empty, "it compiles");
+    }
+
     private static TestCaseData Case(string id, DiagnosticSeverity severity, string named, string source) =>
         new TestCaseData(id, severity, named, Usings + source).SetName($"{id} fires on its bad sample");
 

@@ -37,6 +37,65 @@ public sealed class LifecycleTests
     }
 
     [Test]
+    public void Dispose_releases_the_twins_quantized_weights()
+    {
+        using IDisposable noGrad = no_grad();
+        var model = new Encoder();
+        model.Quantize();
+        model.Freeze();
+        // Twins with quantized weights, the nested Block's included (its LayerNorm twin keeps float weights).
+        List<QModule> twins = model.QuantizedModules().Where(t => t.QuantizedWeight is not null).ToList();
+        Assert.That(twins, Has.Count.EqualTo(4));
+        Assert.That(twins.All(t => !t.QuantizedWeight!.IsDisposed), Is.True);
+
+        model.Dispose();
+
+        Assert.That(twins.All(t => t.QuantizedWeight!.IsDisposed), Is.True, "every twin's codes are freed");
+        Assert.That(model.IsQuantized, Is.False);
+    }
+
+    [Test]
+    public void DisposeQuantized_before_Freeze_keeps_the_float_model_and_allows_quantizing_again()
+    {
+        using IDisposable scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        var model = new Encoder();
+        model.eval();
+        Tensor x = randn(3, 64);
+        float[] before = model.forward(x).data<float>().ToArray();
+        model.Quantize(QType.QInt8);
+        float[] quantized = model.ForwardQuantized(x).data<float>().ToArray();
+
+        model.DisposeQuantized();
+        model.DisposeQuantized(); // idempotent
+
+        Assert.That(model.IsQuantized, Is.False);
+        Assert.That(model.forward(x).data<float>().ToArray(), Is.EqualTo(before), "the shared float parameters live on");
+        Assert.Throws<InvalidOperationException>(() => model.ForwardQuantized(x));
+        model.Quantize(QType.QInt8);
+        Assert.That(model.ForwardQuantized(x).data<float>().ToArray(), Is.EqualTo(quantized));
+    }
+
+    [Test]
+    public void Quantize_refuses_a_nested_model_quantized_on_its_own_and_builds_nothing()
+    {
+        using IDisposable scope = NewDisposeScope();
+        var model = new BlockList();
+        Block second = model.named_children().Where(c => c.name == "blocks").Select(c => (TorchSharp.Modules.ModuleList<Block>)c.module)
+            .Single()[1];
+        second.Quantize();
+
+        var error = Assert.Throws<InvalidOperationException>(() => model.Quantize())!;
+
+        Assert.That(error.Message, Does.Contain("'blocks.1' is already quantized").And.Contain("outermost"));
+        Assert.That(model.IsQuantized, Is.False);
+        Assert.That(second.IsQuantized, Is.True, "the user's own quantization is kept");
+        second.DisposeQuantized();
+        model.Quantize();
+        Assert.That(model.QuantizedModules().Count(), Is.GreaterThan(0));
+    }
+
+    [Test]
     public void QuantizationMap_is_a_quanto_qmap_known_at_compile_time()
     {
         const string map = Mlp.QuantizationMap; // a const: fixed when the model class was compiled

@@ -119,6 +119,40 @@ public sealed class OverrideSaveLoadTests
         Assert.That(error.Message, Does.Contain("module 'fc1'").And.Contain("quantize the model the same way"));
     }
 
+    [Test]
+    public void A_load_that_fails_part_way_leaves_nothing_built_and_a_retry_on_the_same_instance_works()
+    {
+        using IDisposable scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        var saved = new Encoder();
+        saved.eval();
+        saved.Quantize(QType.QInt8);
+        saved.Freeze();
+        string path = Path.Combine(_dir, "encoder.safetensors");
+        saved.SaveQuantized(path);
+        string mapPath = Path.Combine(_dir, QuantizationMap.FileName);
+        string map = File.ReadAllText(mapPath);
+        // Without "head" the map fails on Encoder's last layer, after the nested block's twins were built.
+        var parsed = QuantizationMap.Parse(map);
+        var withoutHead = new QuantizationMap();
+        foreach (var (module, spec) in parsed.Modules.Where(m => m.Key != "head")) withoutHead[module] = spec;
+        File.WriteAllText(mapPath, withoutHead.ToJson());
+
+        var fresh = new Encoder();
+        fresh.eval();
+        var error = Assert.Throws<QuantoFormatException>(() => fresh.LoadQuantized(path))!;
+
+        Assert.That(error.Message, Does.Contain("module 'head'"));
+        Assert.That(fresh.IsQuantized, Is.False);
+        Block block = fresh.named_children().Select(c => c.module).OfType<Block>().Single();
+        Assert.That(block.IsQuantized, Is.False, "the nested twins built before the failure were disposed");
+        File.WriteAllText(mapPath, map);
+        fresh.LoadQuantized(path);
+        Tensor x = randn(2, 64);
+        Assert.That(fresh.ForwardQuantized(x).data<float>().ToArray(),
+            Is.EqualTo(saved.ForwardQuantized(x).data<float>().ToArray()));
+    }
+
     /// <summary>Quantizes with the override (calibrating when activations are quantized), freezes, saves, checks the
     /// saved map, loads into a fresh instance with other initial weights and compares; returns the file.</summary>
     private string RoundTrip(Func<IGeneratedModel> create, QType? weights, QType? activations, int? group,

@@ -68,19 +68,32 @@ partial class BlockList
     /// checkpoint's quantization map); nested [Quantize] models are quantized with the same plan.</summary>
     /// <param name="pathPrefix">Prefix of every module path, ending with '.' unless empty.</param>
     /// <param name="plan">Chooses each twin's settings.</param>
+    /// <exception cref="global::System.InvalidOperationException">This model or a nested [Quantize] model is
+    /// already quantized; nothing is built then.</exception>
     public void Quantize(string pathPrefix, global::Quanto.Generated.QuantizePlan plan)
     {
         global::System.ArgumentNullException.ThrowIfNull(plan);
         if (_isQuantized)
             throw new global::System.InvalidOperationException("BlockList is already quantized.");
-        _embedQuantized = plan.Linear(embed, pathPrefix + "embed",
-            weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32);
         for (int i = 0; i < blocks.Count; i++)
-            blocks[i].Quantize(pathPrefix + "blocks." + i + ".", plan);
-        _headsQuantized = new global::Quanto.Nn.QLinear[heads.Count];
-        for (int i = 0; i < heads.Count; i++)
-            _headsQuantized[i] = plan.Linear(heads[i], pathPrefix + "heads." + i,
+            if (blocks[i].IsQuantized)
+                throw global::Quanto.Generated.Twins.NestedAlreadyQuantized(pathPrefix + "blocks." + i);
+        try
+        {
+            _embedQuantized = plan.Linear(embed, pathPrefix + "embed",
                 weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32);
+            for (int i = 0; i < blocks.Count; i++)
+                blocks[i].Quantize(pathPrefix + "blocks." + i + ".", plan);
+            _headsQuantized = new global::Quanto.Nn.QLinear[heads.Count];
+            for (int i = 0; i < heads.Count; i++)
+                _headsQuantized[i] = plan.Linear(heads[i], pathPrefix + "heads." + i,
+                    weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32);
+        }
+        catch
+        {
+            DisposeQuantized();
+            throw;
+        }
         _isQuantized = true;
     }
 
@@ -120,6 +133,30 @@ partial class BlockList
         yield return _embedQuantized;
         foreach (var item in blocks) foreach (global::Quanto.Nn.QModule m in item.QuantizedModules()) yield return m;
         foreach (global::Quanto.Nn.QModule m in _headsQuantized) yield return m;
+    }
+
+    /// <summary>Disposes the quantized twins (their quantized weights, kernel layouts and activation scales; not
+    /// the float parameters they share with the layers) and those of nested [Quantize] models, and marks the model
+    /// not quantized; idempotent. Before Freeze the float model is intact and can be quantized again; after it,
+    /// the float weights are gone, so reload the model (LoadQuantized) to use it again.</summary>
+    public void DisposeQuantized()
+    {
+        global::Quanto.Generated.Twins.Dispose(_embedQuantized);
+        _embedQuantized = null!;
+        foreach (var item in blocks) item.DisposeQuantized();
+        if (_headsQuantized is not null)
+            foreach (global::Quanto.Nn.QLinear? twin in _headsQuantized) global::Quanto.Generated.Twins.Dispose(twin);
+        _headsQuantized = null!;
+        _isQuantized = false;
+    }
+
+    /// <summary>Disposes the quantized twins too (they are not registered submodules, so the base Dispose does
+    /// not reach them), then the model.</summary>
+    /// <param name="disposing">True from Dispose(), false from the finalizer.</param>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) DisposeQuantized();
+        base.Dispose(disposing);
     }
 
     /// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>. The map it

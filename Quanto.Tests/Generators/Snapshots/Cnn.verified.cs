@@ -70,17 +70,27 @@ partial class Cnn
     /// checkpoint's quantization map); nested [Quantize] models are quantized with the same plan.</summary>
     /// <param name="pathPrefix">Prefix of every module path, ending with '.' unless empty.</param>
     /// <param name="plan">Chooses each twin's settings.</param>
+    /// <exception cref="global::System.InvalidOperationException">This model or a nested [Quantize] model is
+    /// already quantized; nothing is built then.</exception>
     public void Quantize(string pathPrefix, global::Quanto.Generated.QuantizePlan plan)
     {
         global::System.ArgumentNullException.ThrowIfNull(plan);
         if (_isQuantized)
             throw new global::System.InvalidOperationException("Cnn is already quantized.");
-        _conv1Quantized = plan.Conv2d(conv1, pathPrefix + "conv1",
-            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
-        _conv2Quantized = plan.Conv2d(conv2, pathPrefix + "conv2",
-            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
-        _fcQuantized = plan.Linear(fc, pathPrefix + "fc",
-            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
+        try
+        {
+            _conv1Quantized = plan.Conv2d(conv1, pathPrefix + "conv1",
+                weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
+            _conv2Quantized = plan.Conv2d(conv2, pathPrefix + "conv2",
+                weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
+            _fcQuantized = plan.Linear(fc, pathPrefix + "fc",
+                weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
+        }
+        catch
+        {
+            DisposeQuantized();
+            throw;
+        }
         _isQuantized = true;
     }
 
@@ -120,6 +130,30 @@ partial class Cnn
         yield return _conv1Quantized;
         yield return _conv2Quantized;
         yield return _fcQuantized;
+    }
+
+    /// <summary>Disposes the quantized twins (their quantized weights, kernel layouts and activation scales; not
+    /// the float parameters they share with the layers) and those of nested [Quantize] models, and marks the model
+    /// not quantized; idempotent. Before Freeze the float model is intact and can be quantized again; after it,
+    /// the float weights are gone, so reload the model (LoadQuantized) to use it again.</summary>
+    public void DisposeQuantized()
+    {
+        global::Quanto.Generated.Twins.Dispose(_conv1Quantized);
+        _conv1Quantized = null!;
+        global::Quanto.Generated.Twins.Dispose(_conv2Quantized);
+        _conv2Quantized = null!;
+        global::Quanto.Generated.Twins.Dispose(_fcQuantized);
+        _fcQuantized = null!;
+        _isQuantized = false;
+    }
+
+    /// <summary>Disposes the quantized twins too (they are not registered submodules, so the base Dispose does
+    /// not reach them), then the model.</summary>
+    /// <param name="disposing">True from Dispose(), false from the finalizer.</param>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) DisposeQuantized();
+        base.Dispose(disposing);
     }
 
     /// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>. The map it

@@ -70,17 +70,27 @@ partial class Mlp
     /// checkpoint's quantization map); nested [Quantize] models are quantized with the same plan.</summary>
     /// <param name="pathPrefix">Prefix of every module path, ending with '.' unless empty.</param>
     /// <param name="plan">Chooses each twin's settings.</param>
+    /// <exception cref="global::System.InvalidOperationException">This model or a nested [Quantize] model is
+    /// already quantized; nothing is built then.</exception>
     public void Quantize(string pathPrefix, global::Quanto.Generated.QuantizePlan plan)
     {
         global::System.ArgumentNullException.ThrowIfNull(plan);
         if (_isQuantized)
             throw new global::System.InvalidOperationException("Mlp is already quantized.");
-        _fc1Quantized = plan.Linear(fc1, pathPrefix + "fc1",
-            weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32);
-        _fc2Quantized = plan.Linear(fc2, pathPrefix + "fc2",
-            weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32);
-        _headQuantized = plan.Linear(head, pathPrefix + "head",
-            weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
+        try
+        {
+            _fc1Quantized = plan.Linear(fc1, pathPrefix + "fc1",
+                weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32);
+            _fc2Quantized = plan.Linear(fc2, pathPrefix + "fc2",
+                weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32);
+            _headQuantized = plan.Linear(head, pathPrefix + "head",
+                weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
+        }
+        catch
+        {
+            DisposeQuantized();
+            throw;
+        }
         _isQuantized = true;
     }
 
@@ -120,6 +130,30 @@ partial class Mlp
         yield return _fc1Quantized;
         yield return _fc2Quantized;
         yield return _headQuantized;
+    }
+
+    /// <summary>Disposes the quantized twins (their quantized weights, kernel layouts and activation scales; not
+    /// the float parameters they share with the layers) and those of nested [Quantize] models, and marks the model
+    /// not quantized; idempotent. Before Freeze the float model is intact and can be quantized again; after it,
+    /// the float weights are gone, so reload the model (LoadQuantized) to use it again.</summary>
+    public void DisposeQuantized()
+    {
+        global::Quanto.Generated.Twins.Dispose(_fc1Quantized);
+        _fc1Quantized = null!;
+        global::Quanto.Generated.Twins.Dispose(_fc2Quantized);
+        _fc2Quantized = null!;
+        global::Quanto.Generated.Twins.Dispose(_headQuantized);
+        _headQuantized = null!;
+        _isQuantized = false;
+    }
+
+    /// <summary>Disposes the quantized twins too (they are not registered submodules, so the base Dispose does
+    /// not reach them), then the model.</summary>
+    /// <param name="disposing">True from Dispose(), false from the finalizer.</param>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) DisposeQuantized();
+        base.Dispose(disposing);
     }
 
     /// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>. The map it

@@ -70,17 +70,27 @@ partial class ResidualStack
     /// checkpoint's quantization map); nested [Quantize] models are quantized with the same plan.</summary>
     /// <param name="pathPrefix">Prefix of every module path, ending with '.' unless empty.</param>
     /// <param name="plan">Chooses each twin's settings.</param>
+    /// <exception cref="global::System.InvalidOperationException">This model or a nested [Quantize] model is
+    /// already quantized; nothing is built then.</exception>
     public void Quantize(string pathPrefix, global::Quanto.Generated.QuantizePlan plan)
     {
         global::System.ArgumentNullException.ThrowIfNull(plan);
         if (_isQuantized)
             throw new global::System.InvalidOperationException("ResidualStack is already quantized.");
-        _projQuantized = plan.Linear(proj, pathPrefix + "proj",
-            weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
-        _upQuantized = plan.Linear(up, pathPrefix + "up",
-            weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
-        _downQuantized = plan.Linear(down, pathPrefix + "down",
-            weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
+        try
+        {
+            _projQuantized = plan.Linear(proj, pathPrefix + "proj",
+                weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
+            _upQuantized = plan.Linear(up, pathPrefix + "up",
+                weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
+            _downQuantized = plan.Linear(down, pathPrefix + "down",
+                weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
+        }
+        catch
+        {
+            DisposeQuantized();
+            throw;
+        }
         _isQuantized = true;
     }
 
@@ -120,6 +130,30 @@ partial class ResidualStack
         yield return _projQuantized;
         yield return _upQuantized;
         yield return _downQuantized;
+    }
+
+    /// <summary>Disposes the quantized twins (their quantized weights, kernel layouts and activation scales; not
+    /// the float parameters they share with the layers) and those of nested [Quantize] models, and marks the model
+    /// not quantized; idempotent. Before Freeze the float model is intact and can be quantized again; after it,
+    /// the float weights are gone, so reload the model (LoadQuantized) to use it again.</summary>
+    public void DisposeQuantized()
+    {
+        global::Quanto.Generated.Twins.Dispose(_projQuantized);
+        _projQuantized = null!;
+        global::Quanto.Generated.Twins.Dispose(_upQuantized);
+        _upQuantized = null!;
+        global::Quanto.Generated.Twins.Dispose(_downQuantized);
+        _downQuantized = null!;
+        _isQuantized = false;
+    }
+
+    /// <summary>Disposes the quantized twins too (they are not registered submodules, so the base Dispose does
+    /// not reach them), then the model.</summary>
+    /// <param name="disposing">True from Dispose(), false from the finalizer.</param>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) DisposeQuantized();
+        base.Dispose(disposing);
     }
 
     /// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>. The map it
