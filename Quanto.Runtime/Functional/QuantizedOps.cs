@@ -64,10 +64,12 @@ public static class QuantizedOps
         weight.Backend.LinearInt8(inputCodes, inputScale, weight, bias, outputDtype);
 
     /// <summary>
-    /// 2-D convolution with a quantized weight (out, in/groups, kh, kw), as an unfold (im2col) followed by the
-    /// backend's quantized matmul, so every backend's kernels serve convolutions too. Grouped convolutions and
-    /// weights prepared by the torch backend (a float copy, see QConv2d.DirectConvolutionLimit) run F.conv2d directly.
+    /// 2-D convolution with a quantized weight (out, in/groups, kh, kw) on the weight's backend
+    /// (<see cref="IQuantKernels.Conv2d"/>: by default an unfold followed by the backend's quantized matmul; the torch
+    /// backend runs the direct convolution on its float copy).
     /// </summary>
+    /// <exception cref="ArgumentException">The input is not (batch, in, h, w) with the weight's input channels, or is
+    /// smaller than the kernel after padding.</exception>
     public static Tensor conv2d(Tensor input, PreparedWeight weight, Tensor? bias, long[] stride, long[] padding,
         long[] dilation, long groups)
     {
@@ -79,32 +81,8 @@ public static class QuantizedOps
                 $"{QuantizedWeight.FormatShape(shape)} with {groups} group(s): expected (batch, {shape[1] * groups}, h, w).",
                 nameof(input));
         }
-        using var scope = NewDisposeScope();
-        // The torch backend holds a float copy: run the direct convolution on it. Grouped convolutions have no
-        // unfold form: they dequantize.
-        Tensor? direct = TorchKernels.DequantizedWeight(weight);
-        if (direct is not null || groups != 1)
-        {
-            Tensor w = (direct ?? weight.Source.Dequantize()).to(input.dtype);
-            return nn.functional.conv2d(input, w, bias?.to(input.dtype), stride, padding, dilation, groups)
-                .MoveToOuterDisposeScope();
-        }
-        long batch = input.shape[0], kh = shape[2], kw = shape[3];
-        long outH = (input.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
-        long outW = (input.shape[3] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) / stride[1] + 1;
-        if (outH <= 0 || outW <= 0)
-        {
-            throw new ArgumentException(
-                $"conv2d input {QuantizedWeight.FormatShape(input.shape)} is smaller than the {kh}x{kw} kernel " +
-                "after padding.", nameof(input));
-        }
-        // (B, C*kh*kw, L) -> (B*L, C*kh*kw): each row one receptive field, in the weight's (in, kh, kw) order.
-        Tensor columns = nn.functional.unfold(input, (kh, kw), (dilation[0], dilation[1]), (padding[0], padding[1]),
-            (stride[0], stride[1]));
-        Tensor rows = columns.transpose(1, 2).reshape(-1, columns.shape[1]);
-        Tensor y = weight.Backend.Linear(rows, weight, bias);
-        return y.reshape(batch, outH * outW, -1).transpose(1, 2).reshape(batch, -1, outH, outW).contiguous()
-            .MoveToOuterDisposeScope();
+        _ = Convolutions.OutputSize(input, shape, stride, padding, dilation); // for every backend
+        return weight.Backend.Conv2d(input, weight, bias, stride, padding, dilation, groups);
     }
 
     /// <summary>Layer normalization (weights stay float, as in optimum-quanto's QLayerNorm).</summary>

@@ -50,8 +50,16 @@ public sealed class TorchKernels : IQuantKernels
         return y.to(outputDtype).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The float weight a torch-prepared weight holds (shaped like the source), or null for other backends.</summary>
-    internal static Tensor? DequantizedWeight(PreparedWeight weight) => (weight as Dequantized)?.Weight;
+    /// <inheritdoc />
+    /// <remarks>The direct convolution (F.conv2d) on the float copy made at Prepare: for the small kernels QConv2d
+    /// sends here (see QConv2d.DirectConvolutionLimit) it beats unfold + matmul.</remarks>
+    public Tensor Conv2d(Tensor input, PreparedWeight weight, Tensor? bias, long[] stride, long[] padding,
+        long[] dilation, long groups)
+    {
+        var prepared = KernelChecks.Expect<Dequantized>(weight, this);
+        return Convolutions.Direct(input, prepared.Weight.to(input.device), bias?.to(input.device), stride, padding,
+            dilation, groups);
+    }
 
     private sealed class Dequantized : PreparedWeight
     {

@@ -52,6 +52,80 @@ public sealed class QConv2dTests
         Assert.That(Reference.MaxRelativeError(actual, expected), Is.LessThanOrEqualTo(1e-5));
     }
 
+    [TestCase(3, 8, 5)] // direct convolution (torch backend)
+    [TestCase(64, 128, 3)] // unfold + the CPU kernels
+    public void AnInputSmallerThanTheKernelIsAClearError(int cin, int cout, int kernel)
+    {
+        using var model = Seeded.Create(() => Sequential(("conv", Conv2d(cin, cout, kernel))));
+        model.eval();
+        Quantizer.Quantize(model, weights: QType.QInt8);
+        Quantizer.Freeze(model);
+        var error = Assert.Throws<ArgumentException>(() => model.forward(ones(1, cin, 2, 2)))!;
+        Assert.That(error.Message, Does.Contain($"[1, {cin}, 2, 2]").And.Contain($"{kernel}x{kernel} kernel"));
+    }
+
+    [Test]
+    public void ABackendWithoutItsOwnConvolutionRunsItThroughItsMatmul()
+    {
+        var backend = new MatmulOnly();
+        using var model = Seeded.Create(() => Sequential(("conv", Conv2d(3, 8, 3, padding: 1))));
+        model.eval();
+        Quantizer.Quantize(model, weights: QType.QInt4);
+        Quantizer.Freeze(model);
+        var conv = (QConv2d)model.named_modules().Single().module;
+        using Tensor x = Seeded.Uniform([2, 3, 9, 7]);
+        using Tensor w = conv.QuantizedWeight!.Dequantize();
+        using Tensor expected = functional.conv2d(x, w, conv.FloatBias, padding: [1, 1]);
+        Quanto.Kernels.QuantKernels.Forced = backend;
+        try
+        {
+            using Tensor actual = model.forward(x);
+            Assert.That(backend.LinearCalls, Is.EqualTo(1), "IQuantKernels.Conv2d's default: unfold, then Linear");
+            Assert.That(Reference.MaxRelativeError(actual, expected), Is.LessThanOrEqualTo(1e-5));
+        }
+        finally
+        {
+            Quanto.Kernels.QuantKernels.Forced = null;
+        }
+    }
+
+    /// <summary>A backend that implements the matmuls only (by the CPU kernels) and counts them.</summary>
+    private sealed class MatmulOnly : Quanto.Kernels.IQuantKernels
+    {
+        private readonly Quanto.Kernels.Cpu.CpuKernels _inner = new();
+
+        public int LinearCalls { get; private set; }
+
+        public string Name => "matmul-only";
+
+        public bool CanRun(Quanto.Tensors.QuantizedWeight weight, ScalarType inputDtype, Device device) =>
+            _inner.CanRun(weight, inputDtype, device);
+
+        public Quanto.Kernels.PreparedWeight Prepare(Quanto.Tensors.QuantizedWeight weight) => new Wrapped(weight, this,
+            _inner.Prepare(weight));
+
+        public Tensor Linear(Tensor input, Quanto.Kernels.PreparedWeight weight, Tensor? bias)
+        {
+            LinearCalls++;
+            return _inner.Linear(input, ((Wrapped)weight).Inner, bias);
+        }
+
+        public Tensor LinearInt8(Tensor inputCodes, Tensor inputScale, Quanto.Kernels.PreparedWeight weight,
+            Tensor? bias, ScalarType outputDtype) =>
+            _inner.LinearInt8(inputCodes, inputScale, ((Wrapped)weight).Inner, bias, outputDtype);
+
+        private sealed class Wrapped(Quanto.Tensors.QuantizedWeight source, Quanto.Kernels.IQuantKernels backend,
+            Quanto.Kernels.PreparedWeight inner) : Quanto.Kernels.PreparedWeight(source, backend)
+        {
+            public Quanto.Kernels.PreparedWeight Inner { get; } = inner;
+
+            protected override void Dispose(bool disposing)
+            {
+                if (disposing) Inner.Dispose();
+            }
+        }
+    }
+
     [Test]
     public void WrongInputChannelsAreAClearError()
     {
