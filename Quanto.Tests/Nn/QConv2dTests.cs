@@ -19,12 +19,8 @@ public sealed class QConv2dTests
     public void FrozenMatchesConvAtTheDequantizedWeight(int cin, int cout, int kernel, int stride, int padding, int dilation,
         QType qtype)
     {
-        using var model = Seeded.Create(() => Sequential(("conv", Conv2d(cin, cout, kernel, stride: stride,
-            padding: padding, dilation: dilation))));
-        model.eval();
-        Quantizer.Quantize(model, weights: qtype);
-        Quantizer.Freeze(model);
-        var conv = (QConv2d)model.named_modules().Single().module;
+        using var model = Frozen(() => Conv2d(cin, cout, kernel, stride: stride, padding: padding, dilation: dilation),
+            qtype, out QConv2d conv);
         Assert.That(conv.QuantizedWeight!.NumberOfElements > QConv2d.DirectConvolutionLimit,
             Is.EqualTo(cin * cout * kernel * kernel > QConv2d.DirectConvolutionLimit));
 
@@ -40,11 +36,7 @@ public sealed class QConv2dTests
     [Test]
     public void GroupedConvolutionUsesTheDequantizedWeight()
     {
-        using var model = Seeded.Create(() => Sequential(("conv", Conv2d(8, 16, 3, groups: 4))));
-        model.eval();
-        Quantizer.Quantize(model, weights: QType.QInt8);
-        Quantizer.Freeze(model);
-        var conv = (QConv2d)model.named_modules().Single().module;
+        using var model = Frozen(() => Conv2d(8, 16, 3, groups: 4), QType.QInt8, out QConv2d conv);
         using Tensor x = Seeded.Uniform([1, 8, 10, 10]);
         using Tensor w = conv.QuantizedWeight!.Dequantize();
         using Tensor expected = functional.conv2d(x, w, conv.FloatBias, groups: 4);
@@ -56,10 +48,7 @@ public sealed class QConv2dTests
     [TestCase(64, 128, 3)] // unfold + the CPU kernels
     public void AnInputSmallerThanTheKernelIsAClearError(int cin, int cout, int kernel)
     {
-        using var model = Seeded.Create(() => Sequential(("conv", Conv2d(cin, cout, kernel))));
-        model.eval();
-        Quantizer.Quantize(model, weights: QType.QInt8);
-        Quantizer.Freeze(model);
+        using var model = Frozen(() => Conv2d(cin, cout, kernel), QType.QInt8, out _);
         var error = Assert.Throws<ArgumentException>(() => model.forward(ones(1, cin, 2, 2)))!;
         Assert.That(error.Message, Does.Contain($"[1, {cin}, 2, 2]").And.Contain($"{kernel}x{kernel} kernel"));
     }
@@ -68,11 +57,7 @@ public sealed class QConv2dTests
     public void ABackendWithoutItsOwnConvolutionRunsItThroughItsMatmul()
     {
         var backend = new MatmulOnly();
-        using var model = Seeded.Create(() => Sequential(("conv", Conv2d(3, 8, 3, padding: 1))));
-        model.eval();
-        Quantizer.Quantize(model, weights: QType.QInt4);
-        Quantizer.Freeze(model);
-        var conv = (QConv2d)model.named_modules().Single().module;
+        using var model = Frozen(() => Conv2d(3, 8, 3, padding: 1), QType.QInt4, out QConv2d conv);
         using Tensor x = Seeded.Uniform([2, 3, 9, 7]);
         using Tensor w = conv.QuantizedWeight!.Dequantize();
         using Tensor expected = functional.conv2d(x, w, conv.FloatBias, padding: [1, 1]);
@@ -87,6 +72,17 @@ public sealed class QConv2dTests
         {
             Quanto.Kernels.QuantKernels.Forced = null;
         }
+    }
+
+    /// <summary>A one-convolution model, quantized and frozen; <paramref name="conv"/> is its QConv2d.</summary>
+    private static Module<Tensor, Tensor> Frozen(Func<Module<Tensor, Tensor>> create, QType qtype, out QConv2d conv)
+    {
+        var model = Seeded.Create(() => Sequential(("conv", create())));
+        model.eval();
+        Quantizer.Quantize(model, weights: qtype);
+        Quantizer.Freeze(model);
+        conv = (QConv2d)model.named_modules().Single().module;
+        return model;
     }
 
     /// <summary>A backend that implements the matmuls only (by the CPU kernels) and counts them.</summary>
@@ -129,10 +125,7 @@ public sealed class QConv2dTests
     [Test]
     public void WrongInputChannelsAreAClearError()
     {
-        using var model = Seeded.Create(() => Sequential(("conv", Conv2d(3, 8, 3))));
-        model.eval();
-        Quantizer.Quantize(model, weights: QType.QInt8);
-        Quantizer.Freeze(model);
+        using var model = Frozen(() => Conv2d(3, 8, 3), QType.QInt8, out _);
         var error = Assert.Throws<ArgumentException>(() => model.forward(ones(1, 4, 8, 8)))!;
         Assert.That(error.Message, Does.Contain("[1, 4, 8, 8]").And.Contain("[8, 3, 3, 3]"));
     }
