@@ -21,8 +21,9 @@ internal static unsafe class CpuKernelDispatch
         bool gemm = rows >= GemmMinRows;
         return path switch
         {
-            CpuKernelPath.Vector512 => For<Vector512<float>, Width512, Int8Decoder512, Int4Decoder512, Int2Decoder512,
-                E4M3FnDecoder512, E5M2Decoder512, E4M3FnuzDecoder512>(format, gemm),
+            CpuKernelPath.Vector512 => For<Vector512<float>, Width512, ByteDecoder512<Int8Load512>, Int4Decoder512,
+                Int2Decoder512, ByteDecoder512<E4M3FnLoad512>, ByteDecoder512<E5M2Load512>,
+                ByteDecoder512<E4M3FnuzLoad512>>(format, gemm),
             CpuKernelPath.Vector256 => For<Vector256<float>, Width256, ByteDecoder256<Int8Load256>, Int4Decoder256,
                 Int2Decoder256, ByteDecoder256<E4M3FnLoad256>, ByteDecoder256<E5M2Load256>,
                 ByteDecoder256<E4M3FnuzLoad256>>(format, gemm),

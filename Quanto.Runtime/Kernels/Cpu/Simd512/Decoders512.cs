@@ -5,31 +5,42 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Quanto.Kernels.Cpu.Simd512;
 
-/// <summary>int8 codes: 64 per block, 4 vectors.</summary>
-internal readonly unsafe struct Int8Decoder512 : IBlockDecoder<Vector512<float>>
+/// <summary>The 8-bit formats share one loop over a 64-code block; only the 16-code load differs.</summary>
+internal interface IByteLoad512
+{
+    /// <summary>Sixteen codes at <paramref name="p"/> as floats (before the per-channel scale).</summary>
+    static abstract unsafe Vector512<float> Load(byte* p);
+}
+
+/// <summary>A 64-code block of an 8-bit format: 4 vectors.</summary>
+internal readonly unsafe struct ByteDecoder512<TLoad> : IBlockDecoder<Vector512<float>> where TLoad : struct, IByteLoad512
 {
     public static int BlockWeights => 64;
 
     public static int BlockBytes => 64;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load(byte* p) =>
-        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)p)));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
     {
-        acc0 = Avx512F.FusedMultiplyAdd(Load(block), Vector512.Load(x), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 16), Vector512.Load(x + 16), acc1);
-        acc0 = Avx512F.FusedMultiplyAdd(Load(block + 32), Vector512.Load(x + 32), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 48), Vector512.Load(x + 48), acc1);
+        acc0 = Avx512F.FusedMultiplyAdd(TLoad.Load(block), Vector512.Load(x), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(TLoad.Load(block + 16), Vector512.Load(x + 16), acc1);
+        acc0 = Avx512F.FusedMultiplyAdd(TLoad.Load(block + 32), Vector512.Load(x + 32), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(TLoad.Load(block + 48), Vector512.Load(x + 48), acc1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
     {
-        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(Load(block + i), scale, negShift).Store(dst + i);
+        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(TLoad.Load(block + i), scale, negShift).Store(dst + i);
     }
+}
+
+/// <summary>int8 codes (vpmovsxbd + vcvtdq2ps).</summary>
+internal readonly unsafe struct Int8Load512 : IByteLoad512
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load(byte* p) =>
+        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)p)));
 }
 
 /// <summary>
@@ -48,85 +59,28 @@ internal static unsafe class Float8Decode512
     }
 }
 
-/// <summary>float8 e4m3fn: 64 codes per block.</summary>
-internal readonly unsafe struct E4M3FnDecoder512 : IBlockDecoder<Vector512<float>>
+/// <summary>float8 e4m3fn codes.</summary>
+internal readonly unsafe struct E4M3FnLoad512 : IByteLoad512
 {
-    public static int BlockWeights => 64;
-
-    public static int BlockBytes => 64;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load(byte* p) =>
+    public static Vector512<float> Load(byte* p) =>
         Float8Decode512.Load(p, 20, unchecked((int)0x87F00000), Float8Constants.E4M3Rescale);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
-    {
-        acc0 = Avx512F.FusedMultiplyAdd(Load(block), Vector512.Load(x), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 16), Vector512.Load(x + 16), acc1);
-        acc0 = Avx512F.FusedMultiplyAdd(Load(block + 32), Vector512.Load(x + 32), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 48), Vector512.Load(x + 48), acc1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
-    {
-        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(Load(block + i), scale, negShift).Store(dst + i);
-    }
 }
 
-/// <summary>float8 e4m3fnuz (bias 8): 64 codes per block.</summary>
-internal readonly unsafe struct E4M3FnuzDecoder512 : IBlockDecoder<Vector512<float>>
+/// <summary>float8 e4m3fnuz codes (bias 8).</summary>
+internal readonly unsafe struct E4M3FnuzLoad512 : IByteLoad512
 {
-    public static int BlockWeights => 64;
-
-    public static int BlockBytes => 64;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load(byte* p) =>
+    public static Vector512<float> Load(byte* p) =>
         Float8Decode512.Load(p, 20, unchecked((int)0x87F00000), Float8Constants.E4M3FnuzRescale);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
-    {
-        acc0 = Avx512F.FusedMultiplyAdd(Load(block), Vector512.Load(x), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 16), Vector512.Load(x + 16), acc1);
-        acc0 = Avx512F.FusedMultiplyAdd(Load(block + 32), Vector512.Load(x + 32), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 48), Vector512.Load(x + 48), acc1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
-    {
-        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(Load(block + i), scale, negShift).Store(dst + i);
-    }
 }
 
-/// <summary>float8 e5m2: 64 codes per block.</summary>
-internal readonly unsafe struct E5M2Decoder512 : IBlockDecoder<Vector512<float>>
+/// <summary>float8 e5m2 codes.</summary>
+internal readonly unsafe struct E5M2Load512 : IByteLoad512
 {
-    public static int BlockWeights => 64;
-
-    public static int BlockBytes => 64;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load(byte* p) =>
+    public static Vector512<float> Load(byte* p) =>
         Float8Decode512.Load(p, 21, unchecked((int)0x8FE00000), Float8Constants.E5M2Rescale);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Accumulate(byte* block, float* x, ref Vector512<float> acc0, ref Vector512<float> acc1)
-    {
-        acc0 = Avx512F.FusedMultiplyAdd(Load(block), Vector512.Load(x), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 16), Vector512.Load(x + 16), acc1);
-        acc0 = Avx512F.FusedMultiplyAdd(Load(block + 32), Vector512.Load(x + 32), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Load(block + 48), Vector512.Load(x + 48), acc1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Dequantize(byte* block, float* dst, Vector512<float> scale, Vector512<float> negShift)
-    {
-        for (int i = 0; i < 64; i += 16) Avx512F.FusedMultiplyAdd(Load(block + i), scale, negShift).Store(dst + i);
-    }
 }
 
 /// <summary>
