@@ -52,7 +52,9 @@ public class ModelRoundTripTests
     }
 
     private static Module<Tensor, Tensor> Build(bool conv, long seed) =>
-        Seeded.Create<Module<Tensor, Tensor>>(() => conv ? new SmallCnn() : new NormMlp(), seed);
+        // The CNN on 10x10 inputs: conv1 rows of 9 (per channel), conv2 rows of 288 (int2/int4 groups of 96), fc rows
+        // of 128.
+        Seeded.Create<Module<Tensor, Tensor>>(() => conv ? new Cnn(32, 8, 4) : new NormMlp(), seed);
 
     private static void Prepare(Module<Tensor, Tensor> model, QType qtype, bool conv, bool activations, bool frozen,
         bool calibrate, int? groupSize = null)

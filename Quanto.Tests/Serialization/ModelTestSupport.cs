@@ -26,30 +26,6 @@ internal sealed class NormMlp : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => fc2.forward(norm.forward(functional.relu(fc1.forward(x))));
 }
 
-/// <summary>A small CNN on 10x10 inputs: conv1 rows of 9 (per channel), conv2 rows of 288 (int2/int4 groups of 96),
-/// fc rows of 128.</summary>
-internal sealed class SmallCnn : Module<Tensor, Tensor>
-{
-    private readonly Module<Tensor, Tensor> conv1;
-    private readonly Module<Tensor, Tensor> conv2;
-    private readonly Module<Tensor, Tensor> fc;
-
-    public SmallCnn() : base(nameof(SmallCnn))
-    {
-        conv1 = Conv2d(1, 32, 3);
-        conv2 = Conv2d(32, 8, 3, padding: 1);
-        fc = Linear(8 * 4 * 4, 10);
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor x)
-    {
-        Tensor h = functional.relu(conv1.forward(x));
-        h = functional.max_pool2d(functional.relu(conv2.forward(h)), 2);
-        return fc.forward(h.flatten(1));
-    }
-}
-
 /// <summary>fc: Linear(4, 3) -> relu -> head: Linear(3, 2), the model of the hand-built optimum-quanto file.</summary>
 internal sealed class TwoLayer : Module<Tensor, Tensor>
 {

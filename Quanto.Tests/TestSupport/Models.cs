@@ -20,17 +20,19 @@ internal sealed class Mlp : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => fc2.forward(functional.relu(fc1.forward(x)));
 }
 
+/// <summary>conv1 (3x3) -> relu -> conv2 (3x3, padding 1) -> relu -> 2x2 max-pool -> fc to 10 classes, on one-channel
+/// square inputs; pooledSide is the side after pooling ((input side - 2) / 2).</summary>
 internal sealed class Cnn : Module<Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> conv1;
     private readonly Module<Tensor, Tensor> conv2;
     private readonly Module<Tensor, Tensor> fc;
 
-    public Cnn() : base(nameof(Cnn))
+    public Cnn(long channels1 = 8, long channels2 = 16, long pooledSide = 13) : base(nameof(Cnn))
     {
-        conv1 = Conv2d(1, 8, 3);
-        conv2 = Conv2d(8, 16, 3, padding: 1);
-        fc = Linear(16 * 13 * 13, 10);
+        conv1 = Conv2d(1, channels1, 3);
+        conv2 = Conv2d(channels1, channels2, 3, padding: 1);
+        fc = Linear(channels2 * pooledSide * pooledSide, 10);
         RegisterComponents();
     }
 
