@@ -90,13 +90,13 @@ internal static class Convolutions
         return (outH, outW);
     }
 
-    /// <summary>F.conv2d on a float weight, in the input's dtype.</summary>
+    /// <summary>F.conv2d on a float weight, in the input's dtype and on its device.</summary>
     public static Tensor Direct(Tensor input, Tensor weight, Tensor? bias, long[] stride, long[] padding,
         long[] dilation, long groups)
     {
         using var scope = NewDisposeScope();
-        return nn.functional.conv2d(input, weight.to(input.dtype), bias?.to(input.dtype), stride, padding, dilation,
-            groups).MoveToOuterDisposeScope();
+        return nn.functional.conv2d(input, weight.to(input.dtype, input.device), bias?.to(input.dtype, input.device),
+            stride, padding, dilation, groups).MoveToOuterDisposeScope();
     }
 }
 

@@ -57,8 +57,7 @@ public sealed class TorchKernels : IQuantKernels
         long[] dilation, long groups)
     {
         var prepared = KernelChecks.Expect<Dequantized>(weight, this);
-        return Convolutions.Direct(input, prepared.Weight.to(input.device), bias?.to(input.device), stride, padding,
-            dilation, groups);
+        return Convolutions.Direct(input, prepared.Weight, bias, stride, padding, dilation, groups);
     }
 
     private sealed class Dequantized : PreparedWeight
