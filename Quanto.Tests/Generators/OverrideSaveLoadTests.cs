@@ -12,17 +12,8 @@ namespace Quanto.Tests.Generators;
 /// the module, the file and what to do.
 /// </summary>
 [TestFixture]
-public sealed class OverrideSaveLoadTests
+public sealed class OverrideSaveLoadTests : TestSupport.TempFolderTests
 {
-    private string _dir = "";
-
-    [SetUp]
-    public void CreateFolder() => _dir = Directory
-        .CreateDirectory(Path.Combine(Path.GetTempPath(), "quanto-override-" + Guid.NewGuid().ToString("N"))).FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_dir, recursive: true);
-
     // Encoder's attribute says qint8 weights and Block's qint4 (group 32) with qint8 activations: the override makes
     // every layer, block.norm's activations included, fp8 e4m3fn weights with qint8 activations.
     [TestCase(".safetensors")]
@@ -55,7 +46,7 @@ public sealed class OverrideSaveLoadTests
         var eager = new CnnEager();
         var swappedOut = eager.named_modules().Select(m => m.module).ToList();
         Quantizer.Quantize(eager, QType.QInt8, exclude: ["fc"]);
-        string path = Path.Combine(_dir, "cnn.safetensors");
+        string path = Path.Combine(Folder, "cnn.safetensors");
         QuantizedModel.Save(eager, path);
 
         var fresh = new Cnn();
@@ -74,7 +65,7 @@ public sealed class OverrideSaveLoadTests
         var eager = new ResidualStackEager();
         var swappedOut = eager.named_modules().Select(m => m.module).ToList();
         Quantizer.Quantize(eager, QType.QInt8, QType.QInt8);
-        string path = Path.Combine(_dir, "stack.qnt");
+        string path = Path.Combine(Folder, "stack.qnt");
         QuantizedModel.Save(eager, path);
 
         var fresh = new ResidualStack();
@@ -91,9 +82,9 @@ public sealed class OverrideSaveLoadTests
         using IDisposable noGrad = no_grad();
         var block = new Block();
         block.Quantize(QType.QInt8, QType.QInt8);
-        string path = Path.Combine(_dir, "block.safetensors");
+        string path = Path.Combine(Folder, "block.safetensors");
         block.SaveQuantized(path);
-        string mapPath = Path.Combine(_dir, QuantizationMap.FileName);
+        string mapPath = Path.Combine(Folder, QuantizationMap.FileName);
         QuantizationMap map = QuantizationMap.Load(mapPath);
         map["norm"] = new QuantizationSpec(QType.QInt8, QType.QInt8);
         map.Save(mapPath);
@@ -110,7 +101,7 @@ public sealed class OverrideSaveLoadTests
         using IDisposable scope = NewDisposeScope();
         var block = new Block();
         block.Quantize(QType.QInt8, QType.QInt8);
-        string path = Path.Combine(_dir, "block.qnt");
+        string path = Path.Combine(Folder, "block.qnt");
         block.SaveQuantized(path);
 
         var attributes = new Block();
@@ -128,9 +119,9 @@ public sealed class OverrideSaveLoadTests
         saved.eval();
         saved.Quantize(QType.QInt8);
         saved.Freeze();
-        string path = Path.Combine(_dir, "encoder.safetensors");
+        string path = Path.Combine(Folder, "encoder.safetensors");
         saved.SaveQuantized(path);
-        string mapPath = Path.Combine(_dir, QuantizationMap.FileName);
+        string mapPath = Path.Combine(Folder, QuantizationMap.FileName);
         string map = File.ReadAllText(mapPath);
         // Without "head" the map fails on Encoder's last layer, after the nested block's twins were built.
         var parsed = QuantizationMap.Parse(map);
@@ -171,7 +162,7 @@ public sealed class OverrideSaveLoadTests
         model.Freeze();
         Tensor x = randn(inputShape);
         float[] expected = model.ForwardQuantized(x).data<float>().ToArray();
-        string path = Path.Combine(_dir, "model" + extension);
+        string path = Path.Combine(Folder, "model" + extension);
         model.SaveQuantized(path);
         using (QuantizedCheckpoint saved = QuantizedCheckpoint.Load(path))
         {

@@ -1,24 +1,16 @@
 using NUnit.Framework;
 using Quanto.Serialization;
-using static Quanto.Tests.Serialization.SerializationTestUtil;
+using Quanto.Tests.TestSupport;
 using static TorchSharp.torch;
 
 namespace Quanto.Tests.Serialization;
 
-public class AtomicFileTests
+public class AtomicFileTests : TempFolderTests
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = NewFolder();
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, true);
-
     [Test]
     public void AFailureMidWriteLeavesTheOldFileIntactAndNoTemporaryFile()
     {
-        string path = Path.Combine(_folder, "model.safetensors");
+        string path = Path.Combine(Folder, "model.safetensors");
         using Tensor t = ones(16);
         Safetensors.Save(path, [KeyValuePair.Create("w", t)]);
         byte[] before = File.ReadAllBytes(path);
@@ -29,13 +21,13 @@ public class AtomicFileTests
         }))!;
         Assert.That(e.Message, Is.EqualTo("disk full"));
         Assert.That(File.ReadAllBytes(path), Is.EqualTo(before));
-        Assert.That(Directory.GetFiles(_folder).Select(Path.GetFileName), Is.EqualTo(new[] { "model.safetensors" }));
+        Assert.That(Directory.GetFiles(Folder).Select(Path.GetFileName), Is.EqualTo(new[] { "model.safetensors" }));
     }
 
     [Test]
     public void AFailingTensorMidSaveLeavesTheOldPackageIntact()
     {
-        string path = Path.Combine(_folder, "model.qnt");
+        string path = Path.Combine(Folder, "model.qnt");
         using (var package = new QntPackage())
         {
             package.Add("a", ones(4));
@@ -49,17 +41,17 @@ public class AtomicFileTests
             Assert.Throws<NotSupportedException>(() => package.Save(path));
         }
         Assert.That(File.ReadAllBytes(path), Is.EqualTo(before));
-        Assert.That(Directory.GetFiles(_folder), Has.Length.EqualTo(1));
+        Assert.That(Directory.GetFiles(Folder), Has.Length.EqualTo(1));
     }
 
     [Test]
     public void ReplacesTheFileOnSuccess()
     {
-        string path = Path.Combine(_folder, "quanto_qmap.json");
+        string path = Path.Combine(Folder, "quanto_qmap.json");
         File.WriteAllText(path, "old");
         var map = new QuantizationMap { { "fc", new QuantizationSpec(QType.QInt4, null) } };
         map.Save(path);
         Assert.That(QuantizationMap.Load(path)["fc"].Weights, Is.EqualTo(QType.QInt4));
-        Assert.Throws<DirectoryNotFoundException>(() => map.Save(Path.Combine(_folder, "no", "x.json")));
+        Assert.Throws<DirectoryNotFoundException>(() => map.Save(Path.Combine(Folder, "no", "x.json")));
     }
 }

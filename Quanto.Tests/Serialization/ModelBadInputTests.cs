@@ -1,7 +1,6 @@
 using NUnit.Framework;
 using Quanto.Serialization;
 using Quanto.Tests.TestSupport;
-using static Quanto.Tests.Serialization.SerializationTestUtil;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -11,17 +10,12 @@ namespace Quanto.Tests.Serialization;
 /// and a failed load leaves the model as it was.</summary>
 [TestFixture(".safetensors")]
 [TestFixture(".qnt")]
-public class ModelBadInputTests(string extension)
+public class ModelBadInputTests(string extension) : TempFolderTests
 {
-    private string _folder = "";
     private string _path = "";
 
     [SetUp]
-    public void SaveAModel()
-    {
-        _folder = NewFolder();
-        _path = SaveModel(_folder, extension);
-    }
+    public void SaveAModel() => _path = SaveModel(Folder, extension);
 
     /// <summary>A frozen qint8 NormMlp(256, 64) saved as folder/model{extension}; fc2.bias is all 1234.5.</summary>
     internal static string SaveModel(string folder, string extension)
@@ -39,9 +33,6 @@ public class ModelBadInputTests(string extension)
         QuantizedModel.Save(model, path);
         return path;
     }
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, true);
 
     private static Module<Tensor, Tensor> Build(long seed, long hidden = 64)
     {
@@ -146,21 +137,13 @@ public class ModelBadInputTests(string extension)
 }
 
 /// <summary>Bad input specific to one format.</summary>
-public class ModelBadInputSingleFormatTests
+public class ModelBadInputSingleFormatTests : TempFolderTests
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = NewFolder();
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, true);
-
     [Test]
     public void AnUnknownQTypeInTheMapIsAClearError()
     {
-        string path = ModelBadInputTests.SaveModel(_folder, ".safetensors");
-        string mapPath = Path.Combine(_folder, QuantizationMap.FileName);
+        string path = ModelBadInputTests.SaveModel(Folder, ".safetensors");
+        string mapPath = Path.Combine(Folder, QuantizationMap.FileName);
         File.WriteAllText(mapPath, File.ReadAllText(mapPath).Replace("\"qint8\"", "\"qint3\""));
         using Module<Tensor, Tensor> fresh = ModelBadInputTests.Float();
         var e = Assert.Throws<QuantoFormatException>(() => Quantizer.Requantize(fresh, path))!;
@@ -172,7 +155,7 @@ public class ModelBadInputSingleFormatTests
     [Test]
     public void AChecksumMismatchInAPackageIsDetected()
     {
-        string path = ModelBadInputTests.SaveModel(_folder, ".qnt");
+        string path = ModelBadInputTests.SaveModel(Folder, ".qnt");
         byte[] file = File.ReadAllBytes(path);
         byte[] pattern = BitConverter.GetBytes(1234.5f);
         int at = file.AsSpan().IndexOf([.. pattern, .. pattern, .. pattern, .. pattern]);

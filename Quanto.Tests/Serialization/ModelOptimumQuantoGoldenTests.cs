@@ -3,6 +3,7 @@ using System.Text;
 using NUnit.Framework;
 using Quanto.Nn;
 using Quanto.Serialization;
+using Quanto.Tests.TestSupport;
 using static Quanto.Tests.Serialization.SerializationTestUtil;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -15,7 +16,7 @@ namespace Quanto.Tests.Serialization;
 /// format (QUANTO-NOTES.md: keys, dtypes, PackedTensor bit planes, scalar scales, quanto_qmap.json). The expected
 /// weights and forward output are worked out here in double precision, independently of the library.
 /// </summary>
-public class ModelOptimumQuantoGoldenTests
+public class ModelOptimumQuantoGoldenTests : TempFolderTests
 {
     private static readonly int[,] FcCodes = { { 0, 15, 7, 8 }, { 1, 2, 3, 4 }, { 15, 0, 14, 1 } };
     private static readonly float[] FcScale = [0.125f, 0.25f, 0.0625f];
@@ -27,14 +28,6 @@ public class ModelOptimumQuantoGoldenTests
     private const float HeadInputScale = 0.0625f;
     private const float HeadOutputScale = 0.125f;
     private static readonly float[,] Input = { { 0.5f, -1f, 0.25f, 2f }, { 1f, 0.5f, -0.5f, -2f } };
-
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = NewFolder();
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, true);
 
     /// <summary>int4 codes packed along dim 0: r = ceil(rows / 2); byte(j, c) = code(j, c) | code(j + r, c) &lt;&lt; 4.
     /// </summary>
@@ -143,10 +136,10 @@ public class ModelOptimumQuantoGoldenTests
     [Test]
     public void RequantizesAFloatModelFromAnOptimumQuantoFile()
     {
-        File.WriteAllBytes(Path.Combine(_folder, "model.safetensors"), OptimumQuantoFile());
-        File.WriteAllText(Path.Combine(_folder, QuantizationMap.FileName), QMap);
+        File.WriteAllBytes(Path.Combine(Folder, "model.safetensors"), OptimumQuantoFile());
+        File.WriteAllText(Path.Combine(Folder, QuantizationMap.FileName), QMap);
         using var model = new TwoLayer();
-        Quantizer.Requantize(model, Path.Combine(_folder, "model.safetensors"));
+        Quantizer.Requantize(model, Path.Combine(Folder, "model.safetensors"));
 
         QModule fc = Module(model, "fc"), head = Module(model, "head");
         Assert.That(fc.IsFrozen && head.IsFrozen, Is.True);
@@ -172,13 +165,13 @@ public class ModelOptimumQuantoGoldenTests
     [Test]
     public void WhatWeWriteBackIsTheSameFileContent()
     {
-        string theirs = Path.Combine(_folder, "theirs");
+        string theirs = Path.Combine(Folder, "theirs");
         Directory.CreateDirectory(theirs);
         File.WriteAllBytes(Path.Combine(theirs, "model.safetensors"), OptimumQuantoFile());
         File.WriteAllText(Path.Combine(theirs, QuantizationMap.FileName), QMap);
         using var model = new TwoLayer();
         model.LoadQuantized(theirs);
-        string ours = Path.Combine(_folder, "ours.safetensors");
+        string ours = Path.Combine(Folder, "ours.safetensors");
         model.SaveQuantized(ours);
 
         using StateDict expected = Safetensors.Load(Path.Combine(theirs, "model.safetensors"));
@@ -187,7 +180,7 @@ public class ModelOptimumQuantoGoldenTests
         foreach ((string key, Tensor t) in expected)
             Assert.That(Identical(actual[key], t), Is.True, $"{key}: same dtype, shape and bytes");
         Assert.That(actual.Metadata["format"], Is.EqualTo("pt"));
-        QuantizationMap map = QuantizationMap.Load(Path.Combine(_folder, QuantizationMap.FileName));
+        QuantizationMap map = QuantizationMap.Load(Path.Combine(Folder, QuantizationMap.FileName));
         Assert.That(map.ToJson(), Is.EqualTo(QuantizationMap.Parse(QMap).ToJson()));
 
         // The header a reference reader sees: dtypes and shapes as optimum-quanto writes them.

@@ -2,7 +2,6 @@ using NUnit.Framework;
 using Quanto.Serialization;
 using Quanto.Tests.TestSupport;
 using TorchSharp;
-using static Quanto.Tests.Serialization.SerializationTestUtil;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -13,16 +12,8 @@ namespace Quanto.Tests.Serialization;
 /// identically quantized model; every tensor the model holds and the forward output must be identical. The
 /// reference is the original model object itself (its state dict and quantized parts), never the file.
 /// </summary>
-public class ModelRoundTripTests
+public class ModelRoundTripTests : TempFolderTests
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = NewFolder();
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, true);
-
     private static readonly QType[] AllQTypes =
     [
         QType.QInt2, QType.QInt4, QType.QInt8, QType.QFloat8E4M3Fn, QType.QFloat8E5M2, QType.QFloat8E4M3Fnuz,
@@ -88,7 +79,7 @@ public class ModelRoundTripTests
             float inScale = Quantizer.QuantizedModules(model).First().input_scale.item<float>();
             Assert.That(inScale, Is.Not.EqualTo(1f), "calibration set the scales");
         }
-        string path = Path.Combine(_folder, "model" + extension);
+        string path = Path.Combine(Folder, "model" + extension);
         QuantizedModel.Save(model, path);
 
         // 1. A fresh float model (other initial values) requantized from the file.
@@ -121,7 +112,7 @@ public class ModelRoundTripTests
         Prepare(model, QType.QInt4, false, false, frozen, calibrate: false, groupSize: 64);
         using Tensor input = ModelCompare.Input(false);
         byte[] output = ModelCompare.Output(model, input);
-        string path = Path.Combine(_folder, "model" + extension);
+        string path = Path.Combine(Folder, "model" + extension);
         QuantizedModel.Save(model, path);
         using Module<Tensor, Tensor> fresh = Build(conv: false, seed: 7);
         Quantizer.Requantize(fresh, path);
@@ -146,7 +137,7 @@ public class ModelRoundTripTests
         Prepare(model, QType.QInt4, false, false, frozen: true, calibrate: false, groupSize: 64);
         using Tensor input = ModelCompare.Input(false);
         byte[] output = ModelCompare.Output(model, input);
-        string path = Path.Combine(_folder, "model.qnt");
+        string path = Path.Combine(Folder, "model.qnt");
         QuantizedModel.Save(model, path);
         using (QntPackage package = QntPackage.Load(path))
         {
@@ -172,7 +163,7 @@ public class ModelRoundTripTests
         Prepare(model, QType.QInt4, false, false, frozen: true, calibrate: false);
         using Tensor input = ModelCompare.Input(false).to(ScalarType.BFloat16);
         byte[] output = ModelCompare.Output(model, input);
-        string path = Path.Combine(_folder, "model" + extension);
+        string path = Path.Combine(Folder, "model" + extension);
         QuantizedModel.Save(model, path);
         using Module<Tensor, Tensor> fresh = Build(conv: false, seed: 7);
         fresh.to(ScalarType.BFloat16);
@@ -186,7 +177,7 @@ public class ModelRoundTripTests
     {
         using Module<Tensor, Tensor> model = Build(conv: false, seed: 0);
         Prepare(model, QType.QInt4, false, false, frozen: true, calibrate: false, groupSize: 64);
-        string path = Path.Combine(_folder, "model.safetensors");
+        string path = Path.Combine(Folder, "model.safetensors");
         var e = Assert.Throws<ArgumentException>(() => QuantizedModel.Save(model, path))!;
         Assert.That(e.Message, Does.Contain(".qnt"));
         Assert.That(File.Exists(path), Is.False);
@@ -199,17 +190,17 @@ public class ModelRoundTripTests
         Prepare(model, QType.QInt4, true, true, frozen: true, calibrate: true);
         using Tensor input = ModelCompare.Input(true);
         byte[] output = ModelCompare.Output(model, input);
-        QuantizedModel.Save(model, Path.Combine(_folder, "model.safetensors"), maxShardBytes: 512);
-        Assert.That(Directory.GetFiles(_folder, "model-*.safetensors"), Has.Length.GreaterThan(1));
-        string index = Path.Combine(_folder, "model.safetensors.index.json");
-        Assert.That(File.Exists(index) && File.Exists(Path.Combine(_folder, "quanto_qmap.json")), Is.True);
+        QuantizedModel.Save(model, Path.Combine(Folder, "model.safetensors"), maxShardBytes: 512);
+        Assert.That(Directory.GetFiles(Folder, "model-*.safetensors"), Has.Length.GreaterThan(1));
+        string index = Path.Combine(Folder, "model.safetensors.index.json");
+        Assert.That(File.Exists(index) && File.Exists(Path.Combine(Folder, "quanto_qmap.json")), Is.True);
 
         using Module<Tensor, Tensor> fresh = Build(conv: true, seed: 7);
-        fresh.LoadQuantized(_folder); // float model: requantized
+        fresh.LoadQuantized(Folder); // float model: requantized
         Assert.That(ModelCompare.Snapshot(fresh), Is.EqualTo(ModelCompare.Snapshot(model)));
         Assert.That(ModelCompare.Output(fresh, input), Is.EqualTo(output));
 
-        string qnt = Path.Combine(_folder, "copy.qnt");
+        string qnt = Path.Combine(Folder, "copy.qnt");
         fresh.SaveQuantized(qnt);
         using Module<Tensor, Tensor> twin = Build(conv: true, seed: 9);
         Prepare(twin, QType.QInt4, true, true, frozen: false, calibrate: false);
@@ -223,7 +214,7 @@ public class ModelRoundTripTests
     {
         using Module<Tensor, Tensor> model = Build(conv: false, seed: 0);
         Prepare(model, QType.QInt4, false, false, frozen: false, calibrate: false);
-        string path = Path.Combine(_folder, "model.safetensors");
+        string path = Path.Combine(Folder, "model.safetensors");
         QuantizedModel.Save(model, path);
         Quantizer.Freeze(model);
         using Module<Tensor, Tensor> twin = Build(conv: false, seed: 9);
@@ -240,7 +231,7 @@ public class ModelRoundTripTests
         Quantizer.Freeze(model);
         using Tensor input = ModelCompare.Input(false);
         byte[] output = ModelCompare.Output(model, input);
-        string path = Path.Combine(_folder, "model.qnt");
+        string path = Path.Combine(Folder, "model.qnt");
         QuantizedModel.Save(model, path);
         using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(path);
         Assert.That(checkpoint.QuantizationMap.Modules.Keys, Is.EqualTo(new[] { "fc1" }));

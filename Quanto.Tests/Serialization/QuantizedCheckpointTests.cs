@@ -2,31 +2,24 @@ using NUnit.Framework;
 using Quanto.Quantization;
 using Quanto.Serialization;
 using Quanto.Tensors;
+using Quanto.Tests.TestSupport;
 using static Quanto.Tests.Serialization.SerializationTestUtil;
 using static TorchSharp.torch;
 
 namespace Quanto.Tests.Serialization;
 
-public class QuantizedCheckpointTests
+public class QuantizedCheckpointTests : TempFolderTests
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = NewFolder();
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, true);
-
     [Test]
     public void LoadsAHandBuiltOptimumQuantoCheckpointFolder()
     {
         // What optimum-quanto's QLinear(3 -> 2, qint8 weights, qint8 activations) saves once frozen and calibrated.
         string header = """{"fc.weight._scale":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},"fc.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"fc.input_scale":{"dtype":"F32","shape":[],"data_offsets":[16,20]},"fc.output_scale":{"dtype":"F32","shape":[],"data_offsets":[20,24]},"fc.weight._data":{"dtype":"I8","shape":[2,3],"data_offsets":[24,30]}}""";
         byte[] data = Concat(F32(0.5f, 0.25f), F32(1f, -1f), F32(0.02f), F32(1f), [1, 0xFE, 3, 127, 0, 0x80]);
-        File.WriteAllBytes(Path.Combine(_folder, "model.safetensors"), SafetensorsBytes(header, data));
-        File.WriteAllText(Path.Combine(_folder, "quanto_qmap.json"),
+        File.WriteAllBytes(Path.Combine(Folder, "model.safetensors"), SafetensorsBytes(header, data));
+        File.WriteAllText(Path.Combine(Folder, "quanto_qmap.json"),
             """{"fc": {"weights": "qint8", "activations": "qint8"}}""");
-        using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(_folder);
+        using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(Folder);
         Assert.That(checkpoint.QuantizationMap["fc"], Is.EqualTo(new QuantizationSpec(QType.QInt8, QType.QInt8)));
         using QuantizedModuleState fc = checkpoint.ReadModule("fc", [2, 3], hasBias: true);
         using Tensor w = fc.Weight!.Dequantize();
@@ -39,7 +32,7 @@ public class QuantizedCheckpointTests
     [Test]
     public void AMissingMapIsReported()
     {
-        string path = Path.Combine(_folder, "model.safetensors");
+        string path = Path.Combine(Folder, "model.safetensors");
         using (Tensor t = ones(1)) Safetensors.Save(path, [KeyValuePair.Create("x", t)]);
         var e = Assert.Throws<QuantoFormatException>(() => QuantizedCheckpoint.Load(path))!;
         Assert.That(e.Message, Does.Contain("quanto_qmap.json"));
@@ -66,10 +59,10 @@ public class QuantizedCheckpointTests
             ["conv"] = new() { Weight = q2, InputScale = s1, OutputScale = s2 },
             ["fc2"] = new() { FloatWeight = w3, InputScale = s2, OutputScale = s2 },
         };
-        string path = Path.Combine(_folder, file);
+        string path = Path.Combine(Folder, file);
         QuantizedCheckpoint.Save(path, modules, map, [KeyValuePair.Create("norm.weight", norm)],
             maxShardBytes: maxShardBytes);
-        string loadFrom = maxShardBytes is null ? path : Path.Combine(_folder, "model.safetensors.index.json");
+        string loadFrom = maxShardBytes is null ? path : Path.Combine(Folder, "model.safetensors.index.json");
         using QuantizedCheckpoint back = QuantizedCheckpoint.Load(loadFrom);
         using (QuantizedModuleState fc1 = back.ReadModule("fc1", [4, 256], hasBias: true))
         using (QuantizedModuleState conv = back.ReadModule("conv", [6, 8, 3, 3], hasBias: false))
@@ -89,7 +82,7 @@ public class QuantizedCheckpointTests
     [Test]
     public void ExtraKeysAreReported()
     {
-        string path = Path.Combine(_folder, "model.safetensors");
+        string path = Path.Combine(Folder, "model.safetensors");
         using Tensor w = randn(2, 8), s = tensor(1f), stray = ones(3);
         var modules = new Dictionary<string, QuantizedModuleState>
         {
