@@ -8,7 +8,7 @@ namespace Quanto.Demo.MiniLm;
 /// intra-op threads. Sentence embeddings are the mean of the last hidden states over the attention mask, L2-normalised
 /// (sentence-transformers' pooling for this model).
 /// </summary>
-internal sealed class OrtEncoder : IDisposable
+internal sealed class OrtEncoder : ISentenceEncoder, IDisposable
 {
     private const string LastHiddenState = "last_hidden_state";
     private readonly InferenceSession _session;
@@ -28,6 +28,8 @@ internal sealed class OrtEncoder : IDisposable
         _session = new InferenceSession(onnx, options);
         Threads = threads;
     }
+
+    public string Name => MiniLmDemo.OrtName;
 
     /// <summary>Intra-op threads the session runs with.</summary>
     public int Threads { get; }
