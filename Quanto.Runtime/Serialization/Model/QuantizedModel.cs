@@ -2,8 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Quanto.Nn;
-using Quanto.Quantization;
-using Quanto.Tensors;
 using static TorchSharp.torch;
 
 namespace Quanto.Serialization;
@@ -15,7 +13,7 @@ namespace Quanto.Serialization;
 /// it is itself quantized, has prefix ""). To rebuild a quantized model from a fresh float one, use
 /// <see cref="Quantizer.Requantize(nn.Module, string)"/>.
 /// </summary>
-public static class QuantizedModel
+public static partial class QuantizedModel
 {
     /// <summary>
     /// Metadata key under which the requested group size of each module quantized with a non-default one is stored
@@ -99,48 +97,6 @@ public static class QuantizedModel
     public static void Load(nn.Module model, StateDict stateDict, QuantizationMap map,
         IEnumerable<QModule>? modules = null) => LoadCore(model, stateDict, map, modules, null);
 
-    /// <summary>The load; <paramref name="exactGroups"/> are the group sizes a .qnt package stores per module.
-    /// </summary>
-    internal static void LoadCore(nn.Module model, StateDict stateDict, QuantizationMap map,
-        IEnumerable<QModule>? modules, IReadOnlyDictionary<string, int>? exactGroups)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(stateDict);
-        ArgumentNullException.ThrowIfNull(map);
-        List<(string Path, QModule Module)> entries = PathsOf(model, modules);
-        CheckAgainstMap(entries, map, stateDict.Source);
-        IReadOnlyDictionary<string, int> groups = StoredGroupSizes(stateDict);
-        var pending = new List<PendingModule>();
-        try
-        {
-            foreach ((string p, QModule module) in entries)
-            {
-                int? requested = groups.TryGetValue(p, out int g) ? g : module.GroupSize;
-                int? exact = exactGroups is not null && exactGroups.TryGetValue(p, out int e) ? e : null;
-                pending.Add(ReadModule(stateDict, p, module, requested, exact));
-            }
-            var others = new List<(Tensor Target, Tensor Source)>();
-            HashSet<string> owned = OwnedKeys(model, entries);
-            foreach ((string key, Tensor target) in model.state_dict())
-            {
-                if (owned.Contains(key)) continue;
-                others.Add((target, stateDict.Take(key, target.shape)));
-            }
-            stateDict.ThrowIfUnconsumed();
-
-            // Everything read and checked: now change the model.
-            using (no_grad())
-            {
-                foreach (PendingModule item in pending) item.Apply();
-                foreach ((Tensor target, Tensor source) in others) target.copy_(source);
-            }
-        }
-        finally
-        {
-            foreach (PendingModule item in pending) item.Dispose();
-        }
-    }
-
     /// <summary>The requested group sizes stored in a checkpoint's metadata (module path -> group size).</summary>
     /// <exception cref="QuantoFormatException">The metadata entry is not a JSON object of positive integers.
     /// </exception>
@@ -173,56 +129,6 @@ public static class QuantizedModel
             groups[module] = g;
         }
         return groups;
-    }
-
-    private static void SaveCore(nn.Module model, string path, IEnumerable<QModule>? modules, long? maxShardBytes)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentException.ThrowIfNullOrEmpty(path);
-        List<(string Path, QModule Module)> entries = PathsOf(model, modules);
-        var map = new QuantizationMap();
-        var states = new List<KeyValuePair<string, QuantizedModuleState>>();
-        var temporaries = new List<Tensor>();
-        var groups = new JsonObject();
-        try
-        {
-            foreach ((string p, QModule module) in entries)
-            {
-                map.Add(p, new QuantizationSpec(module.WeightQType, module.ActivationQType));
-                states.Add(KeyValuePair.Create(p, new QuantizedModuleState
-                {
-                    Weight = module.QuantizedWeight,
-                    FloatWeight = module.IsFrozen ? null : Detached(module.FloatWeight, temporaries),
-                    Bias = Detached(module.FloatBias, temporaries),
-                    InputScale = module.input_scale,
-                    OutputScale = module.output_scale,
-                }));
-                if (module.GroupSize is int g && module.WeightQType is QType q && q.Info().IsPacked) groups[p] = g;
-            }
-            HashSet<string> owned = OwnedKeys(model, entries);
-            var others = new List<KeyValuePair<string, Tensor>>();
-            foreach ((string key, Tensor tensor) in model.state_dict())
-            {
-                if (!owned.Contains(key)) others.Add(KeyValuePair.Create(key, Detached(tensor, temporaries)!));
-            }
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            if (groups.Count > 0) metadata[GroupSizesMetadataKey] = groups.ToJsonString();
-            // The states reference the modules' own tensors: the checkpoint writer takes views and never disposes
-            // them, so the states are not disposed here either.
-            QuantizedCheckpoint.Save(path, states, map, others, metadata, maxShardBytes);
-        }
-        finally
-        {
-            foreach (Tensor t in temporaries) t.Dispose();
-        }
-    }
-
-    private static Tensor? Detached(Tensor? tensor, List<Tensor> temporaries)
-    {
-        if (tensor is null) return null;
-        Tensor detached = tensor.detach();
-        temporaries.Add(detached);
-        return detached;
     }
 
     /// <summary>Each module with its key prefix: its <see cref="QModule.Path"/>, or "" for the root.</summary>
@@ -264,38 +170,6 @@ public static class QuantizedModel
         return owned;
     }
 
-    private static void CheckAgainstMap(List<(string Path, QModule Module)> entries, QuantizationMap map,
-        string source)
-    {
-        var paths = entries.Select(e => e.Path).ToHashSet(StringComparer.Ordinal);
-        foreach ((string p, QuantizationSpec _) in map)
-        {
-            if (!paths.Contains(p))
-            {
-                throw new QuantoFormatException(source,
-                    $"the quantization map names module '{p}', which is not a quantized module of this model " +
-                    $"(quantized modules: {Names(paths)}). Load the file into a model quantized with the same " +
-                    "layers (for a [Quantize] model, one whose attributes quantize that layer), or requantize a " +
-                    "float model from it (Quantizer.Requantize).");
-            }
-        }
-        foreach ((string p, QModule module) in entries)
-        {
-            if (!map.TryGet(p, out QuantizationSpec spec))
-            {
-                throw new QuantoFormatException(source,
-                    $"{module.Describe()} is quantized in the model but not in the file's quantization map.");
-            }
-            var expected = new QuantizationSpec(module.WeightQType, module.ActivationQType);
-            if (spec != expected)
-            {
-                throw new QuantoFormatException(source,
-                    $"module '{p}': the file quantizes it to {Format(spec)}, the model to {Format(expected)}; " +
-                    "quantize the model the same way, or requantize a float model from the file.");
-            }
-        }
-    }
-
     private static string Names(IEnumerable<string> paths)
     {
         string[] list = paths.Select(p => $"'{p}'").ToArray();
@@ -305,114 +179,6 @@ public static class QuantizedModel
     /// <summary>"weights qint4, activations none".</summary>
     internal static string Format(QuantizationSpec spec) =>
         $"weights {spec.Weights?.QuantoName() ?? "none"}, activations {spec.Activations?.QuantoName() ?? "none"}";
-
-    /// <summary>Reads and checks one module's tensors; the model is not changed yet.</summary>
-    /// <param name="source">The state dict.</param>
-    /// <param name="p">The module's key prefix.</param>
-    /// <param name="module">The module.</param>
-    /// <param name="requestedGroup">The group size the file's 2/4-bit weight was quantized with (from the file's
-    /// metadata, else the module's); null re-derives optimum-quanto's default from the shape.</param>
-    /// <param name="exactGroup">The exact group size stored by a .qnt package, which takes precedence.</param>
-    private static PendingModule ReadModule(StateDict source, string p, QModule module, int? requestedGroup,
-        int? exactGroup)
-    {
-        var pending = new PendingModule(module);
-        try
-        {
-            long[]? shape = module.QuantizedWeight?.Shape.ToArray() ?? module.FloatWeight?.shape;
-            string floatKey = QuantoKeys.Join(p, QuantoKeys.Weight);
-            if (shape is not null)
-            {
-                if (module.WeightQType is QType qtype && !source.ContainsKey(floatKey))
-                {
-                    pending.Weight = ReadQuantizedWeight(source, p, module, qtype, shape, requestedGroup,
-                        exactGroup);
-                }
-                else
-                {
-                    Tensor floatWeight = source.Take(floatKey, shape);
-                    if (module.IsFrozen)
-                    {
-                        // Saved before freezing, loaded into a frozen module: quantize it as Freeze would (with
-                        // the group size the file records for it, if any).
-                        QuantizedWeight current = module.QuantizedWeight!;
-                        using Tensor converted = floatWeight.to(current.DType, current.Device);
-                        pending.Weight = WeightQuantizer.Quantize(converted, module.WeightQType!.Value,
-                            requestedGroup, module.Optimizer);
-                    }
-                    else
-                    {
-                        pending.Copies.Add((module.FloatWeight!, floatWeight));
-                    }
-                }
-            }
-            if (module.FloatBias is Tensor bias)
-                pending.Copies.Add((bias, source.Take(QuantoKeys.Join(p, QuantoKeys.Bias), bias.shape)));
-            pending.Copies.Add((module.input_scale, source.Take(QuantoKeys.Join(p, QuantoKeys.InputScale), [])));
-            pending.Copies.Add((module.output_scale, source.Take(QuantoKeys.Join(p, QuantoKeys.OutputScale), [])));
-            return pending;
-        }
-        catch
-        {
-            pending.Dispose();
-            throw;
-        }
-    }
-
-    private static QuantizedWeight ReadQuantizedWeight(StateDict source, string p, QModule module, QType qtype,
-        long[] shape, int? requestedGroup, int? exactGroup)
-    {
-        QuantizedWeight weight;
-        if (qtype.Info().IsPacked && exactGroup is int exact)
-        {
-            weight = QuantizedWeightState.ReadExact(source, p, qtype, shape, exact);
-        }
-        else if (qtype.Info().IsPacked && requestedGroup is int requested)
-        {
-            // Quantized with another requested group size: the layout follows from it.
-            long rowLength = shape.Aggregate(1L, (a, b) => checked(a * b)) / shape[0];
-            weight = QuantizedWeightState.ReadExact(source, p, qtype, shape, GroupSize.Resolve(rowLength, requested));
-        }
-        else
-        {
-            weight = QuantizedWeightState.Read(source, p, qtype, shape);
-        }
-        // Match the module's current dtype and device (the file may hold other scale dtypes).
-        Tensor? like = module.QuantizedWeight is null ? module.FloatWeight : null;
-        ScalarType dtype = module.QuantizedWeight?.DType ?? like?.dtype ?? weight.DType;
-        Device device = module.QuantizedWeight?.Device ?? like?.device ?? weight.Device;
-        if (dtype == weight.DType && device.type == weight.Device.type && device.index == weight.Device.index)
-            return weight;
-        if (!WeightChecks.IsSupportedFloat(dtype)) return weight;
-        try
-        {
-            return weight.To(device, dtype);
-        }
-        finally
-        {
-            weight.Dispose();
-        }
-    }
-
-    /// <summary>What loading will do to one module, once every module and key has been checked.</summary>
-    private sealed class PendingModule(QModule module) : IDisposable
-    {
-        public QuantizedWeight? Weight { get; set; }
-
-        public List<(Tensor Target, Tensor Source)> Copies { get; } = [];
-
-        public void Apply()
-        {
-            foreach ((Tensor target, Tensor source) in Copies) target.copy_(source);
-            if (Weight is QuantizedWeight weight)
-            {
-                Weight = null; // the module owns it from here
-                module.LoadQuantizedWeight(weight);
-            }
-        }
-
-        public void Dispose() => Weight?.Dispose();
-    }
 
     /// <summary>Escapes fnmatch's special characters so a module path matches only itself.</summary>
     internal static string EscapePattern(string path) =>
