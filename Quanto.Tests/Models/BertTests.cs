@@ -172,6 +172,24 @@ public sealed class BertTests : TempFolderTests
         Assert.Throws<ArgumentException>(() => model.SentenceEmbeddings(longer, ones_like(longer)));
     }
 
+    [Test]
+    public void EagerQuantizeSwapsEveryLinear()
+    {
+        Dictionary<string, Tensor> weights = TinyBert.Weights();
+        HfFiles.Write(Folder, TinyBert.Config(), weights);
+        using Bert model = Bert.FromHuggingFace(Folder);
+        (Tensor ids, Tensor mask, Tensor types) = TinyBert.Batch();
+
+        QuantizationReport report = Quantizer.Quantize(model, weights: QType.QInt8);
+        Quantizer.Freeze(model);
+        using Tensor expected = TinyBert.Reference(weights, ids, mask, types);
+        using Tensor actual = model.forward(ids, mask, types);
+
+        Assert.That(report.Quantized, Has.Count.EqualTo(TinyBert.Layers * 6));
+        Assert.That(report.Quantized.Select(q => q.Path), Does.Contain("encoder.layer.1.attention.self.query"));
+        Assert.That(Reference.CosineError(actual, expected), Is.LessThan(1e-4));
+    }
+
     private static double MaxAbs(Tensor a, Tensor b) =>
         (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().item<double>();
 }
