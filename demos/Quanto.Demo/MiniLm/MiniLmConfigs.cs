@@ -27,8 +27,6 @@ internal static class MiniLmConfigs
     /// <summary>The LayerNorms, by module path (HF spells them "LayerNorm").</summary>
     private const string LayerNorms = "*LayerNorm";
 
-    private const string Qnt = Quanto.Serialization.QntPackage.Extension;
-
     public static readonly MiniLmConfig Float = new("fp32", "float32, Hugging Face checkpoint", null);
 
     public static readonly MiniLmConfig[] All =
@@ -37,8 +35,7 @@ internal static class MiniLmConfigs
         Weights("w8", "int8 per channel", QType.QInt8),
         Weights("w4 g128", "int4 group 128, default optimizer", QType.QInt4, 128),
         Weights("w4 g128 HQQ", "int4 group 128, HQQ", QType.QInt4, 128, new HqqOptimizer()),
-        Weights("w4 g64 HQQ", "int4 group 64, HQQ", QType.QInt4, 64, new HqqOptimizer()) with { FileFormat = Qnt },
-        Weights("w2 g32 HQQ", "int2 group 32, HQQ", QType.QInt2, 32, new HqqOptimizer()) with { FileFormat = Qnt },
+        Weights("w2 g128 HQQ", "int2 group 128, HQQ", QType.QInt2, 128, new HqqOptimizer()),
         Weights("fp8 e4m3fn", "float8 e4m3fn per channel", QType.QFloat8E4M3Fn),
         Static("w8a8 static", "int8 weights + calibrated int8 activations", []),
         Static("w8a8 static, LN float", "as w8a8, LayerNorm inputs/outputs left float", [LayerNorms]),
