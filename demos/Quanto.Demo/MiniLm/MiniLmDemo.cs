@@ -88,7 +88,8 @@ internal static class MiniLmDemo
                 double quantizeSeconds = step.Elapsed.TotalSeconds;
                 float[] embeddings = eval.EmbedAll(encoder);
                 EmbeddingMetrics metrics = EmbeddingMetrics.Compare(reference, embeddings, width);
-                string file = Path.Combine(outputDir, "minilm-" + FileStem(config.Name) + config.FileFormat);
+                string file = Path.Combine(outputDir,
+                    "minilm-" + Experiments.FileStem(config.Name) + config.FileFormat);
                 bool? reloaded = config.IsQuantized ? ReloadsIdentically(encoder, checkpoint, file, eval) : null;
                 (long bytes, long nonEmbedding, double bits) = MiniLmSizes.Of(model);
                 rows.Add(new MiniLmRow(config.Name, config.Recipe, metrics, bytes, nonEmbedding, bits, reloaded));
@@ -141,9 +142,6 @@ internal static class MiniLmDemo
                                                     t.Name.EndsWith("_embeddings.weight", StringComparison.Ordinal))
             .Sum(t => (long)t.Data.Length);
     }
-
-    private static string FileStem(string name) =>
-        new string(name.Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray()).Trim('-').Replace("--", "-");
 
     /// <summary>CPU model and core count, for the table's header.</summary>
     public static string MachineDescription()
