@@ -17,10 +17,7 @@ public sealed partial class Bert
         IEnumerable<string>? include = null, IEnumerable<string>? exclude = null, Optimizer? optimizer = null,
         int? groupSize = null)
     {
-        QuantizationReport report = Quantizer.Quantize(this, weights, activations, optimizer, include, exclude,
-            groupSize);
-        Quantizer.Freeze(this);
-        return report;
+        return ModelQuantizer.QuantizeAndFreeze(this, weights, activations, optimizer, include, exclude, groupSize);
     }
 
     /// <summary>optimum-quanto's save_pretrained: model.safetensors (or shards + index), quanto_qmap.json and

@@ -94,7 +94,8 @@ public sealed record BertConfig
     }
 
     /// <summary>Checks the fields fit together.</summary>
-    /// <exception cref="ArgumentException">hidden_size not divisible by the heads, or an unknown activation.</exception>
+    /// <exception cref="ArgumentException">hidden_size not divisible by the heads, or an unknown activation.
+    /// </exception>
     public void Validate()
     {
         if (HiddenSize % NumAttentionHeads != 0)

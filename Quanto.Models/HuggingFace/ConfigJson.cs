@@ -72,7 +72,9 @@ public sealed class ConfigJson
     public long PositiveInt(string name)
     {
         long value = Int(name);
-        return value > 0 ? value : throw new QuantoFormatException(Source, $"field '{name}' is {value}; it must be > 0.");
+        return value > 0
+            ? value
+            : throw new QuantoFormatException(Source, $"field '{name}' is {value}; it must be > 0.");
     }
 
     /// <summary>An optional integer field (null when absent or JSON null).</summary>
@@ -91,7 +93,8 @@ public sealed class ConfigJson
         if (node is null) return fallback;
         return node is JsonValue v && v.TryGetValue(out bool b)
             ? b
-            : throw new QuantoFormatException(Source, $"field '{name}' must be true or false; got {node.ToJsonString()}.");
+            : throw new QuantoFormatException(Source,
+                $"field '{name}' must be true or false; got {node.ToJsonString()}.");
     }
 
     /// <summary>An optional string.</summary>

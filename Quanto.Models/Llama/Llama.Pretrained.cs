@@ -21,10 +21,8 @@ public sealed partial class Llama
         IEnumerable<string>? include = null, IEnumerable<string>? exclude = null, Optimizer? optimizer = null,
         int? groupSize = null)
     {
-        QuantizationReport report = Quantizer.Quantize(this, weights, activations, optimizer, include,
-            exclude ?? [LmHead], groupSize);
-        Quantizer.Freeze(this);
-        return report;
+        return ModelQuantizer.QuantizeAndFreeze(this, weights, activations, optimizer, include, exclude ?? [LmHead],
+            groupSize);
     }
 
     /// <summary>

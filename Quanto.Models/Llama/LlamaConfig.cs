@@ -147,7 +147,8 @@ public sealed record LlamaConfig
         if (NumAttentionHeads % NumKeyValueHeads != 0)
         {
             throw new ArgumentException(
-                $"num_attention_heads {NumAttentionHeads} is not a multiple of num_key_value_heads {NumKeyValueHeads}.");
+                $"num_attention_heads {NumAttentionHeads} is not a multiple of num_key_value_heads " +
+                $"{NumKeyValueHeads}.");
         }
         if (HeadDim % 2 != 0) throw new ArgumentException($"head_dim {HeadDim} must be even for rotary embeddings.");
         if (SlidingWindow is long w && w <= 0) throw new ArgumentException($"sliding_window {w} must be > 0.");
@@ -182,7 +183,8 @@ public sealed record LlamaConfig
         if (ModelType == "mistral") json["sliding_window"] = SlidingWindow;
         if (BosTokenId is long bos) json["bos_token_id"] = bos;
         if (EosTokenIds.Count == 1) json["eos_token_id"] = EosTokenIds[0];
-        else if (EosTokenIds.Count > 1) json["eos_token_id"] = new JsonArray(EosTokenIds.Select(i => (JsonNode)i).ToArray());
+        else if (EosTokenIds.Count > 1)
+            json["eos_token_id"] = new JsonArray(EosTokenIds.Select(i => (JsonNode)i).ToArray());
         return json;
     }
 

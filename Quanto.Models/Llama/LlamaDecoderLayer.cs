@@ -27,6 +27,7 @@ public sealed class LlamaDecoderLayer : Module<Tensor, DecoderContext, Tensor>
     public override Tensor forward(Tensor hidden_states, DecoderContext context)
     {
         Tensor attended = hidden_states.add(self_attn.forward(input_layernorm.forward(hidden_states), context));
-        return attended.add_(mlp.forward(post_attention_layernorm.forward(attended)));
+        // add, not add_: the norm saved attended for the backward pass.
+        return attended.add(mlp.forward(post_attention_layernorm.forward(attended)));
     }
 }

@@ -22,5 +22,5 @@ public sealed class LlamaMlp : Module<Tensor, Tensor>
 
     /// <inheritdoc />
     public override Tensor forward(Tensor x) =>
-        down_proj.forward(functional.silu(gate_proj.forward(x)).mul_(up_proj.forward(x)));
+        down_proj.forward(functional.silu(gate_proj.forward(x)).mul(up_proj.forward(x)));
 }

@@ -36,7 +36,8 @@ public sealed class LlamaModel : Module<Tensor, KvCache?, Tensor>
         long start = cache?.Length ?? 0, count = input_ids.shape[1];
         Tensor hidden = embed_tokens.forward(input_ids);
         (Tensor cos, Tensor sin) = _rotary.CosSin(start, count, hidden.dtype, hidden.device);
-        Tensor? mask = DecoderContext.CausalMask(start, count, _config.SlidingWindow, ScalarType.Float32, hidden.device);
+        Tensor? mask = DecoderContext.CausalMask(start, count, _config.SlidingWindow, ScalarType.Float32,
+            hidden.device);
         var context = new DecoderContext(cos, sin, mask, cache);
         foreach (LlamaDecoderLayer layer in layers) hidden = layer.forward(hidden, context);
         return norm.forward(hidden);

@@ -16,7 +16,8 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         _eps = eps;
         // Only in the registry (no field): RegisterComponents of an enclosing model would register a field too.
-        register_parameter(nameof(weight), new Parameter(ones(size, dtype: dtype ?? ScalarType.Float32, device: device)));
+        var scale = new Parameter(ones(size, dtype: dtype ?? ScalarType.Float32, device: device));
+        register_parameter(nameof(weight), scale);
     }
 
 #pragma warning disable IDE1006 // TorchSharp naming: the parameter is "weight" in state dicts

@@ -79,7 +79,8 @@ internal static class PretrainedFiles
         if (!File.Exists(Path.Combine(folder, QuantizationMap.FileName)))
         {
             throw new QuantoFormatException(folder,
-                $"no {QuantizationMap.FileName}: not a quantized model saved with SavePretrained (or optimum-quanto's " +
+                $"no {QuantizationMap.FileName}: not a quantized model saved with SavePretrained (or " +
+                "optimum-quanto's " +
                 "save_pretrained); load a float checkpoint with FromHuggingFace.");
         }
         using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(folder);
