@@ -82,15 +82,7 @@ public sealed record BertConfig
             PadTokenId = json.OptionalInt("pad_token_id") ?? 0,
             Source = json.Root,
         };
-        try
-        {
-            config.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new QuantoFormatException(json.Source, e.Message, e);
-        }
-        return config;
+        return json.Checked(config, config.Validate);
     }
 
     /// <summary>Checks the fields fit together.</summary>

@@ -62,6 +62,22 @@ public sealed class ConfigJson
             : throw new QuantoFormatException(source, "config.json must be a JSON object.");
     }
 
+    /// <summary>Runs a config's own consistency checks, reporting a failure as a format error in this file.</summary>
+    /// <exception cref="QuantoFormatException">The checks failed (the message is theirs).</exception>
+    public T Checked<T>(T config, Action validate)
+    {
+        ArgumentNullException.ThrowIfNull(validate);
+        try
+        {
+            validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new QuantoFormatException(Source, e.Message, e);
+        }
+        return config;
+    }
+
     /// <summary>A required integer field.</summary>
     /// <exception cref="QuantoFormatException">Missing, or not an integer.</exception>
     public long Int(string name) =>

@@ -121,15 +121,7 @@ public sealed record LlamaConfig
             EosTokenIds = EosIds(json),
             Source = json.Root,
         };
-        try
-        {
-            config.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new QuantoFormatException(json.Source, e.Message, e);
-        }
-        return config;
+        return json.Checked(config, config.Validate);
     }
 
     /// <summary>Checks the fields fit together.</summary>
