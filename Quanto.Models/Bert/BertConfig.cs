@@ -82,19 +82,12 @@ public sealed record BertConfig
             PadTokenId = json.OptionalInt("pad_token_id") ?? 0,
             Source = json.Root,
         };
-        try
-        {
-            config.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new QuantoFormatException(json.Source, e.Message, e);
-        }
-        return config;
+        return json.Checked(config, config.Validate);
     }
 
     /// <summary>Checks the fields fit together.</summary>
-    /// <exception cref="ArgumentException">hidden_size not divisible by the heads, or an unknown activation.</exception>
+    /// <exception cref="ArgumentException">hidden_size not divisible by the heads, or an unknown activation.
+    /// </exception>
     public void Validate()
     {
         if (HiddenSize % NumAttentionHeads != 0)

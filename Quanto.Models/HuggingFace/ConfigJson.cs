@@ -62,6 +62,22 @@ public sealed class ConfigJson
             : throw new QuantoFormatException(source, "config.json must be a JSON object.");
     }
 
+    /// <summary>Runs a config's own consistency checks, reporting a failure as a format error in this file.</summary>
+    /// <exception cref="QuantoFormatException">The checks failed (the message is theirs).</exception>
+    public T Checked<T>(T config, Action validate)
+    {
+        ArgumentNullException.ThrowIfNull(validate);
+        try
+        {
+            validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new QuantoFormatException(Source, e.Message, e);
+        }
+        return config;
+    }
+
     /// <summary>A required integer field.</summary>
     /// <exception cref="QuantoFormatException">Missing, or not an integer.</exception>
     public long Int(string name) =>
@@ -72,7 +88,9 @@ public sealed class ConfigJson
     public long PositiveInt(string name)
     {
         long value = Int(name);
-        return value > 0 ? value : throw new QuantoFormatException(Source, $"field '{name}' is {value}; it must be > 0.");
+        return value > 0
+            ? value
+            : throw new QuantoFormatException(Source, $"field '{name}' is {value}; it must be > 0.");
     }
 
     /// <summary>An optional integer field (null when absent or JSON null).</summary>
@@ -91,7 +109,8 @@ public sealed class ConfigJson
         if (node is null) return fallback;
         return node is JsonValue v && v.TryGetValue(out bool b)
             ? b
-            : throw new QuantoFormatException(Source, $"field '{name}' must be true or false; got {node.ToJsonString()}.");
+            : throw new QuantoFormatException(Source,
+                $"field '{name}' must be true or false; got {node.ToJsonString()}.");
     }
 
     /// <summary>An optional string.</summary>

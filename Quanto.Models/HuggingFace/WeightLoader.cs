@@ -28,6 +28,7 @@ internal static class WeightLoader
                 problems.Add($"missing key '{key}' (shape {Shapes.Format(target.shape)})");
                 continue;
             }
+            used.Add(fileKey); // a key with the wrong shape is reported once, as a mismatch, not also as unexpected
             SafetensorsEntry entry = checkpoint.Entry(fileKey);
             if (!entry.Shape.SequenceEqual(target.shape))
             {
@@ -42,7 +43,6 @@ internal static class WeightLoader
                              "BF16) is expected");
                 continue;
             }
-            used.Add(fileKey);
             plan.Add((key, fileKey));
         }
         var ignored = new List<string>();

@@ -1,0 +1,113 @@
+using Quanto.Models.HuggingFace;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Quanto.Models.Llama;
+
+/// <summary>
+/// A Llama-shaped causal LM, module for module transformers' LlamaForCausalLM (<c>model.embed_tokens</c>,
+/// <c>model.layers.N.self_attn.{q,k,v,o}_proj</c>, <c>model.layers.N.mlp.{gate,up,down}_proj</c>, RMSNorms,
+/// <c>model.norm</c>, <c>lm_head</c>), with a KV cache. model_types "llama", "mistral" and "qwen2" load (see
+/// <see cref="LlamaConfig"/>); others are refused. Module paths are transformers' state-dict names.
+/// </summary>
+public sealed partial class Llama : Module<Tensor, KvCache?, Tensor>, ITiedWeights
+{
+    private readonly LlamaModel model;
+    private readonly Module<Tensor, Tensor> lm_head;
+
+    /// <summary>Builds a model with freshly initialised weights (load real ones with
+    /// <see cref="FromHuggingFace(string, LoadOptions?)"/>).</summary>
+    /// <param name="config">The architecture.</param>
+    /// <param name="device">Where the weights live (the meta device builds shapes without memory).</param>
+    /// <param name="dtype">float32 (default), float16 or bfloat16.</param>
+    public Llama(LlamaConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(Llama))
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        if (dtype is ScalarType d) DTypes.Check(d);
+        Config = config;
+        model = new LlamaModel(config, device, dtype);
+        lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false, device, dtype);
+        RegisterComponents();
+        if (device?.type != DeviceType.META) TieWeights();
+    }
+
+    /// <summary>The architecture.</summary>
+    public LlamaConfig Config { get; }
+
+    /// <summary>
+    /// Logits (batch, new, vocab) for token ids (batch, new) int64. With a cache, the ids continue the cached
+    /// sequence (their positions start at <see cref="KvCache.Length"/>) and their keys and values are appended; with
+    /// null, the ids are a whole sequence from position 0.
+    /// </summary>
+    /// <exception cref="ArgumentException">ids that are not int64 (batch, new), ids outside the vocabulary, or a
+    /// sequence longer than max_position_embeddings.</exception>
+    public override Tensor forward(Tensor input_ids, KvCache? cache)
+    {
+        CheckInputs(input_ids, cache);
+        return lm_head.forward(model.forward(input_ids, cache));
+    }
+
+    /// <summary>A new, empty KV cache for this model.</summary>
+    /// <param name="capacity">Positions to preallocate (it grows as needed).</param>
+    public KvCache NewCache(long capacity = 256) => new(Config, Math.Min(capacity, Config.MaxPositionEmbeddings));
+
+    /// <summary>
+    /// Loads a transformers LlamaForCausalLM (or Mistral / Qwen2) checkpoint folder: config.json and
+    /// model.safetensors or an index + shards, F32/F16/BF16, converted to <see cref="LoadOptions.DType"/>. A tied
+    /// checkpoint (tie_word_embeddings) may omit lm_head.weight; rotary inv_freq buffers are ignored.
+    /// </summary>
+    /// <exception cref="Quanto.Serialization.QuantoFormatException">A missing or malformed file or config field,
+    /// a model_type other than llama / mistral / qwen2, missing keys, shape mismatches, unexpected keys.</exception>
+    public static Llama FromHuggingFace(string folder, LoadOptions? options = null) =>
+        FromHuggingFace(folder, options, out _);
+
+    /// <summary><see cref="FromHuggingFace(string, LoadOptions?)"/>, with what was loaded and ignored.</summary>
+    public static Llama FromHuggingFace(string folder, LoadOptions? options, out LoadReport report)
+    {
+        LlamaConfig config = LlamaConfig.FromJson(ConfigJson.Load(folder));
+        return HfLoader.Load(folder, options, (device, dtype) => new Llama(config, device, dtype), NamingFor(config),
+            out report);
+    }
+
+    /// <inheritdoc />
+    void ITiedWeights.TieWeights() => TieWeights();
+
+    /// <summary>transformers' names; a tied lm_head is not read (its weight is embed_tokens').</summary>
+    internal static CheckpointNaming NamingFor(LlamaConfig config) => new(
+        key => [key],
+        key => key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal) ||
+               (config.TieWordEmbeddings && key == "lm_head.weight"),
+        config.TieWordEmbeddings
+            ? new HashSet<string>(["lm_head.weight"], StringComparer.Ordinal)
+            : new HashSet<string>(StringComparer.Ordinal));
+
+    /// <summary>The output projection, as a Linear while it is float (null once quantized).</summary>
+    internal Linear? FloatLmHead => lm_head as Linear;
+
+    private void TieWeights()
+    {
+        if (!Config.TieWordEmbeddings) return;
+        if (lm_head is Linear head && model.EmbedTokens is Embedding { weight: Parameter shared }) head.weight = shared;
+    }
+
+    private void CheckInputs(Tensor ids, KvCache? cache)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.dim() != 2 || ids.dtype != ScalarType.Int64 || ids.shape[1] == 0)
+        {
+            throw new ArgumentException(
+                $"input_ids must be int64 (batch, new) with new >= 1; got {ids.dtype} {Shapes.Format(ids.shape)}.",
+                nameof(ids));
+        }
+        long total = (cache?.Length ?? 0) + ids.shape[1];
+        if (total > Config.MaxPositionEmbeddings)
+        {
+            throw new ArgumentException(
+                $"{total} positions exceed max_position_embeddings {Config.MaxPositionEmbeddings}.", nameof(ids));
+        }
+        InputChecks.Range(ids, Config.VocabSize, "input_ids", "vocab_size");
+    }
+}

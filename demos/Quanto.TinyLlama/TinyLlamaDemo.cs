@@ -1,0 +1,167 @@
+using Microsoft.ML.Tokenizers;
+using Quanto.Models.Generation;
+using Quanto.Models.HuggingFace;
+using Quanto.Models.Llama;
+using Quanto.Models.Tokenizers;
+using Quanto.Serialization;
+using static TorchSharp.torch;
+
+namespace Quanto.TinyLlama;
+
+/// <summary>Sizes of one demo run.</summary>
+internal sealed record DemoOptions(string Folder, int Steps = 500, int Hidden = 128, int Layers = 4, int Vocab = 512,
+    int Batch = 8, int Window = 96, long Seed = 1, int EvalTokens = int.MaxValue);
+
+/// <summary>One configuration's results.</summary>
+internal sealed record DemoRow(string Name, double Perplexity, long Bytes, double ReloadedPerplexity,
+    double DecodeTokensPerSecond, string Continuation);
+
+/// <summary>
+/// The whole demo: corpus -> BPE tokenizer (written as a SentencePiece tokenizer.model) -> train a small Llama ->
+/// save it as a Hugging Face checkpoint -> for every configuration load it through Llama.FromHuggingFace, quantize,
+/// measure held-out perplexity, save with SavePretrained, reload with FromPretrained, sample a continuation.
+/// </summary>
+internal static class TinyLlamaDemo
+{
+    internal const string Prompt = "This program is free software";
+
+    internal static IReadOnlyList<DemoRow> Run(DemoOptions options, TextWriter log)
+    {
+        Corpus corpus = Corpus.Load();
+        log.WriteLine($"Corpus: {corpus.Sources}; {corpus.Train.Count} paragraphs for training, " +
+                      $"{corpus.HeldOut.Count} held out.");
+        string checkpoint = Path.Combine(options.Folder, "float");
+        Directory.CreateDirectory(checkpoint);
+        List<(string Piece, float Score)> pieces = BpeTrainer.Train(corpus.Train, options.Vocab);
+        File.WriteAllBytes(Path.Combine(checkpoint, HfTokenizers.SentencePieceFile), SentencePieceModel.Build(pieces));
+        Tokenizer tokenizer = HfTokenizers.Llama(checkpoint);
+        long[] train = Tokens(tokenizer, corpus.Train), heldOut = Tokens(tokenizer, corpus.HeldOut);
+        heldOut = heldOut[..Math.Min(heldOut.Length, options.EvalTokens)];
+        log.WriteLine($"Tokenizer: SentencePiece BPE, {pieces.Count + 3} pieces; {train.Length:N0} training tokens, " +
+                      $"{heldOut.Length:N0} held-out tokens.");
+
+        LlamaConfig config = Config(options, pieces.Count + 3);
+        manual_seed(options.Seed);
+        using (var model = new Llama(config))
+        {
+            long parameters = model.parameters().Sum(p => p.NumberOfElements);
+            log.WriteLine($"Training a {parameters:N0}-parameter Llama ({config.NumHiddenLayers} layers, hidden " +
+                          $"{config.HiddenSize}, {config.NumAttentionHeads} heads / {config.NumKeyValueHeads} " +
+                          "KV heads) " +
+                          $"for {options.Steps} steps of {options.Batch} x {options.Window} tokens:");
+            Training.Train(model, train, options.Steps, options.Batch, options.Window, options.Seed);
+            SaveFloatCheckpoint(model, checkpoint);
+        }
+
+        var rows = new List<DemoRow>();
+        foreach ((string name, ScalarType dtype, QType? weights, QType? activations) in Configurations())
+        {
+            log.Write($"  {name} ...");
+            rows.Add(Evaluate(name, checkpoint, dtype, weights, activations, tokenizer, train, heldOut, options));
+            log.WriteLine(" done");
+        }
+        return rows;
+    }
+
+    internal static IEnumerable<(string, ScalarType, QType?, QType?)> Configurations() =>
+    [
+        ("fp32", ScalarType.Float32, null, null),
+        ("bf16", ScalarType.BFloat16, null, null),
+        ("w8 (qint8)", ScalarType.Float32, QType.QInt8, null),
+        ("w4 (qint4)", ScalarType.Float32, QType.QInt4, null),
+        ("w2 (qint2)", ScalarType.Float32, QType.QInt2, null),
+        ("w-fp8 (e4m3fn)", ScalarType.Float32, QType.QFloat8E4M3Fn, null),
+        ("w8a8 (calibrated)", ScalarType.Float32, QType.QInt8, QType.QInt8),
+    ];
+
+    private static DemoRow Evaluate(string name, string checkpoint, ScalarType dtype, QType? weights,
+        QType? activations, Tokenizer tokenizer, long[] train, long[] heldOut, DemoOptions options)
+    {
+        using Llama model = Llama.FromHuggingFace(checkpoint, new LoadOptions { DType = dtype });
+        double reloaded;
+        if (weights is QType w)
+        {
+            model.Quantize(w, activations);
+            if (activations is not null) Calibrate(model, train, options.Window);
+            string saved = Path.Combine(options.Folder, name.Split(' ')[0]);
+            model.SavePretrained(saved);
+            using Llama again = Llama.FromPretrained(saved);
+            reloaded = Evaluation.Perplexity(again, heldOut, options.Window);
+        }
+        else
+        {
+            reloaded = double.NaN;
+        }
+        double perplexity = Evaluation.Perplexity(model, heldOut, options.Window);
+        long bytes = Quantizer.ModelBytes(model);
+        long[] prompt = tokenizer.EncodeToIds(Prompt).Select(i => (long)i).ToArray();
+        var generation = new GenerationOptions { MaxNewTokens = 40, Temperature = 0.8, TopK = 40, Seed = 1 };
+        GenerationResult result = model.Generate(prompt, generation);
+        string continuation = tokenizer.Decode(result.Tokens.Select(t => (int)t));
+        double tokensPerSecond = result.Tokens.Count > 1 ? (result.Tokens.Count - 1) / result.DecodeSeconds : 0;
+        return new DemoRow(name, perplexity, bytes, reloaded, tokensPerSecond, continuation);
+    }
+
+    private static void Calibrate(Llama model, long[] train, int window)
+    {
+        using var noGrad = no_grad();
+        using var calibration = new Calibration(momentum: 0.9);
+        for (int i = 0; i < 8; i++)
+        {
+            using var scope = NewDisposeScope();
+            model.forward(tensor(train.AsSpan(i * window, window).ToArray()).unsqueeze(0), null);
+        }
+    }
+
+    private static LlamaConfig Config(DemoOptions options, int vocab) => new()
+    {
+        VocabSize = vocab,
+        HiddenSize = options.Hidden,
+        IntermediateSize = options.Hidden * 8 / 3 / 64 * 64 + 64,
+        NumHiddenLayers = options.Layers,
+        NumAttentionHeads = Math.Max(2, options.Hidden / 32),
+        NumKeyValueHeads = 2,
+        HeadDim = options.Hidden / Math.Max(2, options.Hidden / 32),
+        MaxPositionEmbeddings = 256,
+        RmsNormEps = 1e-5,
+        RopeTheta = 10000,
+        BosTokenId = 1,
+        EosTokenIds = [2],
+    };
+
+    private static long[] Tokens(Tokenizer tokenizer, IEnumerable<string> paragraphs) =>
+        paragraphs.SelectMany(p => tokenizer.EncodeToIds(p)).Select(i => (long)i).ToArray();
+
+    /// <summary>Writes the trained model as transformers would: config.json + model.safetensors.</summary>
+    private static void SaveFloatCheckpoint(Llama model, string folder)
+    {
+        var config = model.Config.ToJson();
+        config["torch_dtype"] = "float32";
+        File.WriteAllText(Path.Combine(folder, ConfigJson.FileName), config.ToJsonString());
+        var tensors = model.state_dict().Select(p => KeyValuePair.Create(p.Key, p.Value.detach())).ToList();
+        Safetensors.Save(Path.Combine(folder, HfCheckpoint.WeightsFileName), tensors);
+    }
+
+    /// <summary>Prints the table.</summary>
+    internal static void Print(IReadOnlyList<DemoRow> rows, TextWriter output, TimeSpan elapsed)
+    {
+        DemoRow reference = rows[0];
+        output.WriteLine();
+        output.WriteLine(
+            "| configuration | held-out perplexity | vs fp32 | bytes | ratio | reloaded | decode tokens/s |");
+        output.WriteLine("|---|--:|--:|--:|--:|---|--:|");
+        foreach (DemoRow row in rows)
+        {
+            string reload = double.IsNaN(row.ReloadedPerplexity) ? "-"
+                : row.ReloadedPerplexity == row.Perplexity ? "identical" : $"{row.ReloadedPerplexity:F3}";
+            output.WriteLine($"| {row.Name} | {row.Perplexity:F3} | " +
+                             $"{row.Perplexity - reference.Perplexity:+0.000;-0.000} | " +
+                             $"{row.Bytes:N0} | {(double)reference.Bytes / row.Bytes:F2}x | {reload} | " +
+                             $"{row.DecodeTokensPerSecond:F1} |");
+        }
+        output.WriteLine();
+        output.WriteLine($"Continuations of \"{Prompt}\" (temperature 0.8, top-k 40, seed 1, 40 tokens):");
+        foreach (DemoRow row in rows) output.WriteLine($"  {row.Name}: {Prompt}{row.Continuation}");
+        output.WriteLine($"Total {elapsed:mm\\:ss}.");
+    }
+}
