@@ -42,6 +42,7 @@ internal static class MiniLmChart
             speed.Axes.Bottom.TickLabelStyle.Rotation = 45;
             speed.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
             speed.Axes.Bottom.MinimumSize = 150; // room for the rotated configuration names
+            speed.Axes.Right.MinimumSize = 90;
             speed.Axes.Margins(bottom: 0);
             speed.Legend.ManualItems.Add(new LegendItem { LabelText = "batch 1", FillColor = Colors.SteelBlue });
             speed.Legend.ManualItems.Add(new LegendItem { LabelText = "batch 32", FillColor = Colors.DarkOrange });
