@@ -26,13 +26,11 @@ public unsafe class HugePagesTests
             if (!thp.Contains("[never]", StringComparison.Ordinal))
             {
                 // The advice reached the kernel: the mapping is eligible for huge pages. Whether one is resident
-                // depends on free contiguous memory at that moment (under memory pressure the kernel falls back to
-                // 4 KiB pages), so that part is only checked when the kernel reports huge pages being handed out.
+                // depends on free contiguous 2 MiB blocks at fault time (when memory is fragmented the kernel falls
+                // back to 4 KiB pages), which no code of ours controls: that part only warns.
                 Assert.That(SmapsField((long)large, "THPeligible:"), Is.EqualTo(1), $"THP setting: {thp.Trim()}");
-                if (SmapsField((long)large, "AnonHugePages:") == 0 && SystemAnonHugePagesKb() == 0)
-                    Assert.Warn("The kernel gave no huge page to any process just now (memory fragmented).");
-                else
-                    Assert.That(SmapsField((long)large, "AnonHugePages:"), Is.GreaterThanOrEqualTo(2048));
+                if (SmapsField((long)large, "AnonHugePages:") < 2048)
+                    Assert.Warn("The kernel backed the eligible mapping with 4 KiB pages (no free 2 MiB block).");
             }
         }
         finally
@@ -62,11 +60,6 @@ public unsafe class HugePagesTests
     }
 
     private const string ThpSetting = "/sys/kernel/mm/transparent_hugepage/enabled";
-
-    /// <summary>AnonHugePages (KiB) in use system-wide (/proc/meminfo).</summary>
-    private static long SystemAnonHugePagesKb() =>
-        File.ReadLines("/proc/meminfo").Where(l => l.StartsWith("AnonHugePages:", StringComparison.Ordinal))
-            .Select(l => long.Parse(l["AnonHugePages:".Length..].Replace("kB", "").Trim())).FirstOrDefault();
 
     /// <summary>A numeric field ("AnonHugePages:" in KiB, "THPeligible:") of the mapping in /proc/self/smaps that
     /// contains <paramref name="address"/>.</summary>
