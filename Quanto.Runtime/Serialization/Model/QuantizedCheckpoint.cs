@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using Quanto.Quantization;
 using Quanto.Tensors;
 using static TorchSharp.torch;
 
@@ -70,7 +72,8 @@ public sealed class QuantizedCheckpoint : IDisposable
     }
 
     /// <summary>
-    /// Reads one quantized module's state, using the map's qtypes and, for a .qnt package, the stored group size.
+    /// Reads one quantized module's state, using the map's qtypes and the group size a .qnt package stores or our
+    /// metadata records (else re-derived from the shape, as optimum-quanto does).
     /// </summary>
     /// <exception cref="QuantoFormatException">The module is not in the map, or its tensors disagree.</exception>
     public QuantizedModuleState ReadModule(string modulePath, ReadOnlySpan<long> weightShape, bool hasBias)
@@ -78,6 +81,13 @@ public sealed class QuantizedCheckpoint : IDisposable
         if (!QuantizationMap.TryGet(modulePath, out QuantizationSpec spec))
             throw new QuantoFormatException(Path, $"module '{modulePath}' is not in the quantization map.");
         int? group = _groupSizes.TryGetValue(modulePath, out int g) ? g : null;
+        if (group is null && spec.Weights is QType q && q.Info().IsPacked && weightShape.Length >= 2 &&
+            QuantizedModel.StoredGroupSizes(StateDict).TryGetValue(modulePath, out int requested))
+        {
+            long rowLength = 1;
+            foreach (long d in weightShape[1..]) rowLength = checked(rowLength * d);
+            group = GroupSize.Resolve(rowLength, requested);
+        }
         return QuantizedModuleState.Read(StateDict, modulePath, spec, weightShape, hasBias, group);
     }
 
@@ -105,18 +115,23 @@ public sealed class QuantizedCheckpoint : IDisposable
         using var package = new QntPackage();
         foreach (var (k, v) in metadata ?? new Dictionary<string, string>()) package.Metadata[k] = v;
         foreach (var (module, spec) in map) package.QuantizationMap.Add(module, spec);
+        var groups = new JsonObject();
         foreach (var (module, state) in modules)
         {
             var plain = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            bool packed = map.TryGet(module, out QuantizationSpec spec) && spec.Weights is QType q && q.Info().IsPacked;
+            if (packed && state.RequestedGroupSize is int g) groups[module] = g;
             if (state.Weight is QuantizedWeight w)
             {
+                // Safetensors refuses group sizes a reader cannot re-derive, even with the recorded request.
                 if (qnt) package.AddWeight(module, w);
-                else QuantizedWeightState.Write(w, module, plain); // refuses group sizes a reader cannot re-derive
+                else QuantizedWeightState.Write(w, module, plain, state.RequestedGroupSize ?? GroupSize.Default);
             }
             state.WriteWithoutWeight(module, plain);
             foreach (var (k, t) in plain) package.Add(k, t);
         }
         foreach (var (k, t) in otherTensors ?? []) package.Add(k, t.alias());
+        if (groups.Count > 0) package.Metadata[QuantizedModel.GroupSizesMetadataKey] = groups.ToJsonString();
         if (qnt)
         {
             package.Save(path);

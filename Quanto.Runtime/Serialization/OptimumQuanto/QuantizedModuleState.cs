@@ -26,18 +26,28 @@ public sealed class QuantizedModuleState : IDisposable
     /// <summary>The static output activation scale, shape [].</summary>
     public Tensor? OutputScale { get; init; }
 
+    /// <summary>The group size the module asked for (2/4-bit weights; null: optimum-quanto's 128). A checkpoint
+    /// records it in its metadata (<see cref="QuantizedModel.GroupSizesMetadataKey"/>) so that readers re-derive
+    /// the same groups; optimum-quanto ignores the record and re-derives from 128.</summary>
+    public int? RequestedGroupSize { get; init; }
+
     /// <summary>Adds this state's tensors (as views) under <paramref name="modulePath"/> in optimum-quanto's keys.
     /// </summary>
     /// <param name="modulePath">The module path ("" for the root).</param>
     /// <param name="target">Receives the tensors; it owns the views it gets.</param>
-    /// <param name="requestedGroupSize">See <see cref="QuantizedWeightState.Write"/>.</param>
+    /// <param name="requestedGroupSize">See <see cref="QuantizedWeightState.Write"/> (default:
+    /// <see cref="RequestedGroupSize"/>, else 128).</param>
     public void Write(string modulePath, IDictionary<string, Tensor> target,
-        int requestedGroupSize = Quantization.GroupSize.Default)
+        int? requestedGroupSize = null)
     {
         ArgumentNullException.ThrowIfNull(target);
         if ((Weight is null) == (FloatWeight is null))
             throw new InvalidOperationException("Exactly one of Weight and FloatWeight must be set.");
-        if (Weight is not null) QuantizedWeightState.Write(Weight, modulePath, target, requestedGroupSize);
+        if (Weight is not null)
+        {
+            QuantizedWeightState.Write(Weight, modulePath, target,
+                requestedGroupSize ?? RequestedGroupSize ?? Quantization.GroupSize.Default);
+        }
         WriteWithoutWeight(modulePath, target);
     }
 
