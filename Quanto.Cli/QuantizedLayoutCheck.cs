@@ -25,8 +25,12 @@ public static class QuantizedLayoutCheck
     }
 
     /// <summary>The problems found; empty when the checkpoint and map agree.</summary>
+    /// <param name="entries">The checkpoint's tensors.</param>
+    /// <param name="map">Its quantization map, if one was found.</param>
+    /// <param name="source">The checkpoint, for messages.</param>
+    /// <param name="mapFile">The map's expected file name, for the message when there is none.</param>
     public static List<string> Check(IReadOnlyDictionary<string, SafetensorsEntry> entries, QuantizationMap? map,
-        string source)
+        string source, string mapFile = QuantizationMap.FileName)
     {
         var problems = new List<string>();
         var quantizedModules = entries.Keys.Select(ModuleOf).OfType<string>().ToHashSet(StringComparer.Ordinal);
@@ -34,7 +38,7 @@ public static class QuantizedLayoutCheck
         {
             if (quantizedModules.Count > 0)
                 problems.Add($"{source}: {quantizedModules.Count} module(s) hold quantized weights (e.g. " +
-                    $"'{quantizedModules.First()}') but there is no {QuantizationMap.FileName} beside the weights.");
+                    $"'{quantizedModules.First()}') but there is no {mapFile} beside the weights.");
             return problems;
         }
         foreach (string module in quantizedModules)

@@ -63,7 +63,7 @@ public class InspectCommandTests
     {
         string output = _fixture.PathOf("out.safetensors");
         Assert.That(CliFixture.Run("quantize", _fixture.Input, "-o", output, "-w", "qint8").Code, Is.Zero);
-        File.WriteAllText(_fixture.PathOf(QuantizationMap.FileName), """
+        File.WriteAllText(_fixture.PathOf(QuantizationMap.FileNameFor(output)), """
             {"encoder.fc1": {"weights": "qint4", "activations": "none"},
              "norm": {"weights": "qint8", "activations": "none"}}
             """);
@@ -105,6 +105,21 @@ public class InspectCommandTests
         Assert.That(stderr, Does.Contain("1 problem(s)").And.Contain(
             "module 'bad' (qint4): the shapes weight._data._data [1, 3], weight._scale [3], weight._shift [3] do not " +
             "form optimum-quanto's layout"));
+    }
+
+    [Test]
+    public void AnUnrelatedFloatFileBesideAStrayMapIsValid()
+    {
+        // A quantized checkpoint of an earlier version left quanto_qmap.json in the folder (issue 13 item 6).
+        File.WriteAllText(_fixture.PathOf(QuantizationMap.FileName), """
+            {"encoder.fc1": {"weights": "qint4", "activations": "none"}}
+            """);
+        string floats = _fixture.PathOf("floats.safetensors");
+        File.Copy(_fixture.Input, floats);
+        var (code, stdout, stderr) = CliFixture.Run("inspect", floats);
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("Quantization map: none (the folder's quanto_qmap.json is not used: these " +
+            "weights hold no quantized module)."));
     }
 
     [Test]

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using Quanto.Serialization;
 using static TorchSharp.torch;
 
 namespace Quanto.Tests.Serialization;
@@ -44,6 +45,17 @@ internal static class SerializationTestUtil
         }
         header.Append('}');
         return SafetensorsBytes(header.ToString(), Concat(tensors.Select(t => t.Data).ToArray()));
+    }
+
+    /// <summary>
+    /// Rewrites a single-file checkpoint as an earlier version or another tool would have written it: without our
+    /// record tying it to its map, so a test can edit the map by hand (a recorded map must match its checksum).
+    /// </summary>
+    internal static void WithoutSetRecord(string weightsPath)
+    {
+        using StateDict dict = Safetensors.Load(weightsPath);
+        dict.Metadata.Remove("quanto_checkpoint");
+        Safetensors.Save(weightsPath, dict);
     }
 
     /// <summary>Little-endian bytes of floats.</summary>

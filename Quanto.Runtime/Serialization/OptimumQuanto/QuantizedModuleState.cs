@@ -72,7 +72,8 @@ public sealed class QuantizedModuleState : IDisposable
     /// <param name="hasBias">Whether the module has a bias.</param>
     /// <param name="groupSize">The exact group size for 2/4-bit weights, when known (a .qnt package stores it);
     /// null re-derives it from the shape as optimum-quanto does.</param>
-    /// <exception cref="QuantoFormatException">A key is missing, or a dtype or shape disagrees.</exception>
+    /// <exception cref="QuantoFormatException">A key is missing, a dtype or shape disagrees, or a value is out of
+    /// range (a NaN bias, a zero or NaN activation scale...).</exception>
     public static QuantizedModuleState Read(StateDict source, string modulePath, QuantizationSpec spec,
         ReadOnlySpan<long> weightShape, bool hasBias, int? groupSize = null)
     {
@@ -98,10 +99,28 @@ public sealed class QuantizedModuleState : IDisposable
         {
             Weight = weight,
             FloatWeight = floatWeight,
-            Bias = hasBias ? source.Take(QuantoKeys.Join(modulePath, QuantoKeys.Bias), [shape[0]]).alias() : null,
-            InputScale = source.Take(QuantoKeys.Join(modulePath, QuantoKeys.InputScale), []).alias(),
-            OutputScale = source.Take(QuantoKeys.Join(modulePath, QuantoKeys.OutputScale), []).alias(),
+            Bias = hasBias ? TakeBias(source, modulePath, [shape[0]]).alias() : null,
+            InputScale = TakeScale(source, modulePath, QuantoKeys.InputScale).alias(),
+            OutputScale = TakeScale(source, modulePath, QuantoKeys.OutputScale).alias(),
         };
+    }
+
+    /// <summary>Takes a module's bias, checked to be finite.</summary>
+    internal static Tensor TakeBias(StateDict source, string modulePath, ReadOnlySpan<long> shape)
+    {
+        string key = QuantoKeys.Join(modulePath, QuantoKeys.Bias);
+        Tensor bias = source.Take(key, shape);
+        ValueChecks.Finite(source, key, bias);
+        return bias;
+    }
+
+    /// <summary>Takes a module's input or output scale (a scalar), checked to be finite and positive.</summary>
+    internal static Tensor TakeScale(StateDict source, string modulePath, string name)
+    {
+        string key = QuantoKeys.Join(modulePath, name);
+        Tensor scale = source.Take(key, []);
+        ValueChecks.ActivationScale(source, key, scale);
+        return scale;
     }
 
     /// <summary>Disposes the tensors.</summary>

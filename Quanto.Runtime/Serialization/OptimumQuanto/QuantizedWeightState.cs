@@ -101,8 +101,9 @@ public static class QuantizedWeightState
     /// <param name="qtype">From the quantization map.</param>
     /// <param name="weightShape">The float weight's shape, from the module ([out, in] or [out, in, kh, kw]).</param>
     /// <param name="requestedGroupSize">The group size to re-derive with (optimum-quanto: 128).</param>
-    /// <exception cref="QuantoFormatException">A key is missing, or a dtype or shape disagrees (the message names
-    /// the key and both shapes).</exception>
+    /// <exception cref="QuantoFormatException">A key is missing, a dtype or shape disagrees (the message names
+    /// the key and both shapes), or a value is out of range (a NaN or negative scale, a NaN shift, a zero-point past
+    /// the qtype's codes, a NaN float8 code; see <see cref="ValueChecks"/>).</exception>
     public static QuantizedWeight Read(StateDict source, string modulePath, QType qtype, ReadOnlySpan<long> weightShape,
         int requestedGroupSize = GroupSize.Default)
     {
@@ -142,8 +143,10 @@ public static class QuantizedWeightState
         }
         Tensor scale = taken[WeightPartRole.Scale];
         CheckDType(source, layout, form.Part(WeightPartRole.Scale), scale.dtype, scale.dtype);
+        ValueChecks.WeightScale(source, form.Part(WeightPartRole.Scale).Key, scale);
         if (!qtype.Info().IsPacked)
         {
+            ValueChecks.Codes(source, form.Part(WeightPartRole.Codes).Key, taken[WeightPartRole.Codes], qtype);
             Tensor perRow = scale.reshape(form.Kind == WeightFormKind.PerTensor
                 ? [1, .. Enumerable.Repeat(1L, weightShape.Length - 1)]
                 : scale.shape);
@@ -151,6 +154,7 @@ public static class QuantizedWeightState
         }
         Tensor shift = taken[WeightPartRole.Shift];
         CheckDType(source, layout, form.Part(WeightPartRole.Shift), shift.dtype, scale.dtype);
+        ValueChecks.Shift(source, form.Part(WeightPartRole.Shift).Key, shift, qtype);
         Tensor packed = taken[WeightPartRole.PackedCodes];
         if (form.Kind == WeightFormKind.PerLastIndex) return SingleRowForm.Read(layout, packed, scale, shift);
         long groups = layout.ElementCount / groupSize;
@@ -162,12 +166,12 @@ public static class QuantizedWeightState
     /// <summary>The file form the state dict holds; the error names the first key that fits no form.</summary>
     private static WeightFileForm Find(StateDict source, WeightLayout layout)
     {
-        WeightFileForm? form = layout.Match(key => source.ContainsKey(key) ? source[key].shape : null);
+        WeightFileForm? form = layout.Match(source.ShapeOf);
         if (form is not null) return form;
         foreach (WeightFilePart part in layout.Primary.Parts)
         {
             if (!source.ContainsKey(part.Key)) throw source.Missing(part.Key);
-            long[] held = source[part.Key].shape;
+            IReadOnlyList<long> held = source.ShapeOf(part.Key)!;
             if (!layout.Forms.SelectMany(f => f.Parts).Any(p => p.Key == part.Key && p.Shape.SequenceEqual(held)))
             {
                 throw new QuantoFormatException(source.Source,
@@ -176,7 +180,7 @@ public static class QuantizedWeightState
             }
         }
         string shapes = string.Join(", ", layout.Primary.Parts.Select(p =>
-            $"'{p.Key}' {Checksums.FormatShape(source[p.Key].shape)}"));
+            $"'{p.Key}' {Checksums.FormatShape(source.ShapeOf(p.Key)!)}"));
         throw new QuantoFormatException(source.Source,
             $"module '{layout.ModulePath}': the shapes {shapes} do not form one layout of a " +
             $"{Checksums.FormatShape(layout.WeightShape)} {layout.QType.QuantoName()} weight.");

@@ -168,7 +168,7 @@ public class ModelOptimumQuantoGoldenTests : TempFolderTests
         foreach ((string key, Tensor t) in expected)
             Assert.That(Identical(actual[key], t), Is.True, $"{key}: same dtype, shape and bytes");
         Assert.That(actual.Metadata["format"], Is.EqualTo("pt"));
-        QuantizationMap map = QuantizationMap.Load(Path.Combine(Folder, QuantizationMap.FileName));
+        QuantizationMap map = QuantizationMap.Load(Path.Combine(Folder, QuantizationMap.FileNameFor(ours)));
         Assert.That(map.ToJson(), Is.EqualTo(QuantizationMap.Parse(QMap).ToJson()));
 
         // The header a reference reader sees: dtypes and shapes as optimum-quanto writes them.
