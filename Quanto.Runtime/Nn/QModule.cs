@@ -19,8 +19,6 @@ namespace Quanto.Nn;
 /// </summary>
 public abstract class QModule : nn.Module<Tensor, Tensor>
 {
-    private PreparedWeight? _prepared;
-
     /// <summary>Initialises the quantization settings and scale buffers.</summary>
     /// <param name="name">TorchSharp module name.</param>
     /// <param name="weights">Weight qtype, or null for modules whose weights stay float.</param>
@@ -153,7 +151,6 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
                 $"{Describe()} expects a weight of shape {QuantizedWeight.FormatShape(expected)}; got " +
                 $"{QuantizedWeight.FormatShape(weight.Shape)}.", nameof(weight));
         }
-        ResetPrepared();
         QuantizedWeight?.Dispose();
         QuantizedWeight = weight;
         if (_internal_params.ContainsKey("weight")) _internal_params.Remove("weight"); // absent once frozen
@@ -211,18 +208,12 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         return result.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The prepared (kernel-layout) weight for inputs of this dtype on this device: made once, redone
-    /// only if the backend choice changes.</summary>
+    /// <summary>The prepared (kernel-layout) weight for inputs of this dtype on this device: made once per backend
+    /// and kept in the weight (<see cref="QuantizedWeight.PreparedFor"/>), so concurrent first calls share one.</summary>
     protected PreparedWeight PreparedFor(Tensor input)
     {
         QuantizedWeight weight = QuantizedWeight ?? throw new InvalidOperationException($"{Describe()} is not frozen.");
-        IQuantKernels backend = SelectBackend(weight, input);
-        if (_prepared is null || !ReferenceEquals(_prepared.Backend, backend))
-        {
-            ResetPrepared();
-            _prepared = backend.Prepare(weight);
-        }
-        return _prepared;
+        return weight.PreparedFor(SelectBackend(weight, input));
     }
 
     /// <summary>
@@ -310,11 +301,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
-        {
-            ResetPrepared();
-            QuantizedWeight?.Dispose();
-        }
+        if (disposing) QuantizedWeight?.Dispose();
         base.Dispose(disposing);
     }
 
@@ -332,15 +319,8 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         }
         if (device is null && dtype is null) return;
         QuantizedWeight moved = weight.To(device ?? weight.Device, dtype ?? weight.DType);
-        ResetPrepared();
         weight.Dispose();
         QuantizedWeight = moved;
-    }
-
-    private void ResetPrepared()
-    {
-        _prepared?.Dispose();
-        _prepared = null;
     }
 }
 
