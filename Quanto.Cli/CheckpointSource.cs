@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Quanto.Serialization;
 using static TorchSharp.torch;
 
@@ -19,51 +17,60 @@ public sealed record SourceTensor(SafetensorsEntry Entry, SafetensorsFile File)
 
 /// <summary>
 /// A safetensors checkpoint opened for streaming: a single file, a <c>*.safetensors.index.json</c> index with its
-/// shards, or a folder holding either. Only headers are read up front; tensors are read one at a time.
+/// shards, or a folder holding either. Only headers are read up front; tensors are read one at a time. Opened as
+/// the runtime opens a checkpoint: interrupted saves are finished first, and files of two saves are refused.
 /// </summary>
 public sealed class CheckpointSource : IDisposable
 {
-    private readonly List<SafetensorsFile> _files = [];
+    private readonly SafetensorsSet _set;
 
-    private CheckpointSource(string path) => Path = path;
+    private CheckpointSource(string path, SafetensorsSet set)
+    {
+        Path = path;
+        _set = set;
+        Folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(set.WeightsPath))!;
+        foreach (var (entry, file) in set.Source.Entries) Tensors.Add(new SourceTensor(entry, file));
+    }
 
     /// <summary>What was opened (file, index or folder).</summary>
     public string Path { get; }
 
-    /// <summary>The files read: the shards, or the single file.</summary>
-    public IReadOnlyList<string> Files => _files.Select(f => f.Source).ToArray();
+    /// <summary>The file that names the checkpoint: the index, or the single weights file.</summary>
+    public string WeightsPath => _set.WeightsPath;
 
-    /// <summary>The folder the checkpoint lives in (where quanto_qmap.json would be).</summary>
-    public string Folder { get; private set; } = ".";
+    /// <summary>The files read: the shards, or the single file.</summary>
+    public IReadOnlyList<string> Files => _set.Source.Files.Select(f => f.Source).ToArray();
+
+    /// <summary>The folder the checkpoint lives in (where its quantization map would be).</summary>
+    public string Folder { get; }
 
     /// <summary>Every tensor, in index order (or file order for a single file).</summary>
     public List<SourceTensor> Tensors { get; } = [];
 
     /// <summary>Metadata of the first file (without Quanto.NET's checksum record).</summary>
-    public IReadOnlyDictionary<string, string> Metadata => _files.Count > 0
-        ? _files[0].Metadata
-        : new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Metadata => _set.Source.Files[0].Metadata;
+
+    /// <summary>The save record of the file that names the checkpoint (null: not written by this version).</summary>
+    internal CheckpointFiles.Record? Record => _set.Record;
 
     /// <summary>Total bytes of tensor data.</summary>
     public long DataBytes => Tensors.Sum(t => t.Entry.ByteLength);
 
     /// <summary>Opens a checkpoint; headers are validated now.</summary>
     /// <exception cref="FileNotFoundException">Nothing at <paramref name="path"/>.</exception>
-    /// <exception cref="QuantoFormatException">A header or the index is malformed, or index and shards disagree.</exception>
+    /// <exception cref="QuantoFormatException">A header or the index is malformed, index and shards disagree, or
+    /// they come from different saves.</exception>
     public static CheckpointSource Open(string path)
     {
-        var source = new CheckpointSource(path);
+        Resolve(path); // a missing file or folder is reported before any retry
+        SafetensorsSet set = FileSet.ReadSet(path, () => SafetensorsSet.Open(Resolve(path)), s => s.Mixed);
         try
         {
-            string file = Resolve(path);
-            source.Folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(file))!;
-            if (file.EndsWith(".index.json", StringComparison.Ordinal)) source.OpenIndexed(file);
-            else source.OpenSingle(file);
-            return source;
+            return new CheckpointSource(path, set);
         }
         catch
         {
-            source.Dispose();
+            set.Dispose();
             throw;
         }
     }
@@ -84,75 +91,6 @@ public sealed class CheckpointSource : IDisposable
         return path;
     }
 
-    private void OpenSingle(string file)
-    {
-        SafetensorsFile opened = SafetensorsFile.Open(file);
-        _files.Add(opened);
-        foreach (SafetensorsEntry entry in opened.Entries) Tensors.Add(new SourceTensor(entry, opened));
-    }
-
-    private void OpenIndexed(string indexPath)
-    {
-        List<KeyValuePair<string, string>> weightMap = ReadWeightMap(indexPath);
-        var byShard = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
-        foreach (string shard in weightMap.Select(p => p.Value).Distinct())
-        {
-            string shardPath = System.IO.Path.Combine(Folder, shard);
-            if (!File.Exists(shardPath))
-                throw new QuantoFormatException(indexPath, $"shard '{shard}' named in the weight_map does not exist.");
-            SafetensorsFile opened = SafetensorsFile.Open(shardPath);
-            _files.Add(opened);
-            byShard[shard] = opened;
-        }
-        var listed = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (key, shard) in weightMap)
-        {
-            SafetensorsFile file = byShard[shard];
-            if (!file.Contains(key))
-                throw new QuantoFormatException(file.Source, $"missing key '{key}' that the index places here.");
-            Tensors.Add(new SourceTensor(file.Entry(key), file));
-            listed.Add(key);
-        }
-        foreach (SafetensorsFile file in _files)
-        {
-            string[] extra = file.Entries.Select(e => e.Name).Where(n => !listed.Contains(n)).ToArray();
-            if (extra.Length > 0)
-                throw new QuantoFormatException(file.Source,
-                    $"holds key(s) the index does not list: {string.Join(", ", extra.Select(k => $"'{k}'"))}.");
-        }
-    }
-
-    /// <summary>The weight_map of an index, in order, with each shard checked to be a file beside the index.</summary>
-    internal static List<KeyValuePair<string, string>> ReadWeightMap(string indexPath)
-    {
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllBytes(indexPath));
-        }
-        catch (Exception e) when (e is JsonException or ArgumentException)
-        {
-            throw new QuantoFormatException(indexPath, $"index is not valid JSON: {e.Message}", e);
-        }
-        if (root is not JsonObject obj || obj["weight_map"] is not JsonObject map)
-            throw new QuantoFormatException(indexPath, "index has no 'weight_map' object.");
-        var result = new List<KeyValuePair<string, string>>();
-        foreach (var (key, value) in map)
-        {
-            if (value is not JsonValue v || !v.TryGetValue(out string? shard))
-                throw new QuantoFormatException(indexPath, $"weight_map entry '{key}' is not a file name.");
-            if (shard.Length == 0 || shard != System.IO.Path.GetFileName(shard) || shard is "." or "..")
-                throw new QuantoFormatException(indexPath,
-                    $"weight_map entry '{key}' names '{shard}', not a file beside the index.");
-            result.Add(KeyValuePair.Create(key, shard));
-        }
-        return result;
-    }
-
     /// <summary>Closes every file.</summary>
-    public void Dispose()
-    {
-        foreach (SafetensorsFile file in _files) file.Dispose();
-        _files.Clear();
-    }
+    public void Dispose() => _set.Dispose();
 }

@@ -66,11 +66,13 @@ public static class CliApp
           --exclude PATTERN          keep modules matching PATTERN float, e.g. lm_head or '*embed*'; repeatable
           --optimizer max|hqq        scale/shift optimizer for qint2/qint4 (default max; hqq is slower, more accurate)
           --format safetensors|qnt   output container (default: from the OUTPUT extension, else safetensors)
-                                       safetensors: optimum-quanto layout + quanto_qmap.json beside it; sharded
-                                                    (model-00001-of-0000N.safetensors + index) past --max-shard-size
+                                       safetensors: optimum-quanto layout + its map beside it (quanto_qmap.json
+                                                    for model.safetensors, NAME.quanto_qmap.json for NAME.safetensors);
+                                                    sharded (model-00001-of-0000N.safetensors + index) past
+                                                    --max-shard-size
                                        qnt:         one self-describing Quanto.NET package; any group size
           --max-shard-size SIZE      largest safetensors shard, e.g. 2GB, 500MB (default 4GB)
-          -f, --force                replace existing output files (each is replaced atomically)
+          -f, --force                replace an existing output (as one crash-safe set of files)
           -q, --quiet                no per-tensor table, only the totals
           --progress, --no-progress  progress on stderr (default: on for inputs of 256 MiB or more)
 
@@ -89,10 +91,11 @@ public static class CliApp
         Usage:
           quanto inspect FILE [--no-verify]
 
-        FILE is a .safetensors file (with quanto_qmap.json beside it, if any), a *.safetensors.index.json, a folder,
-        or a .qnt package. Prints every tensor (dtype, shape, bytes, qtype), the quantization map and totals, then
-        validates: header offsets, checksums (Quanto.NET files carry XxHash64 per tensor; every tensor is read),
-        and that each quantized module in the map has its tensors with the right dtypes and shapes.
+        FILE is a .safetensors file (with its quantization map beside it, if any), a *.safetensors.index.json, a
+        folder, or a .qnt package. Prints every tensor (dtype, shape, bytes, qtype), the quantization map (and which
+        file it is) and totals, then validates: header offsets, checksums (Quanto.NET files carry XxHash64 per
+        tensor; every tensor is read), that the map is the one the weights were saved with, and that each quantized
+        module in the map has its tensors with the right dtypes and shapes.
 
         Options:
           --no-verify    skip reading the tensor data (headers and the map are still checked)

@@ -34,13 +34,17 @@ public static class InspectCommand
     {
         var problems = new List<string>();
         using CheckpointSource source = CheckpointSource.Open(path);
-        string mapPath = Path.Combine(source.Folder, QuantizationMap.FileName);
+        string baseName = CheckpointFiles.TryBaseNameOf(source.WeightsPath) ??
+            Path.GetFileNameWithoutExtension(source.WeightsPath);
+        var (mapPath, how) = CheckpointFiles.ResolveMap(source.Folder, baseName, source.Record,
+            CheckpointFiles.HoldsQuantizedKeys(source.Tensors.Select(t => t.Name)));
         QuantizationMap? map = null;
-        if (File.Exists(mapPath))
+        if (mapPath is not null)
         {
             try
             {
-                map = QuantizationMap.Load(mapPath);
+                map = CheckpointFiles.LoadMap(mapPath, source.Record, source.WeightsPath, out string? stale);
+                if (stale is not null) problems.Add($"{mapPath}: {stale}");
             }
             catch (QuantoFormatException e)
             {
@@ -62,7 +66,7 @@ public static class InspectCommand
         TextTable.Write(stdout, Header, rows, 3);
         WriteTotals(stdout, source.Tensors.Select(t => (t.Entry.DType, t.Entry.ByteLength)));
         stdout.WriteLine();
-        WriteMap(stdout, map, map is null ? "no " + QuantizationMap.FileName + " beside the weights" : mapPath);
+        WriteMap(stdout, map, mapPath is null ? how : $"{mapPath}: {how}");
         if (verify)
         {
             foreach (SourceTensor t in source.Tensors)
@@ -83,7 +87,7 @@ public static class InspectCommand
                 : $"Read every tensor of {files} file(s); no checksums stored (not written by Quanto.NET).");
         }
         var entries = source.Tensors.ToDictionary(t => t.Name, t => t.Entry, StringComparer.Ordinal);
-        problems.AddRange(QuantizedLayoutCheck.Check(entries, map, source.Path));
+        problems.AddRange(QuantizedLayoutCheck.Check(entries, map, source.Path, CheckpointFiles.MapFileFor(baseName)));
         return problems;
     }
 

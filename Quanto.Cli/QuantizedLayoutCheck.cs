@@ -25,8 +25,12 @@ public static class QuantizedLayoutCheck
     }
 
     /// <summary>The problems found; empty when the checkpoint and map agree.</summary>
+    /// <param name="entries">The checkpoint's tensors.</param>
+    /// <param name="map">Its quantization map, if one was found.</param>
+    /// <param name="source">The checkpoint, for messages.</param>
+    /// <param name="mapFile">The map's expected file name, for the message when there is none.</param>
     public static List<string> Check(IReadOnlyDictionary<string, SafetensorsEntry> entries, QuantizationMap? map,
-        string source)
+        string source, string mapFile = QuantizationMap.FileName)
     {
         var problems = new List<string>();
         var quantizedModules = entries.Keys.Select(ModuleOf).OfType<string>().ToHashSet(StringComparer.Ordinal);
@@ -34,7 +38,7 @@ public static class QuantizedLayoutCheck
         {
             if (quantizedModules.Count > 0)
                 problems.Add($"{source}: {quantizedModules.Count} module(s) hold quantized weights (e.g. " +
-                    $"'{quantizedModules.First()}') but there is no {QuantizationMap.FileName} beside the weights.");
+                    $"'{quantizedModules.First()}') but there is no {mapFile} beside the weights.");
             return problems;
         }
         foreach (string module in quantizedModules)
@@ -53,45 +57,60 @@ public static class QuantizedLayoutCheck
     private static IEnumerable<string> CheckModule(IReadOnlyDictionary<string, SafetensorsEntry> entries,
         string module, QType qtype, string source)
     {
-        QTypeInfo info = qtype.Info();
         string prefix = $"{source}: module '{module}' ({qtype.QuantoName()})";
         var missing = QuantoKeys.WeightKeys(module, qtype).Where(k => !entries.ContainsKey(k)).ToList();
         if (missing.Count > 0)
         {
             yield return $"{prefix}: missing {string.Join(", ", missing.Select(k => $"'{k}'"))}" +
-                (entries.ContainsKey(QuantoKeys.Join(module, QuantoKeys.Weight)) ? " (the weight is still float)." : ".");
+                (entries.ContainsKey(QuantoKeys.Join(module, QuantoKeys.Weight))
+                    ? " (the weight is still float)."
+                    : ".");
             yield break;
         }
-        SafetensorsEntry scale = entries[QuantoKeys.Join(module, QuantoKeys.Scale)];
-        if (scale.DType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16))
-            yield return $"{prefix}: scale is {SafetensorsDType.NameOf(scale.DType)}, expected F32, F16 or BF16.";
-        if (scale.Shape.Count == 0 || scale.Shape.Skip(1).Any(d => d != 1))
-            yield return $"{prefix}: scale shape {TextTable.Shape(scale.Shape)} is not (n, 1, ...).";
-        if (!info.IsPacked)
+        WeightLayout? layout = InferLayout(entries, module, qtype);
+        WeightFileForm? form = layout?.Match(key => entries[key].Shape);
+        if (layout is null || form is null)
         {
-            SafetensorsEntry data = entries[QuantoKeys.Join(module, QuantoKeys.Data)];
-            if (data.DType != info.Storage)
-                yield return $"{prefix}: data is {SafetensorsDType.NameOf(data.DType)}, expected " +
-                    $"{SafetensorsDType.NameOf(info.Storage)}.";
-            if (data.Shape.Count != scale.Shape.Count || data.Shape.Count < 2 || data.Shape[0] != scale.Shape[0])
-                yield return $"{prefix}: data {TextTable.Shape(data.Shape)} and scale " +
-                    $"{TextTable.Shape(scale.Shape)} disagree (expected one scale per output channel).";
+            string held = string.Join(", ", QuantoKeys.WeightKeys(module, qtype)
+                .Select(k => $"{Part(module, k)} {TextTable.Shape(entries[k].Shape)}"));
+            yield return $"{prefix}: the shapes {held} do not form optimum-quanto's layout of any weight.";
             yield break;
         }
-        SafetensorsEntry packed = entries[QuantoKeys.Join(module, QuantoKeys.PackedData)];
-        SafetensorsEntry shift = entries[QuantoKeys.Join(module, QuantoKeys.Shift)];
-        if (packed.DType != ScalarType.Byte)
-            yield return $"{prefix}: packed data is {SafetensorsDType.NameOf(packed.DType)}, expected U8.";
-        if (shift.DType != ScalarType.Byte && shift.DType != scale.DType)
-            yield return $"{prefix}: shift is {SafetensorsDType.NameOf(shift.DType)}, expected U8 or the scale's " +
-                $"{SafetensorsDType.NameOf(scale.DType)}.";
-        if (!shift.Shape.SequenceEqual(scale.Shape))
-            yield return $"{prefix}: shift {TextTable.Shape(shift.Shape)} and scale {TextTable.Shape(scale.Shape)} " +
-                "differ.";
-        long rows = scale.Shape.Count > 0 ? scale.Shape[0] : 0;
-        long perByte = 8 / info.Bits;
-        if (packed.Shape.Count < 2 || packed.Shape[0] != (rows + perByte - 1) / perByte)
-            yield return $"{prefix}: packed data {TextTable.Shape(packed.Shape)} does not hold {rows} group(s) " +
-                $"of {info.Bits}-bit codes ({perByte} per byte along dim 0).";
+        ScalarType scaleDType = entries[QuantoKeys.Join(module, QuantoKeys.Scale)].DType;
+        foreach (WeightFilePart part in form.Parts)
+        {
+            ScalarType dtype = entries[part.Key].DType;
+            if (layout.DTypeProblem(part.Role, dtype, scaleDType) is string expected)
+            {
+                yield return $"{prefix}: {Part(module, part.Key)} is {SafetensorsDType.NameOf(dtype)}, " +
+                    $"expected {expected}.";
+            }
+        }
     }
+
+    /// <summary>
+    /// The headers do not give the float weight's shape, so it is inferred (8-bit: the codes' shape; 2/4-bit: the
+    /// scale's rows, then the codes' other dimensions, read as per channel: a grouped weight has the same shapes as
+    /// one row per group) and the runtime's <see cref="WeightLayout"/> says which file forms that weight has.
+    /// </summary>
+    private static WeightLayout? InferLayout(IReadOnlyDictionary<string, SafetensorsEntry> entries, string module,
+        QType qtype)
+    {
+        IReadOnlyList<long> codes = entries[QuantoKeys.WeightKeys(module, qtype)[0]].Shape;
+        IReadOnlyList<long> scale = entries[QuantoKeys.Join(module, QuantoKeys.Scale)].Shape;
+        if (codes.Count < 2 || (qtype.Info().IsPacked && scale.Count == 0)) return null;
+        long[] shape = qtype.Info().IsPacked ? [scale[0], .. codes.Skip(1)] : codes.ToArray();
+        long row = shape.Skip(1).Aggregate(1L, (a, b) => b == 0 || a <= long.MaxValue / b ? a * b : 0);
+        try
+        {
+            return WeightLayout.For(module, qtype, shape, (int)Math.Clamp(row, 0, int.MaxValue));
+        }
+        catch (ArgumentException)
+        {
+            return null; // no weight has these shapes
+        }
+    }
+
+    /// <summary>A key without its module prefix: "weight._scale".</summary>
+    private static string Part(string module, string key) => module.Length == 0 ? key : key[(module.Length + 1)..];
 }

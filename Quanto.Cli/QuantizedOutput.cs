@@ -1,7 +1,4 @@
-using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Quanto.Serialization;
 using Quanto.Tensors;
 using static TorchSharp.torch;
@@ -46,124 +43,70 @@ public abstract class QuantizedOutput : IDisposable
     protected static long ByteCount(Tensor t) => t.NumberOfElements * t.ElementSize;
 }
 
-/// <summary>optimum-quanto layout: model.safetensors (or shards + index) and quanto_qmap.json.</summary>
-internal sealed class SafetensorsOutput(string path, long maxShardBytes, IReadOnlyDictionary<string, string> metadata)
-    : QuantizedOutput
+/// <summary>
+/// optimum-quanto layout: {base}.safetensors (or shards + index) and the map named after it, written as one
+/// crash-safe set (the runtime's FileSetWriter and ShardedWriter): a kill leaves the previous output or this one.
+/// </summary>
+internal sealed class SafetensorsOutput : QuantizedOutput
 {
-    private readonly List<KeyValuePair<string, Tensor>> _pending = [];
-    private readonly List<(string Temp, List<string> Keys)> _shards = [];
-    private long _pendingBytes;
+    private readonly FileSetWriter _save;
+    private readonly ShardedWriter _writer;
+    private readonly string _mapFile;
+
+    public SafetensorsOutput(string path, long maxShardBytes, IReadOnlyDictionary<string, string> metadata)
+    {
+        string baseName = CheckpointFiles.BaseNameOf(path);
+        _mapFile = CheckpointFiles.MapFileFor(baseName);
+        _save = FileSetWriter.Begin(Path.GetDirectoryName(Path.GetFullPath(path))!, severalFiles: true);
+        try
+        {
+            CheckpointFiles.RefuseForeignMap(_save.Folder, baseName);
+            _writer = new ShardedWriter(_save, baseName, maxShardBytes, metadata, ownsTensors: true);
+        }
+        catch
+        {
+            _save.Dispose();
+            throw;
+        }
+    }
 
     public override void Add(string name, Tensor tensor)
     {
-        long bytes = ByteCount(tensor);
-        if (_pendingBytes > 0 && _pendingBytes + bytes > maxShardBytes) FlushShard();
-        _pending.Add(KeyValuePair.Create(name, tensor));
-        _pendingBytes += bytes;
-        DataBytes += bytes;
+        _writer.Add(name, tensor);
+        DataBytes = _writer.DataBytes;
     }
 
     public override void AddWeight(string module, QuantizedWeight weight)
     {
         var parts = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         QuantizedWeightState.Write(weight, module, parts);
-        long bytes = parts.Values.Sum(ByteCount);
-        if (_pendingBytes > 0 && _pendingBytes + bytes > maxShardBytes) FlushShard(); // a weight's parts stay together
-        foreach (var (k, t) in parts)
-        {
-            _pending.Add(KeyValuePair.Create(k, t));
-            _pendingBytes += ByteCount(t);
-            DataBytes += ByteCount(t);
-        }
-    }
-
-    private string Folder => Path.GetDirectoryName(Path.GetFullPath(path))!;
-
-    private string BaseName => Path.GetFileNameWithoutExtension(path);
-
-    private void FlushShard()
-    {
-        string temp = Path.Combine(Folder, $".{BaseName}.{Guid.NewGuid():N}.shard.tmp");
-        var keys = _pending.Select(p => p.Key).ToList();
-        _shards.Add((temp, keys)); // registered first, so Dispose removes it if the save fails half-way
-        Safetensors.Save(temp, _pending, metadata);
-        ClearPending();
-    }
-
-    private void ClearPending()
-    {
-        foreach (var (_, t) in _pending) t.Dispose();
-        _pending.Clear();
-        _pendingBytes = 0;
+        _writer.Add(parts.ToList()); // a weight's parts stay in one shard
+        DataBytes = _writer.DataBytes;
     }
 
     public override void Finish()
     {
-        if (_shards.Count == 0)
-        {
-            Safetensors.Save(path, _pending, metadata);
-            ClearPending();
-            Written.Add(path);
-            // Reached with --force only: a stale index from an earlier sharded run would win over the new file.
-            string staleIndex = Path.Combine(Folder, BaseName + ".safetensors.index.json");
-            if (File.Exists(staleIndex)) File.Delete(staleIndex);
-        }
-        else
-        {
-            if (_pending.Count > 0) FlushShard();
-            var weightMap = new JsonObject();
-            for (int i = 0; i < _shards.Count; i++)
-            {
-                string name = string.Create(CultureInfo.InvariantCulture,
-                    $"{BaseName}-{i + 1:D5}-of-{_shards.Count:D5}.safetensors");
-                string shardPath = Path.Combine(Path.GetDirectoryName(path) ?? "", name);
-                File.Move(_shards[i].Temp, shardPath, overwrite: true);
-                Written.Add(shardPath);
-                foreach (string key in _shards[i].Keys) weightMap[key] = name;
-            }
-            _shards.Clear();
-            var index = new JsonObject
-            {
-                ["metadata"] = new JsonObject { ["total_size"] = DataBytes },
-                ["weight_map"] = weightMap,
-            };
-            string indexPath =
-                Path.Combine(Path.GetDirectoryName(path) ?? "", BaseName + ".safetensors.index.json");
-            byte[] text = Encoding.UTF8.GetBytes(
-                index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-            AtomicFile.Write(indexPath, s => s.Write(text));
-            Written.Add(indexPath);
-        }
-        string mapPath = Path.Combine(Path.GetDirectoryName(path) ?? "", QuantizationMap.FileName);
-        Map.Save(mapPath); // last: a reader sees the map only once the weights are complete
-        Written.Add(mapPath);
+        List<string> names = _writer.Finish(_mapFile, CheckpointFiles.MapChecksum(Map));
+        byte[] map = Encoding.UTF8.GetBytes(Map.ToJson());
+        _save.Write(_mapFile, s => s.Write(map)); // the record in the weights names this map and its checksum
+        _save.Commit();
+        Written.AddRange(names.Append(_mapFile).Select(n => Path.Combine(_save.Folder, n)));
     }
 
     /// <summary>The files a single-file or sharded output at <paramref name="path"/> would replace.</summary>
     internal static IEnumerable<string> Targets(string path)
     {
         string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        string baseName = Path.GetFileNameWithoutExtension(path);
+        string baseName = CheckpointFiles.BaseNameOf(path);
         yield return Path.GetFullPath(path);
-        yield return Path.Combine(folder, baseName + ".safetensors.index.json");
-        yield return Path.Combine(folder, QuantizationMap.FileName);
+        yield return Path.Combine(folder, CheckpointFiles.IndexFileFor(baseName));
+        yield return Path.Combine(folder, CheckpointFiles.MapFileFor(baseName));
     }
 
     public override void Dispose()
     {
-        ClearPending();
-        foreach (var (temp, _) in _shards)
-        {
-            try
-            {
-                File.Delete(temp);
-            }
-            catch (IOException)
-            {
-                // best effort: the original error matters more
-            }
-        }
-        _shards.Clear();
+        _writer.Dispose();
+        _save.Dispose(); // removes what an unfinished output wrote
     }
 }
 

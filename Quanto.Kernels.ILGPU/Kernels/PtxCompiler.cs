@@ -13,9 +13,13 @@ public sealed class PtxCompiler : IDisposable
 {
     private readonly Context _context = Context.Create(builder => builder.Optimize(OptimizationLevel.O2));
 
-    /// <summary>The architectures the tests target (Turing, Ampere, Ada, Hopper).</summary>
+    /// <summary>The architectures the tests target (Turing, Ampere: sm_80 and the consumer cards' sm_86, Ada,
+    /// Hopper).</summary>
     public static IReadOnlyList<CudaArchitecture> Targets { get; } =
-        [CudaArchitecture.SM_75, CudaArchitecture.SM_80, CudaArchitecture.SM_89, CudaArchitecture.SM_90];
+    [
+        CudaArchitecture.SM_75, CudaArchitecture.SM_80, CudaArchitecture.SM_86, CudaArchitecture.SM_89,
+        CudaArchitecture.SM_90,
+    ];
 
     /// <summary>PTX text of <paramref name="entry"/> for <paramref name="architecture"/>.</summary>
     public string Compile(KernelEntry entry, CudaArchitecture architecture)

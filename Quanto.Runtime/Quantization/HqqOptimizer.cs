@@ -4,11 +4,10 @@ namespace Quanto.Quantization;
 
 /// <summary>
 /// Half-Quadratic Quantization (optimum-quanto's HqqOptimizer): keeps <see cref="MaxOptimizer"/>'s scale and refines
-/// the float shift by alternating an lp-shrinkage of the error with a closed-form shift update, stopping at the first
-/// step whose mean |W - Wq| does not improve. Two differences from optimum-quanto, both in the error's favour: the
-/// best shift seen is returned (optimum-quanto returns the shift of the failed step, which can be worse than Max's),
-/// and the stopping test runs per block of groups (the quantizer works in row blocks to bound memory) rather than
-/// over the whole tensor.
+/// the float shift by alternating an lp-shrinkage of the error with a closed-form shift update. As optimum-quanto's
+/// hqq_optimizer.py, it stops at the first step whose mean |W - Wq| does not improve and returns the last shift that
+/// did (never worse than Max's). One difference: the stopping test runs per block of groups (the quantizer works in
+/// row blocks to bound memory) rather than over the whole tensor.
 /// </summary>
 /// <param name="lpNorm">Norm of the sparsity-promoting penalty (0.7).</param>
 /// <param name="beta">Initial penalty weight (10).</param>

@@ -1,9 +1,11 @@
 namespace Quanto.Serialization;
 
 /// <summary>
-/// Writes files so that readers see either the old content or the complete new one: the data goes to a temporary
-/// file in the same folder (same file system, so the rename is atomic), is flushed to disk, then renamed over the
-/// target. If writing fails, the temporary file is deleted and the old file is left untouched.
+/// Writes files so that readers see either the old content or the complete new one: the data goes to a hidden
+/// temporary file in the same folder (same file system, so the rename is atomic), is flushed to disk, then renamed
+/// over the target. If writing fails, the temporary file is deleted and the old file is left untouched; if the
+/// process is killed, the temporary file is deleted by the next save or load in that folder (see
+/// <see cref="FileSet"/>, which also makes saves of several files crash-safe as a set).
 /// </summary>
 public static class AtomicFile
 {
@@ -19,36 +21,8 @@ public static class AtomicFile
         string folder = Path.GetDirectoryName(full) ?? ".";
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"Cannot write {full}: no folder {folder}.");
-        // Hidden, unique name beside the target: a crash leaves at most a stray .tmp, never a half-written target.
-        string temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true); // fsync before the rename, or a power cut may expose an empty file
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            TryDelete(temp);
-            throw;
-        }
-    }
-
-    private static void TryDelete(string temp)
-    {
-        try
-        {
-            File.Delete(temp);
-        }
-        catch (IOException)
-        {
-            // Best effort: the original error matters more than a stray temporary file.
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
+        using FileSetWriter save = FileSetWriter.Begin(folder, severalFiles: false);
+        save.Write(Path.GetFileName(full), write);
+        save.Commit();
     }
 }

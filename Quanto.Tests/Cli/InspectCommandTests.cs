@@ -1,6 +1,7 @@
 using NUnit.Framework;
 using Quanto.Cli;
 using Quanto.Serialization;
+using Quanto.Tests.Serialization;
 
 namespace Quanto.Tests.Cli;
 
@@ -62,7 +63,7 @@ public class InspectCommandTests
     {
         string output = _fixture.PathOf("out.safetensors");
         Assert.That(CliFixture.Run("quantize", _fixture.Input, "-o", output, "-w", "qint8").Code, Is.Zero);
-        File.WriteAllText(_fixture.PathOf(QuantizationMap.FileName), """
+        File.WriteAllText(_fixture.PathOf(QuantizationMap.FileNameFor(output)), """
             {"encoder.fc1": {"weights": "qint4", "activations": "none"},
              "norm": {"weights": "qint8", "activations": "none"}}
             """);
@@ -71,6 +72,54 @@ public class InspectCommandTests
         Assert.That(stderr, Does.Contain("module 'encoder.fc1' (qint4): missing 'encoder.fc1.weight._data._data'"));
         Assert.That(stderr, Does.Contain("module 'norm' (qint8): missing 'norm.weight._data'"));
         Assert.That(stderr, Does.Contain("module 'conv' holds quantized weight tensors but the map"));
+    }
+
+    [Test]
+    public void SingleRowWeightsInOptimumQuantosLayoutAreValid()
+    {
+        // value: Linear(4, 1) qint8 (0-d scale); logit: Linear(3, 1) qint4 ((1, 3) scale and shift); bad: a qint4
+        // Linear(3, 1) whose scale is neither (1, 3) nor (1, 1).
+        string folder = _fixture.PathOf("heads");
+        Directory.CreateDirectory(folder);
+        File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), SerializationTestUtil.HandBuiltFile(
+            ("value.weight._scale", "F32", [], SerializationTestUtil.F32(0.5f)),
+            ("logit.weight._scale", "F32", [1, 3], SerializationTestUtil.F32(0.5f, 0.25f, 1f)),
+            ("logit.weight._shift", "F32", [1, 3], SerializationTestUtil.F32(0f, 1f, 2f)),
+            ("bad.weight._scale", "F32", [3], SerializationTestUtil.F32(0.5f, 0.25f, 1f)),
+            ("bad.weight._shift", "F32", [3], SerializationTestUtil.F32(0f, 1f, 2f)),
+            ("value.weight._data", "I8", [1, 4], [1, 2, 3, 4]),
+            ("logit.weight._data._data", "U8", [1, 3], [1, 2, 3]),
+            ("bad.weight._data._data", "U8", [1, 3], [1, 2, 3])));
+        var map = new QuantizationMap
+        {
+            { "value", new QuantizationSpec(QType.QInt8, null) },
+            { "logit", new QuantizationSpec(QType.QInt4, null) },
+        };
+        map.Save(Path.Combine(folder, QuantizationMap.FileName));
+        var (code, stdout, stderr) = CliFixture.Run("inspect", folder);
+        Assert.That(code, Is.EqualTo(ExitCodes.BadInput), stdout);
+        Assert.That(stderr, Does.Contain("1 problem(s)"), "only the module the map lacks");
+        map.Add("bad", new QuantizationSpec(QType.QInt4, null));
+        map.Save(Path.Combine(folder, QuantizationMap.FileName));
+        (code, _, stderr) = CliFixture.Run("inspect", folder);
+        Assert.That(stderr, Does.Contain("1 problem(s)").And.Contain(
+            "module 'bad' (qint4): the shapes weight._data._data [1, 3], weight._scale [3], weight._shift [3] do not " +
+            "form optimum-quanto's layout"));
+    }
+
+    [Test]
+    public void AnUnrelatedFloatFileBesideAStrayMapIsValid()
+    {
+        // A quantized checkpoint of an earlier version left quanto_qmap.json in the folder (issue 13 item 6).
+        File.WriteAllText(_fixture.PathOf(QuantizationMap.FileName), """
+            {"encoder.fc1": {"weights": "qint4", "activations": "none"}}
+            """);
+        string floats = _fixture.PathOf("floats.safetensors");
+        File.Copy(_fixture.Input, floats);
+        var (code, stdout, stderr) = CliFixture.Run("inspect", floats);
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("Quantization map: none (the folder's quanto_qmap.json is not used: these " +
+            "weights hold no quantized module)."));
     }
 
     [Test]

@@ -69,7 +69,7 @@ public class QuantizeCommandTests
             "--include", "encoder.*", "--include", "conv", "--exclude", "*fc2");
         Assert.That(code, Is.Zero, stderr);
         Assert.That(stdout, Does.Contain("kept (excluded)").And.Contain("kept (not included)"));
-        QuantizationMap map = QuantizationMap.Load(_fixture.PathOf(QuantizationMap.FileName));
+        QuantizationMap map = QuantizationMap.Load(_fixture.PathOf(QuantizationMap.FileNameFor(output)));
         Assert.That(map.Modules.Keys, Is.EquivalentTo(new[] { "encoder.fc1", "conv" }));
         using StateDict dict = Safetensors.Load(output);
         foreach (string key in new[] { "encoder.fc2.weight", "head.weight" })

@@ -91,15 +91,18 @@ public class MutationTests
         });
     }
 
-    private static void Run(byte[] valid, Func<byte[], bool> loadsIdentically, bool expectDetection = true)
+    /// <summary>Loads <paramref name="variants"/> mutants of <paramref name="valid"/>: each must load identically
+    /// (the function returns true) or throw <see cref="QuantoFormatException"/>.</summary>
+    internal static void Run(byte[] valid, Func<byte[], bool> loadsIdentically, bool expectDetection = true,
+        int variants = Variants, Func<byte[], Random, (byte[], string)>? mutate = null)
     {
         var rng = new Random(20261124);
         int loaded = 0, rejected = 0;
         var wrong = new List<string>();
         var watch = Stopwatch.StartNew();
-        for (int i = 0; i < Variants; i++)
+        for (int i = 0; i < variants; i++)
         {
-            (byte[] bytes, string how) = Mutate(valid, rng);
+            (byte[] bytes, string how) = (mutate ?? Mutate)(valid, rng);
             try
             {
                 if (loadsIdentically(bytes)) loaded++;
@@ -114,13 +117,13 @@ public class MutationTests
                 wrong.Add($"{how}: {e.GetType().Name}: {e.Message}");
             }
         }
-        TestContext.Out.WriteLine($"{Variants} variants of {valid.Length} bytes: {loaded} loaded identically, " +
+        TestContext.Out.WriteLine($"{variants} variants of {valid.Length} bytes: {loaded} loaded identically, " +
             $"{rejected} rejected, {wrong.Count} wrong, {watch.Elapsed.TotalSeconds:F1} s");
         Assert.That(wrong, Is.Empty, string.Join("\n", wrong.Take(10)));
-        if (expectDetection) Assert.That(rejected, Is.GreaterThan(Variants / 2), "most corruptions must be detected");
+        if (expectDetection) Assert.That(rejected, Is.GreaterThan(variants / 2), "most corruptions must be detected");
     }
 
-    private static (byte[], string) Mutate(byte[] valid, Random rng)
+    internal static (byte[], string) Mutate(byte[] valid, Random rng)
     {
         byte[] bytes = (byte[])valid.Clone();
         switch (rng.Next(5))

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text;
+using Quanto.Serialization;
 using static TorchSharp.torch;
 
 namespace Quanto.Tests.Serialization;
@@ -26,6 +28,34 @@ internal static class SerializationTestUtil
         for (int i = 0; i < padding; i++) file[8 + header.Length + i] = (byte)' ';
         data.CopyTo(file, 8 + header.Length + padding);
         return file;
+    }
+
+    /// <summary>A safetensors file as optimum-quanto's save_file writes it: __metadata__ {"format": "pt"}, then the
+    /// tensors in the given order with contiguous data_offsets.</summary>
+    internal static byte[] HandBuiltFile(params (string Name, string DType, long[] Shape, byte[] Data)[] tensors)
+    {
+        var header = new StringBuilder("{\"__metadata__\":{\"format\":\"pt\"}");
+        long offset = 0;
+        foreach ((string name, string dtype, long[] shape, byte[] data) in tensors)
+        {
+            header.Append(CultureInfo.InvariantCulture,
+                $",\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":[{string.Join(",", shape)}]," +
+                $"\"data_offsets\":[{offset},{offset + data.Length}]}}");
+            offset += data.Length;
+        }
+        header.Append('}');
+        return SafetensorsBytes(header.ToString(), Concat(tensors.Select(t => t.Data).ToArray()));
+    }
+
+    /// <summary>
+    /// Rewrites a single-file checkpoint as an earlier version or another tool would have written it: without our
+    /// record tying it to its map, so a test can edit the map by hand (a recorded map must match its checksum).
+    /// </summary>
+    internal static void WithoutSetRecord(string weightsPath)
+    {
+        using StateDict dict = Safetensors.Load(weightsPath);
+        dict.Metadata.Remove("quanto_checkpoint");
+        Safetensors.Save(weightsPath, dict);
     }
 
     /// <summary>Little-endian bytes of floats.</summary>

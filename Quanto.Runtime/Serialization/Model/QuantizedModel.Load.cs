@@ -54,12 +54,14 @@ public static partial class QuantizedModel
         string source)
     {
         var paths = entries.Select(e => e.Path).ToHashSet(StringComparer.Ordinal);
+        // Say which map: two checkpoints in one folder each have their own, and a wrong one reads like a wrong model.
+        string mapName = map.Source == "<memory>" ? "the quantization map" : $"the quantization map {map.Source}";
         foreach ((string p, QuantizationSpec _) in map)
         {
             if (!paths.Contains(p))
             {
                 throw new QuantoFormatException(source,
-                    $"the quantization map names module '{p}', which is not a quantized module of this model " +
+                    $"{mapName} names module '{p}', which is not a quantized module of this model " +
                     $"(quantized modules: {Names(paths)}). Load the file into a model quantized with the same " +
                     "layers (for a [Quantize] model, one whose attributes quantize that layer), or requantize a " +
                     "float model from it (Quantizer.Requantize).");
@@ -70,13 +72,13 @@ public static partial class QuantizedModel
             if (!map.TryGet(p, out QuantizationSpec spec))
             {
                 throw new QuantoFormatException(source,
-                    $"{module.Describe()} is quantized in the model but not in the file's quantization map.");
+                    $"{module.Describe()} is quantized in the model but not in {mapName}.");
             }
             var expected = new QuantizationSpec(module.WeightQType, module.ActivationQType);
             if (spec != expected)
             {
                 throw new QuantoFormatException(source,
-                    $"module '{p}': the file quantizes it to {Format(spec)}, the model to {Format(expected)}; " +
+                    $"module '{p}': {mapName} quantizes it to {Format(spec)}, the model to {Format(expected)}; " +
                     "quantize the model the same way, or requantize a float model from the file.");
             }
         }
@@ -123,9 +125,10 @@ public static partial class QuantizedModel
                 }
             }
             if (module.FloatBias is Tensor bias)
-                pending.Copies.Add((bias, source.Take(QuantoKeys.Join(p, QuantoKeys.Bias), bias.shape)));
-            pending.Copies.Add((module.input_scale, source.Take(QuantoKeys.Join(p, QuantoKeys.InputScale), [])));
-            pending.Copies.Add((module.output_scale, source.Take(QuantoKeys.Join(p, QuantoKeys.OutputScale), [])));
+                pending.Copies.Add((bias, QuantizedModuleState.TakeBias(source, p, bias.shape)));
+            pending.Copies.Add((module.input_scale, QuantizedModuleState.TakeScale(source, p, QuantoKeys.InputScale)));
+            pending.Copies.Add((module.output_scale,
+                QuantizedModuleState.TakeScale(source, p, QuantoKeys.OutputScale)));
             return pending;
         }
         catch

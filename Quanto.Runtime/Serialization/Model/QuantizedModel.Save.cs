@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Quanto.Nn;
 using static TorchSharp.torch;
 
@@ -15,7 +14,6 @@ public static partial class QuantizedModel
         var map = new QuantizationMap();
         var states = new List<KeyValuePair<string, QuantizedModuleState>>();
         var temporaries = new List<Tensor>();
-        var groups = new JsonObject();
         try
         {
             foreach ((string p, QModule module) in entries)
@@ -28,8 +26,8 @@ public static partial class QuantizedModel
                     Bias = Detached(module.FloatBias, temporaries),
                     InputScale = module.input_scale,
                     OutputScale = module.output_scale,
+                    RequestedGroupSize = module.GroupSize,
                 }));
-                if (module.GroupSize is int g && module.WeightQType is QType q && q.Info().IsPacked) groups[p] = g;
             }
             HashSet<string> owned = OwnedKeys(model, entries);
             var others = new List<KeyValuePair<string, Tensor>>();
@@ -37,11 +35,9 @@ public static partial class QuantizedModel
             {
                 if (!owned.Contains(key)) others.Add(KeyValuePair.Create(key, Detached(tensor, temporaries)!));
             }
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            if (groups.Count > 0) metadata[GroupSizesMetadataKey] = groups.ToJsonString();
             // The states reference the modules' own tensors: the checkpoint writer takes views and never disposes
             // them, so the states are not disposed here either.
-            QuantizedCheckpoint.Save(path, states, map, others, metadata, maxShardBytes);
+            QuantizedCheckpoint.Save(path, states, map, others, null, maxShardBytes);
         }
         finally
         {

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Quanto.Nn;
 using static TorchSharp.torch;
 
@@ -105,28 +104,20 @@ public static partial class QuantizedModel
         ArgumentNullException.ThrowIfNull(stateDict);
         var groups = new Dictionary<string, int>(StringComparer.Ordinal);
         if (!stateDict.Metadata.TryGetValue(GroupSizesMetadataKey, out string? json)) return groups;
-        JsonNode? root;
-        try
+        string what = $"metadata '{GroupSizesMetadataKey}'";
+        using JsonDocument document = StrictJson.Parse(json, stateDict.Source, what);
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
+            throw new QuantoFormatException(stateDict.Source, $"{what} must be a JSON object of module paths.");
+        foreach (JsonProperty module in document.RootElement.EnumerateObject())
         {
-            root = JsonNode.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw new QuantoFormatException(stateDict.Source, $"metadata '{GroupSizesMetadataKey}' is not JSON.", e);
-        }
-        if (root is not JsonObject modules)
-        {
-            throw new QuantoFormatException(stateDict.Source,
-                $"metadata '{GroupSizesMetadataKey}' must be a JSON object of module paths.");
-        }
-        foreach ((string module, JsonNode? node) in modules)
-        {
-            if (node is not JsonValue v || !v.TryGetValue(out int g) || g <= 0 || g % 8 != 0)
+            if (module.Value.ValueKind != JsonValueKind.Number || !module.Value.TryGetInt32(out int g) || g <= 0 ||
+                g % 8 != 0)
             {
                 throw new QuantoFormatException(stateDict.Source,
-                    $"metadata '{GroupSizesMetadataKey}': module '{module}' needs a positive multiple of 8.");
+                    $"{what}: module '{module.Name}' needs a positive multiple of 8; found " +
+                    $"{module.Value.GetRawText()}.");
             }
-            groups[module] = g;
+            groups[module.Name] = g;
         }
         return groups;
     }

@@ -22,6 +22,25 @@ public sealed class QuantizationMap : IEnumerable<KeyValuePair<string, Quantizat
 
     private const string None = "none";
 
+    /// <summary>optimum-quanto writes the map with json.dump(qmap, f, indent=4).</summary>
+    private static readonly JsonSerializerOptions IndentedFour =
+        new(SafetensorsWriter.JsonOptions) { WriteIndented = true, IndentSize = 4 };
+
+    /// <summary>
+    /// The map file that goes with a weights file: <c>quanto_qmap.json</c> for <c>model.safetensors</c> (and
+    /// <c>model.safetensors.index.json</c>), the folder layout optimum-quanto's from_pretrained reads;
+    /// <c>{base}.quanto_qmap.json</c> for any other <c>{base}.safetensors</c>, so that checkpoints saved into one
+    /// folder keep a map each. Readers also accept the folder's <c>quanto_qmap.json</c> for weights of another
+    /// name that hold quantized modules (what earlier versions and other tools wrote).
+    /// </summary>
+    /// <param name="weightsPath">A .safetensors or .safetensors.index.json path.</param>
+    /// <exception cref="ArgumentException">Another extension.</exception>
+    public static string FileNameFor(string weightsPath) =>
+        CheckpointFiles.MapFileFor(CheckpointFiles.BaseNameOf(weightsPath));
+
+    /// <summary>The file the map was read from ("&lt;memory&gt;" when built in code), for messages.</summary>
+    public string Source { get; private init; } = "<memory>";
+
     /// <summary>Module path -> spec, in insertion order.</summary>
     public OrderedDictionary<string, QuantizationSpec> Modules { get; } = new(StringComparer.Ordinal);
 
@@ -41,7 +60,7 @@ public sealed class QuantizationMap : IEnumerable<KeyValuePair<string, Quantizat
     /// <summary>The spec of a module; false when the module is not quantized.</summary>
     public bool TryGet(string module, out QuantizationSpec spec) => Modules.TryGetValue(module, out spec!);
 
-    /// <summary>The JSON text, indented, as optimum-quanto's json.dump would hold it.</summary>
+    /// <summary>The JSON text as optimum-quanto's json.dump(indent=4) writes it.</summary>
     public string ToJson()
     {
         var root = new JsonObject();
@@ -53,46 +72,49 @@ public sealed class QuantizationMap : IEnumerable<KeyValuePair<string, Quantizat
                 ["activations"] = spec.Activations?.QuantoName() ?? None,
             };
         }
-        return root.ToJsonString(new JsonSerializerOptions(SafetensorsWriter.JsonOptions) { WriteIndented = true });
+        return root.ToJsonString(IndentedFour);
     }
 
     /// <summary>Parses the JSON text of a map.</summary>
     /// <param name="json">The text.</param>
     /// <param name="source">File name for error messages.</param>
-    /// <exception cref="QuantoFormatException">Not JSON, not the expected shape, or an unknown qtype name.</exception>
+    /// <exception cref="QuantoFormatException">Not JSON, a repeated key, not the expected shape, or an unknown
+    /// qtype name.</exception>
     public static QuantizationMap Parse(string json, string source = "<memory>")
     {
         ArgumentNullException.ThrowIfNull(json);
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(json);
-        }
-        catch (Exception e) when (e is JsonException or ArgumentException)
-        {
-            throw new QuantoFormatException(source, $"quantization map is not valid JSON: {e.Message}", e);
-        }
-        if (root is not JsonObject modules)
+        return Parse(Encoding.UTF8.GetBytes(json), source);
+    }
+
+    /// <summary>Parses a map from its UTF-8 bytes.</summary>
+    internal static QuantizationMap Parse(ReadOnlyMemory<byte> utf8, string source)
+    {
+        using JsonDocument document = StrictJson.Parse(utf8, source, "quantization map");
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
             throw new QuantoFormatException(source, "quantization map must be a JSON object of module paths.");
-        var map = new QuantizationMap();
-        foreach (var (module, node) in modules)
+        var map = new QuantizationMap { Source = source };
+        foreach (JsonProperty module in document.RootElement.EnumerateObject())
         {
-            if (node is not JsonObject spec)
+            if (module.Value.ValueKind != JsonValueKind.Object)
                 throw new QuantoFormatException(source,
-                    $"module '{module}': expected an object with 'weights' and 'activations'.");
-            map.Add(module, new QuantizationSpec(
-                ReadQType(spec, "weights", module, source), ReadQType(spec, "activations", module, source)));
+                    $"module '{module.Name}': expected an object with 'weights' and 'activations'.");
+            map.Add(module.Name, new QuantizationSpec(ReadQType(module.Value, "weights", module.Name, source),
+                ReadQType(module.Value, "activations", module.Name, source)));
         }
         return map;
     }
 
-    /// <summary>Reads a map file.</summary>
-    public static QuantizationMap Load(string path) => Parse(File.ReadAllText(path, Encoding.UTF8), path);
+    /// <summary>Reads a map file (first finishing an interrupted save into its folder, if any).</summary>
+    /// <exception cref="QuantoFormatException">The file is not a valid map.</exception>
+    public static QuantizationMap Load(string path) => FileSet.Read(path, () => LoadFile(path));
+
+    /// <summary>Reads a map file as it is.</summary>
+    internal static QuantizationMap LoadFile(string path) => Parse(File.ReadAllBytes(path), path);
 
     /// <summary>Writes the map atomically.</summary>
     public void Save(string path)
     {
-        byte[] bytes = Encoding.UTF8.GetBytes(ToJson() + "\n");
+        byte[] bytes = Encoding.UTF8.GetBytes(ToJson()); // json.dump writes no final newline
         AtomicFile.Write(path, stream => stream.Write(bytes));
     }
 
@@ -108,9 +130,9 @@ public sealed class QuantizationMap : IEnumerable<KeyValuePair<string, Quantizat
             $"module '{module}': unknown {field} qtype '{name}' (valid: {valid}).");
     }
 
-    private static QType? ReadQType(JsonObject spec, string field, string module, string source)
+    private static QType? ReadQType(JsonElement spec, string field, string module, string source)
     {
-        string? name = spec[field] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+        string? name = spec.TryGetProperty(field, out JsonElement value) ? StrictJson.StringOrNull(value) : null;
         return ParseQType(name, field, module, source);
     }
 

@@ -26,18 +26,28 @@ public sealed class QuantizedModuleState : IDisposable
     /// <summary>The static output activation scale, shape [].</summary>
     public Tensor? OutputScale { get; init; }
 
+    /// <summary>The group size the module asked for (2/4-bit weights; null: optimum-quanto's 128). A checkpoint
+    /// records it in its metadata (<see cref="QuantizedModel.GroupSizesMetadataKey"/>) so that readers re-derive
+    /// the same groups; optimum-quanto ignores the record and re-derives from 128.</summary>
+    public int? RequestedGroupSize { get; init; }
+
     /// <summary>Adds this state's tensors (as views) under <paramref name="modulePath"/> in optimum-quanto's keys.
     /// </summary>
     /// <param name="modulePath">The module path ("" for the root).</param>
     /// <param name="target">Receives the tensors; it owns the views it gets.</param>
-    /// <param name="requestedGroupSize">See <see cref="QuantizedWeightState.Write"/>.</param>
+    /// <param name="requestedGroupSize">See <see cref="QuantizedWeightState.Write"/> (default:
+    /// <see cref="RequestedGroupSize"/>, else 128).</param>
     public void Write(string modulePath, IDictionary<string, Tensor> target,
-        int requestedGroupSize = Quantization.GroupSize.Default)
+        int? requestedGroupSize = null)
     {
         ArgumentNullException.ThrowIfNull(target);
         if ((Weight is null) == (FloatWeight is null))
             throw new InvalidOperationException("Exactly one of Weight and FloatWeight must be set.");
-        if (Weight is not null) QuantizedWeightState.Write(Weight, modulePath, target, requestedGroupSize);
+        if (Weight is not null)
+        {
+            QuantizedWeightState.Write(Weight, modulePath, target,
+                requestedGroupSize ?? RequestedGroupSize ?? Quantization.GroupSize.Default);
+        }
         WriteWithoutWeight(modulePath, target);
     }
 
@@ -62,7 +72,8 @@ public sealed class QuantizedModuleState : IDisposable
     /// <param name="hasBias">Whether the module has a bias.</param>
     /// <param name="groupSize">The exact group size for 2/4-bit weights, when known (a .qnt package stores it);
     /// null re-derives it from the shape as optimum-quanto does.</param>
-    /// <exception cref="QuantoFormatException">A key is missing, or a dtype or shape disagrees.</exception>
+    /// <exception cref="QuantoFormatException">A key is missing, a dtype or shape disagrees, or a value is out of
+    /// range (a NaN bias, a zero or NaN activation scale...).</exception>
     public static QuantizedModuleState Read(StateDict source, string modulePath, QuantizationSpec spec,
         ReadOnlySpan<long> weightShape, bool hasBias, int? groupSize = null)
     {
@@ -88,10 +99,28 @@ public sealed class QuantizedModuleState : IDisposable
         {
             Weight = weight,
             FloatWeight = floatWeight,
-            Bias = hasBias ? source.Take(QuantoKeys.Join(modulePath, QuantoKeys.Bias), [shape[0]]).alias() : null,
-            InputScale = source.Take(QuantoKeys.Join(modulePath, QuantoKeys.InputScale), []).alias(),
-            OutputScale = source.Take(QuantoKeys.Join(modulePath, QuantoKeys.OutputScale), []).alias(),
+            Bias = hasBias ? TakeBias(source, modulePath, [shape[0]]).alias() : null,
+            InputScale = TakeScale(source, modulePath, QuantoKeys.InputScale).alias(),
+            OutputScale = TakeScale(source, modulePath, QuantoKeys.OutputScale).alias(),
         };
+    }
+
+    /// <summary>Takes a module's bias, checked to be finite.</summary>
+    internal static Tensor TakeBias(StateDict source, string modulePath, ReadOnlySpan<long> shape)
+    {
+        string key = QuantoKeys.Join(modulePath, QuantoKeys.Bias);
+        Tensor bias = source.Take(key, shape);
+        ValueChecks.Finite(source, key, bias);
+        return bias;
+    }
+
+    /// <summary>Takes a module's input or output scale (a scalar), checked to be finite and positive.</summary>
+    internal static Tensor TakeScale(StateDict source, string modulePath, string name)
+    {
+        string key = QuantoKeys.Join(modulePath, name);
+        Tensor scale = source.Take(key, []);
+        ValueChecks.ActivationScale(source, key, scale);
+        return scale;
     }
 
     /// <summary>Disposes the tensors.</summary>

@@ -97,7 +97,7 @@ public sealed class QntPackage : IDisposable
 
     /// <summary>Loads a package: the file is memory-mapped; tensor bytes are copied once, into the tensors.</summary>
     /// <exception cref="QuantoFormatException">Malformed, from a newer major version, or corrupted.</exception>
-    public static QntPackage Load(string path) => Load(path, MappedSequence.SegmentBytes);
+    public static QntPackage Load(string path) => FileSet.Read(path, () => Load(path, MappedSequence.SegmentBytes));
 
     /// <summary>Loads with a given map segment size; tests lower it to cross segment boundaries.</summary>
     internal static QntPackage Load(string path, int segmentBytes)

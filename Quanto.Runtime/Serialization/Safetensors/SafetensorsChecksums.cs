@@ -36,25 +36,19 @@ internal static class SafetensorsChecksums
     {
         if (!value.StartsWith(Marker, StringComparison.Ordinal))
             throw new QuantoFormatException(source, $"__metadata__ '{MetadataKey}' lacks its '{Marker}' marker.");
-        Dictionary<string, string>? raw;
-        try
-        {
-            raw = JsonSerializer.Deserialize<Dictionary<string, string>>(value.AsSpan(Marker.Length));
-        }
-        catch (JsonException e)
-        {
-            throw new QuantoFormatException(source, $"__metadata__ '{MetadataKey}' is not valid: {e.Message}", e);
-        }
+        string what = $"__metadata__ '{MetadataKey}'";
+        using JsonDocument document = StrictJson.Parse(value[Marker.Length..], source, what);
+        JsonElement root = StrictJson.RootObject(document, source, what);
         var hashes = new Dictionary<string, ulong>(StringComparer.Ordinal);
-        foreach (var (name, hex) in raw ?? [])
+        foreach (JsonProperty item in root.EnumerateObject())
         {
+            string? hex = StrictJson.StringOrNull(item.Value);
             if (hex is null || hex.Length != 16 ||
                 !ulong.TryParse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong hash))
             {
-                throw new QuantoFormatException(source,
-                    $"__metadata__ '{MetadataKey}': '{name}' is not a 16-digit hex hash.");
+                throw new QuantoFormatException(source, $"{what}: '{item.Name}' is not a 16-digit hex hash.");
             }
-            hashes[name] = hash;
+            hashes[item.Name] = hash;
         }
         if (!hashes.ContainsKey(SafetensorsHeader.MetadataKey))
             throw new QuantoFormatException(source, $"__metadata__ '{MetadataKey}' lacks the metadata hash.");

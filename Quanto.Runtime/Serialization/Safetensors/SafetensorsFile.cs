@@ -14,7 +14,7 @@ public sealed class SafetensorsFile : IDisposable
     private readonly Stream _stream;
     private readonly bool _ownsStream;
     private readonly SafetensorsHeader _header;
-    private readonly Dictionary<string, SafetensorsEntry> _byName;
+    private readonly IReadOnlyDictionary<string, SafetensorsEntry> _byName;
     private readonly Dictionary<string, ulong>? _checksums;
 
     private SafetensorsFile(Stream stream, bool ownsStream, string source)
@@ -30,18 +30,25 @@ public sealed class SafetensorsFile : IDisposable
         {
             throw new QuantoFormatException(source, "truncated: the file ended while reading the header.", e);
         }
-        _byName = _header.Entries.ToDictionary(e => e.Name, StringComparer.Ordinal);
+        _byName = _header.ByName;
         _checksums = SafetensorsChecksums.Verify(_header, source, out Dictionary<string, string> metadata);
         Metadata = metadata;
     }
 
-    /// <summary>Opens a file for reading; the header is read and validated now.</summary>
+    /// <summary>Opens a file for reading (first finishing an interrupted save into its folder, if any); the header
+    /// is read and validated now.</summary>
     /// <exception cref="QuantoFormatException">The header is malformed.</exception>
     /// <exception cref="FileNotFoundException">No such file.</exception>
-    public static SafetensorsFile Open(string path)
+    public static SafetensorsFile Open(string path) => FileSet.Read(path, () => OpenFile(path));
+
+    /// <summary>Opens a file as it is (callers that open a whole set finish interrupted saves first).</summary>
+    internal static SafetensorsFile OpenFile(string path)
     {
         // bufferSize 1 disables FileStream buffering: tensor bytes go straight from the OS into tensor memory.
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        // FileShare.Delete: a save may replace the file (rename over it) while it is open; this handle keeps
+        // reading the old content.
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete,
+            bufferSize: 1);
         try
         {
             return new SafetensorsFile(stream, ownsStream: true, path);

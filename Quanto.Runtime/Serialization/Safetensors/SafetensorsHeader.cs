@@ -1,6 +1,4 @@
 using System.Buffers.Binary;
-using System.Text.Json;
-using static TorchSharp.torch;
 
 namespace Quanto.Serialization;
 
@@ -18,10 +16,11 @@ internal sealed class SafetensorsHeader
     internal const string MetadataKey = "__metadata__";
 
     private SafetensorsHeader(long headerBytes, IReadOnlyList<SafetensorsEntry> entries,
-        IReadOnlyDictionary<string, string> metadata)
+        IReadOnlyDictionary<string, SafetensorsEntry> byName, IReadOnlyDictionary<string, string> metadata)
     {
         HeaderBytes = headerBytes;
         Entries = entries;
+        ByName = byName;
         Metadata = metadata;
     }
 
@@ -33,6 +32,9 @@ internal sealed class SafetensorsHeader
 
     /// <summary>Tensors in order of their data (file order).</summary>
     internal IReadOnlyList<SafetensorsEntry> Entries { get; }
+
+    /// <summary>The tensors by name.</summary>
+    internal IReadOnlyDictionary<string, SafetensorsEntry> ByName { get; }
 
     /// <summary>The __metadata__ entries, as stored.</summary>
     internal IReadOnlyDictionary<string, string> Metadata { get; }
@@ -69,124 +71,10 @@ internal sealed class SafetensorsHeader
             throw new QuantoFormatException(source, "header is not valid UTF-8 text.");
         if (headerBytes == 0 || json[0] != (byte)'{')
             throw new QuantoFormatException(source, "header is not a JSON object (it must start with '{').");
-        var (entries, metadata) = Parse(json, source);
+        var (entries, byName, metadata) = SafetensorsHeaderParser.Parse(json, source);
         long dataLength = fileLength - 8 - headerBytes;
         CheckCoverage(entries, dataLength, source);
-        return new SafetensorsHeader(headerBytes, entries, metadata);
-    }
-
-    private static (List<SafetensorsEntry>, Dictionary<string, string>) Parse(byte[] json, string source)
-    {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 8 });
-        }
-        catch (JsonException e)
-        {
-            throw new QuantoFormatException(source, $"header is not valid JSON: {e.Message}", e);
-        }
-        using (document)
-        {
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-                throw new QuantoFormatException(source, "header is not a JSON object.");
-            var entries = new List<SafetensorsEntry>();
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (JsonProperty property in document.RootElement.EnumerateObject())
-            {
-                if (!seen.Add(property.Name))
-                    throw new QuantoFormatException(source, $"header lists key '{property.Name}' twice.");
-                if (property.Name == MetadataKey) ReadMetadata(property.Value, metadata, source);
-                else entries.Add(ReadEntry(property.Name, property.Value, source));
-            }
-            return (entries, metadata);
-        }
-    }
-
-    private static void ReadMetadata(JsonElement value, Dictionary<string, string> metadata, string source)
-    {
-        if (value.ValueKind == JsonValueKind.Null) return;
-        if (value.ValueKind != JsonValueKind.Object)
-            throw new QuantoFormatException(source, "__metadata__ must be an object of strings.");
-        foreach (JsonProperty item in value.EnumerateObject())
-        {
-            if (item.Value.ValueKind != JsonValueKind.String)
-            {
-                throw new QuantoFormatException(source,
-                    $"__metadata__ value of '{item.Name}' is a {item.Value.ValueKind}, not a string.");
-            }
-            if (!metadata.TryAdd(item.Name, item.Value.GetString()!))
-                throw new QuantoFormatException(source, $"__metadata__ lists key '{item.Name}' twice.");
-        }
-    }
-
-    private static SafetensorsEntry ReadEntry(string name, JsonElement value, string source)
-    {
-        if (value.ValueKind != JsonValueKind.Object)
-            throw new QuantoFormatException(source, $"tensor '{name}': entry is a {value.ValueKind}, not an object.");
-        string dtypeName = Field(name, value, "dtype", JsonValueKind.String, source).GetString()!;
-        if (!SafetensorsDType.TryParse(dtypeName, out ScalarType dtype))
-        {
-            throw new QuantoFormatException(source,
-                $"tensor '{name}': unknown dtype '{dtypeName}' " +
-                $"(supported: {string.Join(", ", SafetensorsDType.Names)}).");
-        }
-        long[] shape = Longs(name, Field(name, value, "shape", JsonValueKind.Array, source), "shape", source);
-        long[] offsets = Longs(name, Field(name, value, "data_offsets", JsonValueKind.Array, source), "data_offsets",
-            source);
-        if (offsets.Length != 2 || offsets[0] > offsets[1])
-        {
-            throw new QuantoFormatException(source,
-                $"tensor '{name}': data_offsets must be [begin, end] with begin <= end; " +
-                $"got [{string.Join(", ", offsets)}].");
-        }
-        long need;
-        try
-        {
-            long count = shape.Aggregate(1L, (a, b) => checked(a * b));
-            need = checked(count * SafetensorsDType.ElementSize(dtype));
-        }
-        catch (OverflowException)
-        {
-            throw new QuantoFormatException(source,
-                $"tensor '{name}': shape [{string.Join(", ", shape)}] is too large.");
-        }
-        if (need != offsets[1] - offsets[0])
-        {
-            throw new QuantoFormatException(source,
-                $"tensor '{name}': dtype {dtypeName} and shape [{string.Join(", ", shape)}] need {need} bytes, but " +
-                $"data_offsets [{offsets[0]}, {offsets[1]}] hold {offsets[1] - offsets[0]}.");
-        }
-        return new SafetensorsEntry(name, dtype, shape, offsets[0], offsets[1]);
-    }
-
-    private static JsonElement Field(string name, JsonElement entry, string field, JsonValueKind kind, string source)
-    {
-        if (!entry.TryGetProperty(field, out JsonElement value))
-            throw new QuantoFormatException(source, $"tensor '{name}': missing '{field}'.");
-        if (value.ValueKind != kind)
-            throw new QuantoFormatException(source,
-                $"tensor '{name}': '{field}' is a {value.ValueKind}, not a {kind}.");
-        return value;
-    }
-
-    private static long[] Longs(string name, JsonElement array, string field, string source)
-    {
-        int length = array.GetArrayLength();
-        if (length > 64) throw new QuantoFormatException(source, $"tensor '{name}': '{field}' has {length} entries.");
-        var values = new long[length];
-        int i = 0;
-        foreach (JsonElement item in array.EnumerateArray())
-        {
-            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out long v) || v < 0)
-            {
-                throw new QuantoFormatException(source,
-                    $"tensor '{name}': '{field}' must hold non-negative integers; got {item.GetRawText()}.");
-            }
-            values[i++] = v;
-        }
-        return values;
+        return new SafetensorsHeader(headerBytes, entries, byName, metadata);
     }
 
     /// <summary>Sorts entries by offset and checks they tile [0, dataLength) exactly.</summary>

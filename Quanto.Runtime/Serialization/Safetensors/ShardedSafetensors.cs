@@ -1,6 +1,4 @@
-using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using static TorchSharp.torch;
 
 namespace Quanto.Serialization;
@@ -16,111 +14,17 @@ public static class ShardedSafetensors
 
     /// <summary>
     /// Loads a checkpoint: an index file (all shards), a folder (its index, else model.safetensors), or a single
-    /// .safetensors file.
+    /// .safetensors file. Files that Quanto.NET saved as one set are checked to come from one save.
     /// </summary>
-    /// <exception cref="QuantoFormatException">A file is malformed, a shard is missing, or the index and the
-    /// shards disagree.</exception>
+    /// <exception cref="QuantoFormatException">A file is malformed, a shard is missing, the index and the shards
+    /// disagree, or they come from different saves.</exception>
     public static StateDict Load(string path)
     {
-        if (Directory.Exists(path))
-        {
-            string index = Path.Combine(path, IndexFileName);
-            return File.Exists(index) ? LoadIndexed(index) : Safetensors.Load(Path.Combine(path, "model.safetensors"));
-        }
-        return path.EndsWith(".index.json", StringComparison.Ordinal) ? LoadIndexed(path) : Safetensors.Load(path);
-    }
-
-    /// <summary>
-    /// Saves tensors into shards of at most <paramref name="maxShardBytes"/> bytes of data each (a tensor larger than
-    /// that gets a shard of its own) plus the index. A checkpoint that fits one shard is written as
-    /// <c>{baseName}.safetensors</c> without an index, as Hugging Face does.
-    /// </summary>
-    /// <returns>The files written, index last.</returns>
-    public static IReadOnlyList<string> Save(string folder, IEnumerable<KeyValuePair<string, Tensor>> tensors,
-        long maxShardBytes, IReadOnlyDictionary<string, string>? metadata = null, string baseName = "model")
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
-        var shards = new List<List<KeyValuePair<string, Tensor>>> { new() };
-        long current = 0, total = 0;
-        foreach (var item in tensors)
-        {
-            long bytes = TensorBytes.ByteCount(item.Value);
-            if (current > 0 && current + bytes > maxShardBytes)
-            {
-                shards.Add([]);
-                current = 0;
-            }
-            shards[^1].Add(item);
-            current += bytes;
-            total += bytes;
-        }
-        if (shards.Count == 1)
-        {
-            string single = Path.Combine(folder, baseName + ".safetensors");
-            Safetensors.Save(single, shards[0], metadata);
-            return [single];
-        }
-        var written = new List<string>();
-        var weightMap = new JsonObject();
-        for (int i = 0; i < shards.Count; i++)
-        {
-            string name = string.Create(CultureInfo.InvariantCulture,
-                $"{baseName}-{i + 1:D5}-of-{shards.Count:D5}.safetensors");
-            Safetensors.Save(Path.Combine(folder, name), shards[i], metadata);
-            written.Add(Path.Combine(folder, name));
-            foreach (var (key, _) in shards[i]) weightMap[key] = name;
-        }
-        var index = new JsonObject
-        {
-            ["metadata"] = new JsonObject { ["total_size"] = total },
-            ["weight_map"] = weightMap,
-        };
-        // The index goes last: until it is replaced, readers keep following the previous one.
-        string indexPath = Path.Combine(folder, baseName + ".safetensors.index.json");
-        var options = new JsonSerializerOptions(SafetensorsWriter.JsonOptions) { WriteIndented = true };
-        string text = index.ToJsonString(options);
-        AtomicFile.Write(indexPath, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text + "\n")));
-        written.Add(indexPath);
-        return written;
-    }
-
-    /// <summary>Loads all shards named by an index file, checking that index and shards agree key for key.</summary>
-    public static StateDict LoadIndexed(string indexPath)
-    {
-        Dictionary<string, List<string>> byShard = ReadIndex(indexPath, out List<string> order);
-        string folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
-        // Check every shard exists before reading gigabytes from the first ones.
-        foreach (string shard in byShard.Keys)
-        {
-            if (!File.Exists(Path.Combine(folder, shard)))
-                throw new QuantoFormatException(indexPath, $"shard '{shard}' named in the weight_map does not exist.");
-        }
-        var dict = new StateDict(indexPath);
+        using SafetensorsSet set = FileSet.ReadSet(path, () => SafetensorsSet.Open(path), s => s.Mixed);
+        StateDict dict = set.TakeStateDict();
         try
         {
-            foreach (var (shard, keys) in byShard)
-            {
-                string shardPath = Path.Combine(folder, shard);
-                using SafetensorsFile file = SafetensorsFile.Open(shardPath);
-                var expected = keys.ToHashSet(StringComparer.Ordinal);
-                string[] extra = file.Entries.Select(e => e.Name).Where(n => !expected.Contains(n)).ToArray();
-                if (extra.Length > 0)
-                {
-                    throw new QuantoFormatException(shardPath,
-                        $"holds key(s) the index does not list: {string.Join(", ", extra.Select(k => $"'{k}'"))}.");
-                }
-                foreach (string key in keys)
-                {
-                    if (!file.Contains(key))
-                        throw new QuantoFormatException(shardPath, $"missing key '{key}' that the index places here.");
-                }
-                foreach (var (k, v) in file.Metadata) dict.Metadata.TryAdd(k, v);
-                foreach (string key in keys) dict.Tensors[key] = file.Read(key);
-            }
-            // Present tensors in index order, independent of shard grouping.
-            var ordered = order.Select(k => KeyValuePair.Create(k, dict.Tensors[k])).ToList();
-            dict.Tensors.Clear();
-            foreach (var (k, t) in ordered) dict.Tensors.Add(k, t);
+            dict.ReadAll();
             return dict;
         }
         catch
@@ -130,33 +34,68 @@ public static class ShardedSafetensors
         }
     }
 
-    private static Dictionary<string, List<string>> ReadIndex(string indexPath, out List<string> order)
+    /// <summary>
+    /// Saves tensors into shards of at most <paramref name="maxShardBytes"/> bytes of data each (a tensor larger than
+    /// that gets a shard of its own) plus the index. A checkpoint that fits one shard is written as
+    /// <c>{baseName}.safetensors</c> without an index, as Hugging Face does. Crash-safe as a set: after a kill the
+    /// folder holds the previous checkpoint or this one (see <see cref="AtomicFile"/>); the previous checkpoint's
+    /// files under this base name that this one does not replace are removed.
+    /// </summary>
+    /// <returns>The files written, index last.</returns>
+    public static IReadOnlyList<string> Save(string folder, IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        long maxShardBytes, IReadOnlyDictionary<string, string>? metadata = null, string baseName = "model")
     {
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllBytes(indexPath));
-        }
-        catch (Exception e) when (e is JsonException or ArgumentException) // ArgumentException: duplicate keys
-        {
-            throw new QuantoFormatException(indexPath, $"index is not valid JSON: {e.Message}", e);
-        }
-        if (root is not JsonObject obj || obj["weight_map"] is not JsonObject map)
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
+        ArgumentNullException.ThrowIfNull(tensors);
+        if (!FileSet.IsPlainName(baseName + ".safetensors"))
+            throw new ArgumentException($"'{baseName}' is not a file base name.", nameof(baseName));
+        var list = tensors.ToList(); // enumerate once, before any file exists
+        using FileSetWriter save = FileSetWriter.Begin(folder, severalFiles: true);
+        using var writer = new ShardedWriter(save, baseName, maxShardBytes, metadata, ownsTensors: false);
+        foreach (var item in list) writer.Add(item.Key, item.Value);
+        List<string> names = writer.Finish(null, null);
+        save.Commit();
+        return names.Select(n => Path.Combine(save.Folder, n)).ToList();
+    }
+
+    /// <summary>Loads all shards named by an index file, checking that index and shards agree key for key.</summary>
+    public static StateDict LoadIndexed(string indexPath) => Load(indexPath);
+
+    /// <summary>
+    /// The weight_map of an index file, in file order: tensor name -> shard file name, each checked to name a file
+    /// beside the index (a path there would let a checkpoint read arbitrary files).
+    /// </summary>
+    /// <exception cref="QuantoFormatException">The index is not UTF-8 JSON, repeats a key, has no weight_map
+    /// object, or an entry is not a plain file name.</exception>
+    public static IReadOnlyList<KeyValuePair<string, string>> ReadWeightMap(string indexPath) =>
+        ReadIndex(indexPath, out _);
+
+    /// <summary>The weight_map (see <see cref="ReadWeightMap"/>) and our record among the index's metadata.</summary>
+    internal static List<KeyValuePair<string, string>> ReadIndex(string indexPath, out CheckpointFiles.Record? record)
+    {
+        using JsonDocument document = StrictJson.ParseFile(indexPath, "index");
+        JsonElement root = StrictJson.RootObject(document, indexPath, "index");
+        record = root.TryGetProperty("metadata", out JsonElement metadata) &&
+            metadata.ValueKind == JsonValueKind.Object &&
+            metadata.TryGetProperty(CheckpointFiles.RecordKey, out JsonElement r)
+            ? CheckpointFiles.Record.From(r, indexPath)
+            : null;
+        if (!root.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
             throw new QuantoFormatException(indexPath, "index has no 'weight_map' object.");
-        var byShard = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        order = [];
-        foreach (var (key, value) in map)
+        var entries = new List<KeyValuePair<string, string>>();
+        foreach (JsonProperty entry in map.EnumerateObject())
         {
-            if (value is not JsonValue v || !v.TryGetValue(out string? shard))
-                throw new QuantoFormatException(indexPath, $"weight_map entry '{key}' is not a file name.");
-            // Shards live beside the index: a path here would let a checkpoint read arbitrary files.
-            if (shard.Length == 0 || shard != Path.GetFileName(shard) || shard is "." or "..")
+            string? shard = StrictJson.StringOrNull(entry.Value);
+            if (shard is null)
+                throw new QuantoFormatException(indexPath, $"weight_map entry '{entry.Name}' is not a file name.");
+            if (shard.Length == 0 || shard != Path.GetFileName(shard) || shard is "." or ".." ||
+                shard.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
+            {
                 throw new QuantoFormatException(indexPath,
-                    $"weight_map entry '{key}' names '{shard}', not a file beside the index.");
-            if (!byShard.TryGetValue(shard, out List<string>? keys)) byShard[shard] = keys = [];
-            keys.Add(key);
-            order.Add(key);
+                    $"weight_map entry '{entry.Name}' names '{shard}', not a file beside the index.");
+            }
+            entries.Add(KeyValuePair.Create(entry.Name, shard));
         }
-        return byShard;
+        return entries;
     }
 }

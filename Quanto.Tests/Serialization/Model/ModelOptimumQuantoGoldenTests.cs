@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text;
 using NUnit.Framework;
 using Quanto.Nn;
 using Quanto.Serialization;
@@ -11,10 +9,10 @@ using static TorchSharp.torch.nn;
 namespace Quanto.Tests.Serialization;
 
 /// <summary>
-/// A checkpoint "written by optimum-quanto" for fc: Linear(4, 3) (qint4 weights, per channel: rows of 4 &lt;= 128)
-/// and head: Linear(3, 2) (qint8 weights, qint8 activations, calibrated), laid out by hand from the documented
-/// format (QUANTO-NOTES.md: keys, dtypes, PackedTensor bit planes, scalar scales, quanto_qmap.json). The expected
-/// weights and forward output are worked out here in double precision, independently of the library.
+/// A checkpoint "written by optimum-quanto" for fc: Linear(4, 3) (qint4 weights, per channel: rows of 4 &lt;= 128) and
+/// head: Linear(3, 2) (qint8 weights, qint8 activations, calibrated), laid out by hand from the documented format
+/// (Quanto.Runtime/Serialization/README.md: keys, dtypes, PackedTensor bit planes, scalar scales, quanto_qmap.json).
+/// The expected weights and forward output are worked out here in double precision, independently of the library.
 /// </summary>
 public class ModelOptimumQuantoGoldenTests : TempFolderTests
 {
@@ -61,17 +59,7 @@ public class ModelOptimumQuantoGoldenTests : TempFolderTests
             ("fc.weight._data._data", "U8", [2, 4], PackInt4(FcCodes)),
             ("head.weight._data", "I8", [2, 3], HeadCodes.Cast<sbyte>().Select(v => (byte)v).ToArray()),
         };
-        var header = new StringBuilder("{\"__metadata__\":{\"format\":\"pt\"}");
-        long offset = 0;
-        foreach ((string name, string dtype, long[] shape, byte[] data) in tensors)
-        {
-            header.Append(CultureInfo.InvariantCulture,
-                $",\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":[{string.Join(",", shape)}]," +
-                $"\"data_offsets\":[{offset},{offset + data.Length}]}}");
-            offset += data.Length;
-        }
-        header.Append('}');
-        return SafetensorsBytes(header.ToString(), Concat(tensors.Select(t => t.Data).ToArray()));
+        return HandBuiltFile(tensors.ToArray());
     }
 
     private const string QMap = """
@@ -180,7 +168,7 @@ public class ModelOptimumQuantoGoldenTests : TempFolderTests
         foreach ((string key, Tensor t) in expected)
             Assert.That(Identical(actual[key], t), Is.True, $"{key}: same dtype, shape and bytes");
         Assert.That(actual.Metadata["format"], Is.EqualTo("pt"));
-        QuantizationMap map = QuantizationMap.Load(Path.Combine(Folder, QuantizationMap.FileName));
+        QuantizationMap map = QuantizationMap.Load(Path.Combine(Folder, QuantizationMap.FileNameFor(ours)));
         Assert.That(map.ToJson(), Is.EqualTo(QuantizationMap.Parse(QMap).ToJson()));
 
         // The header a reference reader sees: dtypes and shapes as optimum-quanto writes them.

@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 namespace Quanto.Tests.Serialization;
 
 /// <summary>
-/// Files laid out by hand as optimum-quanto writes them (QUANTO-NOTES.md: keys, PackedTensor bit planes, per-channel
-/// shapes), with the dequantized values worked out here, independently of the code under test.
+/// Files laid out by hand as optimum-quanto writes them (Quanto.Runtime/Serialization/README.md: keys, PackedTensor bit
+/// planes, per-channel shapes), with the dequantized values worked out here, independently of the code under test.
 /// </summary>
 public class QuantoLayoutGoldenTests
 {
