@@ -60,7 +60,7 @@ foreach (Result r in results)
 }
 Console.WriteLine();
 var reloads = results.SelectMany(r => r.Reloaded.Select(x => (r.Config.Name, x.Format, Same: x.Accuracy == r.Accuracy))).ToList();
-Console.WriteLine($"Saved and reloaded {reloads.Count} quantized models (.safetensors + quanto_qmap.json, .qnt) in " +
+Console.WriteLine($"Saved and reloaded {reloads.Count} quantized models (.safetensors + its .quanto_qmap.json, .qnt) in " +
                   $"{models}: {(reloads.All(x => x.Same) ? "every reloaded accuracy is identical" : "MISMATCH: " +
                       string.Join(", ", reloads.Where(x => !x.Same).Select(x => x.Name + " " + x.Format)))}");
 if (!reloads.All(x => x.Same)) Environment.ExitCode = 1;

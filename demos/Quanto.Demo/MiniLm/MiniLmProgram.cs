@@ -24,7 +24,7 @@ internal static class MiniLmProgram
                           $"({(matches ? "meets" : "MISSES")} the {PortMinCosine} target)");
         var differing = report.Rows.Where(r => r.Reloaded == false).Select(r => r.Name).ToList();
         Console.WriteLine($"Saved and reloaded {report.Rows.Count(r => r.Reloaded is not null)} quantized " +
-                          $"configurations (.safetensors + quanto_qmap.json) in {models}: " +
+                          $"configurations (.safetensors + its .quanto_qmap.json) in {models}: " +
                           (differing.Count == 0 ? "every reload gives identical embeddings"
                               : "MISMATCH: " + string.Join(", ", differing)));
         if (!matches || differing.Count > 0) Environment.ExitCode = 1;
