@@ -127,6 +127,7 @@ public static class QuantizedModel
                 others.Add((target, stateDict.Take(key, target.shape)));
             }
             stateDict.ThrowIfUnconsumed();
+            var scaleStates = ActivationScaleMetadata.Read(stateDict, entries);
 
             // Everything read and checked: now change the model.
             using (no_grad())
@@ -134,6 +135,7 @@ public static class QuantizedModel
                 foreach (PendingModule item in pending) item.Apply();
                 foreach ((Tensor target, Tensor source) in others) target.copy_(source);
             }
+            ActivationScaleMetadata.Apply(entries, scaleStates);
         }
         finally
         {
@@ -207,6 +209,7 @@ public static class QuantizedModel
             }
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             if (groups.Count > 0) metadata[GroupSizesMetadataKey] = groups.ToJsonString();
+            ActivationScaleMetadata.Write(entries, metadata);
             // The states reference the modules' own tensors: the checkpoint writer takes views and never disposes
             // them, so the states are not disposed here either.
             QuantizedCheckpoint.Save(path, states, map, others, metadata, maxShardBytes);

@@ -1,0 +1,77 @@
+using Quanto.Nn;
+using static TorchSharp.torch;
+
+namespace Quanto.Quantization;
+
+/// <summary>
+/// Puts a set of quantized modules in measuring mode for the passes of an accuracy algorithm (GPTQ, smoothing,
+/// sensitivity): while attached, each module runs in float, with activations unquantized and calibration untouched,
+/// using the weight the probe gives it (its float weight by default, or a candidate set with <see cref="SetWeight"/>),
+/// and reports each input it sees. Works for eager modules and generated twins alike, since both go through the
+/// module's stubs. Dispose to detach; the modules are then as before.
+/// </summary>
+internal sealed class ModuleProbe : IDisposable
+{
+    private readonly List<QModule> _modules;
+    private readonly Dictionary<QModule, Tensor> _weights = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<QModule, Tensor> _dequantized = new(ReferenceEqualityComparer.Instance);
+
+    private ModuleProbe(List<QModule> modules) => _modules = modules;
+
+    /// <summary>Called with each input a probed module sees (the tensor is the caller's: copy what you keep).
+    /// </summary>
+    internal Action<QModule, Tensor>? InputObserved { get; set; }
+
+    /// <summary>Attaches a probe to <paramref name="modules"/>.</summary>
+    /// <exception cref="InvalidOperationException">A module is already probed (algorithms do not nest).</exception>
+    internal static ModuleProbe Attach(IEnumerable<QModule> modules)
+    {
+        List<QModule> list = modules.Distinct().ToList();
+        QModule? busy = list.FirstOrDefault(m => m.Probe is not null);
+        if (busy is not null)
+            throw new InvalidOperationException($"{busy.Describe()} is already being measured by another pass.");
+        var probe = new ModuleProbe(list);
+        foreach (QModule module in list) module.Probe = probe;
+        return probe;
+    }
+
+    /// <summary>Runs <paramref name="module"/> with <paramref name="weight"/> (not owned: the caller keeps and
+    /// disposes it) until <see cref="ClearWeight"/>; null restores the default.</summary>
+    internal void SetWeight(QModule module, Tensor? weight)
+    {
+        if (weight is null) _weights.Remove(module);
+        else _weights[module] = weight;
+    }
+
+    /// <summary>Back to the module's own weight.</summary>
+    internal void ClearWeight(QModule module) => _weights.Remove(module);
+
+    /// <summary>Passes an input to <see cref="InputObserved"/>.</summary>
+    internal void Observe(QModule module, Tensor input) => InputObserved?.Invoke(module, input);
+
+    /// <summary>The weight the module runs with: a set one, its float weight, or (frozen) its dequantized weight,
+    /// made once per probe.</summary>
+    internal Tensor WeightFor(QModule module)
+    {
+        if (_weights.TryGetValue(module, out Tensor? set)) return set;
+        if (module.FloatWeight is Tensor w) return w;
+        if (!_dequantized.TryGetValue(module, out Tensor? dq))
+        {
+            dq = module.QuantizedWeight!.Dequantize().DetachFromDisposeScope();
+            _dequantized[module] = dq;
+        }
+        return dq;
+    }
+
+    /// <summary>Detaches from every module and frees the dequantized copies.</summary>
+    public void Dispose()
+    {
+        foreach (QModule module in _modules)
+        {
+            if (ReferenceEquals(module.Probe, this)) module.Probe = null;
+        }
+        foreach (Tensor t in _dequantized.Values) t.Dispose();
+        _dequantized.Clear();
+        _weights.Clear();
+    }
+}
