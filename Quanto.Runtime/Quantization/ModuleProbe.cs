@@ -18,9 +18,7 @@ internal sealed class ModuleProbe : IDisposable
 
     private ModuleProbe(List<QModule> modules) => _modules = modules;
 
-    /// <summary>Called with each input a probed module sees (the tensor is the caller's: copy what you keep).
-    /// </summary>
-    internal Action<QModule, Tensor>? InputObserved { get; set; }
+    private Action<QModule, Tensor>? _onInput;
 
     /// <summary>Attaches a probe to <paramref name="modules"/>.</summary>
     /// <exception cref="InvalidOperationException">A module is already probed (algorithms do not nest).</exception>
@@ -36,18 +34,45 @@ internal sealed class ModuleProbe : IDisposable
     }
 
     /// <summary>Runs <paramref name="module"/> with <paramref name="weight"/> (not owned: the caller keeps and
-    /// disposes it) until <see cref="ClearWeight"/>; null restores the default.</summary>
+    /// disposes it); null restores the default.</summary>
     internal void SetWeight(QModule module, Tensor? weight)
     {
         if (weight is null) _weights.Remove(module);
         else _weights[module] = weight;
     }
 
-    /// <summary>Back to the module's own weight.</summary>
-    internal void ClearWeight(QModule module) => _weights.Remove(module);
+    /// <summary>Runs the caller's pass (forward passes over its calibration batches) once without gradients, with
+    /// <paramref name="onInput"/> seeing every input of every probed module.</summary>
+    internal void Run(Action pass, Action<QModule, Tensor> onInput)
+    {
+        _onInput = onInput;
+        try
+        {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            pass();
+        }
+        finally
+        {
+            _onInput = null;
+        }
+    }
 
-    /// <summary>Passes an input to <see cref="InputObserved"/>.</summary>
-    internal void Observe(QModule module, Tensor input) => InputObserved?.Invoke(module, input);
+    /// <summary>The probed modules the pass reaches, in the order they first see an input.</summary>
+    internal List<QModule> Order(Action pass)
+    {
+        var order = new List<QModule>();
+        var seen = new HashSet<QModule>(ReferenceEqualityComparer.Instance);
+        Run(pass, (module, _) =>
+        {
+            if (seen.Add(module)) order.Add(module);
+        });
+        return order;
+    }
+
+    /// <summary>Passes an input to the running pass's observer (the tensor is the caller's: copy what you keep).
+    /// </summary>
+    internal void Observe(QModule module, Tensor input) => _onInput?.Invoke(module, input);
 
     /// <summary>The weight the module runs with: a set one, its float weight, or (frozen) its dequantized weight,
     /// made once per probe.</summary>
