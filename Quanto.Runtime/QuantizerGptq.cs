@@ -10,8 +10,8 @@ namespace Quanto;
 public static partial class Quantizer
 {
     /// <summary>
-    /// <see cref="Gptq(IEnumerable{QModule}, Action, GptqOptions?, IProgress{QuantizationProgress}?)"/> for an eager
-    /// model quantized with <see cref="Quantize"/> (dynamic mode), calibrated on <paramref name="samples"/>.
+    /// <see cref="Gptq(IEnumerable{QModule}, Func{Tensor}, GptqOptions?, IProgress{QuantizationProgress}?)"/> for an
+    /// eager model quantized with <see cref="Quantize"/> (dynamic mode), calibrated on <paramref name="samples"/>.
     /// </summary>
     /// <param name="model">The quantized model (not frozen).</param>
     /// <param name="samples">Calibration batches (128 or more rows of representative inputs).</param>
@@ -22,11 +22,16 @@ public static partial class Quantizer
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(samples);
+        return Gptq(QuantizedModules(model), CalibrationPass(model, samples), options, progress);
+    }
+
+    /// <summary>The model on each batch, outputs concatenated along dim 0 (a pass for the probing algorithms).
+    /// </summary>
+    private static Func<Tensor> CalibrationPass(nn.Module<Tensor, Tensor> model, IEnumerable<Tensor> samples)
+    {
         List<Tensor> batches = samples.ToList();
-        return Gptq(QuantizedModules(model), () =>
-        {
-            foreach (Tensor batch in batches) model.forward(batch);
-        }, options, progress);
+        if (batches.Count == 0) throw new ArgumentException("Give at least one calibration batch.", nameof(samples));
+        return () => cat(batches.Select(model.forward).ToList(), 0);
     }
 
     /// <summary>
@@ -41,7 +46,7 @@ public static partial class Quantizer
     /// </summary>
     /// <param name="modules">Every quantized module of the model (all are probed, only the eligible are changed).
     /// </param>
-    /// <param name="calibrationPass">Runs the model on the calibration batches.</param>
+    /// <param name="calibrationPass">Runs the model on the calibration batches and returns its output.</param>
     /// <param name="options">GPTQ settings; <see cref="GptqOptions.GroupOptimizer"/> defaults to each module's
     /// affine optimizer, else Max.</param>
     /// <param name="progress">Reports each layer's progress.</param>
@@ -49,7 +54,7 @@ public static partial class Quantizer
     /// </returns>
     /// <exception cref="InvalidOperationException">A module is already being measured, or a Hessian is degenerate.
     /// Nothing is frozen then.</exception>
-    public static GptqReport Gptq(IEnumerable<QModule> modules, Action calibrationPass, GptqOptions? options = null,
+    public static GptqReport Gptq(IEnumerable<QModule> modules, Func<Tensor> calibrationPass, GptqOptions? options = null,
         IProgress<QuantizationProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(modules);
@@ -82,7 +87,7 @@ public static partial class Quantizer
                     probe.Run(calibrationPass, (m, x) =>
                     {
                         if (ReferenceEquals(m, module)) hessian.AddInputOf(m, x);
-                    });
+                    }).Dispose();
                     GptqOptions layerOptions = options.GroupOptimizer is null && module.Optimizer is AffineOptimizer a
                         ? options with { GroupOptimizer = a }
                         : options;
@@ -166,7 +171,7 @@ public static partial class Quantizer
 public sealed record GptqLayerResult(string Path, QType QType, int? GroupSize, long Samples,
     double RoundToNearestError, double GptqError, TimeSpan Time);
 
-/// <summary>What <see cref="Quantizer.Gptq(IEnumerable{QModule}, Action, GptqOptions?,
+/// <summary>What <see cref="Quantizer.Gptq(IEnumerable{QModule}, Func{Tensor}, GptqOptions?,
 /// IProgress{QuantizationProgress}?)"/> did.</summary>
 /// <param name="Layers">Layers quantized, in pass order.</param>
 /// <param name="Skipped">Modules left as they were, with the reason.</param>

@@ -41,16 +41,18 @@ internal sealed class ModuleProbe : IDisposable
         else _weights[module] = weight;
     }
 
-    /// <summary>Runs the caller's pass (forward passes over its calibration batches) once without gradients, with
+    /// <summary>Runs the caller's pass (the model on its calibration batches) once without gradients, with
     /// <paramref name="onInput"/> seeing every input of every probed module.</summary>
-    internal void Run(Action pass, Action<QModule, Tensor> onInput)
+    /// <returns>The pass's output, which the caller disposes.</returns>
+    internal Tensor Run(Func<Tensor> pass, Action<QModule, Tensor>? onInput = null)
     {
         _onInput = onInput;
         try
         {
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
-            pass();
+            Tensor output = pass() ?? throw new InvalidOperationException("The calibration pass returned no output.");
+            return output.detach().MoveToOuterDisposeScope();
         }
         finally
         {
@@ -59,14 +61,14 @@ internal sealed class ModuleProbe : IDisposable
     }
 
     /// <summary>The probed modules the pass reaches, in the order they first see an input.</summary>
-    internal List<QModule> Order(Action pass)
+    internal List<QModule> Order(Func<Tensor> pass)
     {
         var order = new List<QModule>();
         var seen = new HashSet<QModule>(ReferenceEqualityComparer.Instance);
         Run(pass, (module, _) =>
         {
             if (seen.Add(module)) order.Add(module);
-        });
+        }).Dispose();
         return order;
     }
 
