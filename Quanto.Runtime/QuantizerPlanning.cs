@@ -21,8 +21,24 @@ public static partial class Quantizer
         IEnumerable<PlanCandidate>? candidates = null, IProgress<QuantizationProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        Func<Tensor> pass = CalibrationPass(model, samples);
-        return WithMeasuringModules(model, modules => Sensitivity(modules, pass, candidates, progress));
+        return Sensitivity(model, CalibrationPass(model, samples), candidates, progress);
+    }
+
+    /// <summary>
+    /// <see cref="Sensitivity(nn.Module{Tensor, Tensor}, IEnumerable{Tensor}, IEnumerable{PlanCandidate}?,
+    /// IProgress{QuantizationProgress}?)"/> for an eager model of any forward signature: the pass runs it on the
+    /// samples (e.g. <c>() =&gt; bert.SentenceEmbeddings(ids, mask)</c>) and returns the output compared.
+    /// </summary>
+    /// <param name="model">The float (or dynamic-mode quantized) eager model; left as it was.</param>
+    /// <param name="calibrationPass">Runs the model on the samples and returns its output.</param>
+    /// <param name="candidates">What to try (default <see cref="PlanCandidate.Defaults"/>).</param>
+    /// <param name="progress">Reports each layer.</param>
+    public static SensitivityReport Sensitivity(nn.Module model, Func<Tensor> calibrationPass,
+        IEnumerable<PlanCandidate>? candidates = null, IProgress<QuantizationProgress>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(calibrationPass);
+        return WithMeasuringModules(model, modules => Sensitivity(modules, calibrationPass, candidates, progress));
     }
 
     /// <summary>
@@ -63,6 +79,15 @@ public static partial class Quantizer
         double bitsPerWeight, IEnumerable<PlanCandidate>? candidates = null,
         IProgress<QuantizationProgress>? progress = null) =>
         Plan(Sensitivity(model, samples, candidates, progress), bitsPerWeight);
+
+    /// <summary><see cref="Plan(nn.Module{Tensor, Tensor}, IEnumerable{Tensor}, double, IEnumerable{PlanCandidate}?,
+    /// IProgress{QuantizationProgress}?)"/> for an eager model of any forward signature (see
+    /// <see cref="Sensitivity(nn.Module, Func{Tensor}, IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?)"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Even the cheapest candidates exceed the budget.</exception>
+    public static QuantizationPlan Plan(nn.Module model, Func<Tensor> calibrationPass, double bitsPerWeight,
+        IEnumerable<PlanCandidate>? candidates = null, IProgress<QuantizationProgress>? progress = null) =>
+        Plan(Sensitivity(model, calibrationPass, candidates, progress), bitsPerWeight);
 
     /// <summary>The plan a sensitivity measurement gives under a budget (see <see cref="Plan(nn.Module{Tensor,
     /// Tensor}, IEnumerable{Tensor}, double, IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?)"/>).
