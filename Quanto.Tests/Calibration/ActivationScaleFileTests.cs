@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text;
 using NUnit.Framework;
 using Quanto.Nn;
 using Quanto.Serialization;
@@ -151,18 +149,7 @@ public sealed class ActivationScaleFileTests : TempFolderTests
             ("head.weight._scale", "F32", [2, 1], F32(weightScale)),
             ("head.weight._data", "I8", [2, 3], codes.Cast<sbyte>().Select(v => (byte)v).ToArray()),
         };
-        var header = new StringBuilder("{\"__metadata__\":{\"format\":\"pt\"}");
-        long offset = 0;
-        foreach ((string name, string dtype, long[] shape, byte[] data) in tensors)
-        {
-            header.Append(CultureInfo.InvariantCulture,
-                $",\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":[{string.Join(",", shape)}]," +
-                $"\"data_offsets\":[{offset},{offset + data.Length}]}}");
-            offset += data.Length;
-        }
-        header.Append('}');
-        File.WriteAllBytes(Path.Combine(Folder, "model.safetensors"),
-            SafetensorsBytes(header.ToString(), Concat(tensors.Select(t => t.Data).ToArray())));
+        File.WriteAllBytes(Path.Combine(Folder, "model.safetensors"), OptimumQuantoSafetensors(tensors));
         File.WriteAllText(Path.Combine(Folder, QuantizationMap.FileName),
             "{\n    \"head\": {\n        \"weights\": \"qint8\",\n        \"activations\": \"qint8\"\n    }\n}");
     }

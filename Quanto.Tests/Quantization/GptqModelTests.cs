@@ -11,14 +11,8 @@ namespace Quanto.Tests.Quantization;
 /// </summary>
 public sealed class GptqModelTests
 {
-    private static Tensor Inputs(long rows, long features, long seed)
-    {
-        using var generator = new Generator((ulong)seed);
-        using Tensor sources = randn([rows, 3], generator: generator);
-        using Tensor mix = randn([3, features], generator: generator);
-        using Tensor noise = randn([rows, features], generator: generator);
-        return sources.mm(mix).add_(noise.mul_(0.2));
-    }
+    private static Tensor Inputs(long rows, long features, long seed) =>
+        GptqTests.CorrelatedInputs(rows, features, seed, sourceCount: 3, noiseLevel: 0.2);
 
     private static Tensor Output(Module<Tensor, Tensor> model, Tensor x)
     {

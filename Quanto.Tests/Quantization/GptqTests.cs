@@ -17,13 +17,14 @@ public sealed class GptqTests
 
     /// <summary>Inputs with correlated features (a random mix of a few sources plus noise), as real activations
     /// are: GPTQ then moves errors to where they cancel.</summary>
-    private static Tensor CorrelatedInputs(long rows, long features, long seed)
+    internal static Tensor CorrelatedInputs(long rows, long features, long seed, long sourceCount = 4,
+        double noiseLevel = 0.3)
     {
         using var generator = new Generator((ulong)seed);
-        using Tensor sources = randn([rows, 4], generator: generator);
-        using Tensor mix = randn([4, features], generator: generator);
+        using Tensor sources = randn([rows, sourceCount], generator: generator);
+        using Tensor mix = randn([sourceCount, features], generator: generator);
         using Tensor noise = randn([rows, features], generator: generator);
-        return sources.mm(mix).add_(noise.mul_(0.3));
+        return sources.mm(mix).add_(noise.mul_(noiseLevel));
     }
 
     private static double[,] Hessian(Tensor x)

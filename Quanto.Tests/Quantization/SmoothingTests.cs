@@ -91,25 +91,30 @@ public sealed class SmoothingTests
         Assert.That(byLayers["q,k,v"].ErrorAfter, Is.LessThan(byLayers["q,k,v"].ErrorBefore));
     }
 
+    /// <summary>|1 - cos| on fresh inputs of the block quantized by <paramref name="quantize"/>, after
+    /// <paramref name="algorithm"/> (or not) on the calibration inputs, calibrated and frozen.</summary>
+    private static double QuantizedError(Action<Module<Tensor, Tensor>> quantize,
+        Action<Module<Tensor, Tensor>, Tensor>? algorithm)
+    {
+        using var reference = Seeded.Create(() => new NormBlock());
+        using var model = Seeded.Create(() => new NormBlock());
+        reference.eval();
+        model.eval();
+        using Tensor calibration = Inputs(1), test = Inputs(2);
+        quantize(model);
+        algorithm?.Invoke(model, calibration);
+        using (new Calibration()) model.forward(calibration).Dispose();
+        Quantizer.Freeze(model);
+        return Error(reference, model, test);
+    }
+
     [Test]
     public void SmoothQuantImprovesW8A8OnOutlierChannels()
     {
-        using var reference = Seeded.Create(() => new NormBlock());
-        reference.eval();
-        using Tensor calibration = Inputs(1), test = Inputs(2);
-        double plainError = double.NaN, smoothedError = double.NaN;
-        foreach (bool smooth in new[] { false, true })
-        {
-            using var model = Seeded.Create(() => new NormBlock());
-            model.eval();
-            Quantizer.Quantize(model, weights: QType.QInt8, activations: QType.QInt8, exclude: ["ln*"]);
-            if (smooth) Quantizer.SmoothQuant(model, [calibration]);
-            using (new Calibration()) model.forward(calibration).Dispose();
-            Quantizer.Freeze(model);
-            double error = Error(reference, model, test);
-            if (smooth) smoothedError = error;
-            else plainError = error;
-        }
+        Action<Module<Tensor, Tensor>> w8a8 = m =>
+            Quantizer.Quantize(m, weights: QType.QInt8, activations: QType.QInt8, exclude: ["ln*"]);
+        double plainError = QuantizedError(w8a8, null);
+        double smoothedError = QuantizedError(w8a8, (m, x) => Quantizer.SmoothQuant(m, [x]));
         TestContext.Out.WriteLine($"W8A8 |1 - cos|: plain {plainError:E2}, SmoothQuant {smoothedError:E2}");
         Assert.That(smoothedError, Is.LessThan(plainError));
     }
@@ -138,29 +143,19 @@ public sealed class SmoothingTests
     [Test]
     public void AwqLowersTheInt4ErrorWithTheSameFloatModel()
     {
-        using var reference = Seeded.Create(() => new NormBlock());
-        reference.eval();
-        using Tensor calibration = Inputs(1), test = Inputs(2);
-        double plainError = double.NaN, awqError = double.NaN;
-        foreach (bool awq in new[] { false, true })
+        Action<Module<Tensor, Tensor>> int4 = m => Quantizer.Quantize(m, weights: QType.QInt4, groupSize: 16);
+        double plainError = QuantizedError(int4, null);
+        double awqError = QuantizedError(int4, (model, calibration) =>
         {
-            using var model = Seeded.Create(() => new NormBlock());
-            model.eval();
-            Quantizer.Quantize(model, weights: QType.QInt4, groupSize: 16);
-            if (awq)
-            {
-                SmoothingReport report = Quantizer.Awq(model, [calibration]);
-                TestContext.Out.WriteLine(report);
-                Assert.That(report.Groups.Where(g => g.Applied), Is.Not.Empty);
-                Assert.That(report.Groups.Where(g => g.Applied), Has.All.Matches<SmoothedGroup>(g => g.ErrorAfter < g.ErrorBefore));
-                using Tensor expected = reference.forward(calibration), actual = Float(model, calibration);
-                Assert.That(Reference.MaxRelativeError(actual, expected), Is.LessThan(1e-5));
-            }
-            Quantizer.Freeze(model);
-            double error = Error(reference, model, test);
-            if (awq) awqError = error;
-            else plainError = error;
-        }
+            SmoothingReport report = Quantizer.Awq(model, [calibration]);
+            TestContext.Out.WriteLine(report);
+            Assert.That(report.Groups.Where(g => g.Applied), Is.Not.Empty);
+            Assert.That(report.Groups.Where(g => g.Applied), Has.All.Matches<SmoothedGroup>(g => g.ErrorAfter < g.ErrorBefore));
+            using var reference = Seeded.Create(() => new NormBlock());
+            reference.eval();
+            using Tensor expected = reference.forward(calibration), actual = Float(model, calibration);
+            Assert.That(Reference.MaxRelativeError(actual, expected), Is.LessThan(1e-5));
+        });
         TestContext.Out.WriteLine($"int4 g16 |1 - cos|: round-to-nearest {plainError:E2}, AWQ {awqError:E2}");
         Assert.That(awqError, Is.LessThan(plainError));
     }

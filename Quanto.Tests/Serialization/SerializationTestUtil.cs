@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text;
 using static TorchSharp.torch;
 
@@ -26,6 +27,25 @@ internal static class SerializationTestUtil
         for (int i = 0; i < padding; i++) file[8 + header.Length + i] = (byte)' ';
         data.CopyTo(file, 8 + header.Length + padding);
         return file;
+    }
+
+    /// <summary>A safetensors file laid out as optimum-quanto's save_file writes it: __metadata__ {"format": "pt"},
+    /// the tensors in the given order (name, safetensors dtype, shape, raw bytes), data contiguous.</summary>
+    internal static byte[] OptimumQuantoSafetensors(
+        IEnumerable<(string Name, string DType, long[] Shape, byte[] Data)> tensors)
+    {
+        var list = tensors.ToList();
+        var header = new StringBuilder("{\"__metadata__\":{\"format\":\"pt\"}");
+        long offset = 0;
+        foreach ((string name, string dtype, long[] shape, byte[] data) in list)
+        {
+            header.Append(CultureInfo.InvariantCulture,
+                $",\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":[{string.Join(",", shape)}]," +
+                $"\"data_offsets\":[{offset},{offset + data.Length}]}}");
+            offset += data.Length;
+        }
+        header.Append('}');
+        return SafetensorsBytes(header.ToString(), Concat(list.Select(t => t.Data).ToArray()));
     }
 
     /// <summary>Little-endian bytes of floats.</summary>

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text;
 using NUnit.Framework;
 using Quanto.Nn;
 using Quanto.Serialization;
@@ -61,17 +59,7 @@ public class ModelOptimumQuantoGoldenTests : TempFolderTests
             ("fc.weight._data._data", "U8", [2, 4], PackInt4(FcCodes)),
             ("head.weight._data", "I8", [2, 3], HeadCodes.Cast<sbyte>().Select(v => (byte)v).ToArray()),
         };
-        var header = new StringBuilder("{\"__metadata__\":{\"format\":\"pt\"}");
-        long offset = 0;
-        foreach ((string name, string dtype, long[] shape, byte[] data) in tensors)
-        {
-            header.Append(CultureInfo.InvariantCulture,
-                $",\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":[{string.Join(",", shape)}]," +
-                $"\"data_offsets\":[{offset},{offset + data.Length}]}}");
-            offset += data.Length;
-        }
-        header.Append('}');
-        return SafetensorsBytes(header.ToString(), Concat(tensors.Select(t => t.Data).ToArray()));
+        return OptimumQuantoSafetensors(tensors);
     }
 
     private const string QMap = """
