@@ -21,7 +21,8 @@ internal static class GptqBench
         using Tensor x = sources.mm(mix).add_(randn([rows, k], generator: generator));
         // Held-out rows of the same distribution: with rows << k the Hessian has low rank, so the error on the
         // calibration rows alone flatters GPTQ.
-        using Tensor heldOut = randn([rows, 64], generator: generator).mm(mix).add_(randn([rows, k], generator: generator));
+        using Tensor heldOut = randn([rows, 64], generator: generator).mm(mix)
+            .add_(randn([rows, k], generator: generator));
         using Tensor heldOutHessian = heldOut.t().mm(heldOut);
         var watch = Stopwatch.StartNew();
         using var hessian = new GptqHessian(k);
@@ -31,11 +32,13 @@ internal static class GptqBench
         using (Tensor u = Gptq.InverseCholeskyUpper(hessian.Matrix, 0.01))
             Console.WriteLine($"  of which the Cholesky factor of the inverse: {watch.Elapsed.TotalSeconds:F2} s");
         Console.WriteLine("  relative output error, calibration rows / held-out rows:");
-        Console.WriteLine("  | qtype | group | act-order | GPTQ s | RTN error | GPTQ error | RTN held-out | GPTQ held-out |");
+        Console.WriteLine(
+            "  | qtype | group | act-order | GPTQ s | RTN error | GPTQ error | RTN held-out | GPTQ held-out |");
         Console.WriteLine("  |---|---|---|---|---|---|---|---|");
         foreach ((QType qtype, int? group, bool actOrder) in new (QType, int?, bool)[]
                  {
-                     (QType.QInt4, 128, false), (QType.QInt4, 128, true), (QType.QInt2, 64, false), (QType.QInt8, null, false),
+                     (QType.QInt4, 128, false), (QType.QInt4, 128, true), (QType.QInt2, 64, false),
+                     (QType.QInt8, null, false),
                  })
         {
             watch.Restart();

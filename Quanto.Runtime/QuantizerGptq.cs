@@ -54,8 +54,8 @@ public static partial class Quantizer
     /// </returns>
     /// <exception cref="InvalidOperationException">A module is already being measured, or a Hessian is degenerate.
     /// Nothing is frozen then.</exception>
-    public static GptqReport Gptq(IEnumerable<QModule> modules, Func<Tensor> calibrationPass, GptqOptions? options = null,
-        IProgress<QuantizationProgress>? progress = null)
+    public static GptqReport Gptq(IEnumerable<QModule> modules, Func<Tensor> calibrationPass,
+        GptqOptions? options = null, IProgress<QuantizationProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(modules);
         ArgumentNullException.ThrowIfNull(calibrationPass);

@@ -82,7 +82,8 @@ public static partial class Quantizer
 
     /// <summary><see cref="Plan(nn.Module{Tensor, Tensor}, IEnumerable{Tensor}, double, IEnumerable{PlanCandidate}?,
     /// IProgress{QuantizationProgress}?)"/> for an eager model of any forward signature (see
-    /// <see cref="Sensitivity(nn.Module, Func{Tensor}, IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?)"/>).
+    /// <see cref="Sensitivity(nn.Module, Func{Tensor}, IEnumerable{PlanCandidate}?,
+    /// IProgress{QuantizationProgress}?)"/>).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Even the cheapest candidates exceed the budget.</exception>
     public static QuantizationPlan Plan(nn.Module model, Func<Tensor> calibrationPass, double bitsPerWeight,

@@ -96,7 +96,7 @@ internal static class ActivationScaleMetadata
     {
         if (!entry.TryGetPropertyValue(name, out JsonNode? node)) return null;
         if (node is JsonValue v && v.TryGetValue(out string? text) && allowed.Contains(text)) return text;
-        throw new QuantoFormatException(source,
-            $"metadata '{Key}': module '{path}' {name} must be {string.Join(" or ", allowed.Select(a => $"\"{a}\""))}.");
+        string choices = string.Join(" or ", allowed.Select(a => $"\"{a}\""));
+        throw new QuantoFormatException(source, $"metadata '{Key}': module '{path}' {name} must be {choices}.");
     }
 }

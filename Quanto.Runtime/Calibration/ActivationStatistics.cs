@@ -33,8 +33,8 @@ public sealed record CalibrationWarning(string Module, CalibrationWarningKind Ki
 /// </summary>
 internal sealed class ActivationStatistics
 {
-    /// <summary>A batch whose max |x| is more than this many times another's makes a <see cref="CalibrationWarningKind.RangeVaries"/>
-    /// warning.</summary>
+    /// <summary>A batch whose max |x| is more than this many times another's makes a
+    /// <see cref="CalibrationWarningKind.RangeVaries"/> warning.</summary>
     internal const double RangeVariesRatio = 10;
 
     /// <summary>Fewer int8 steps than this in the mean |x| of an activation make a
@@ -101,7 +101,8 @@ internal sealed class ActivationStatistics
                     : $"{exclude}, use float8 activations (QFloat8E4M3Fn), or smooth it (SmoothQuant moves the " +
                       "outliers into the weights)";
                 warnings.Add(new CalibrationWarning(module.Path, CalibrationWarningKind.CoarseSteps,
-                    $"{what}: max |x| {F(side.LargestAbsmax)} is {F(side.LargestAbsmax / side.MeanAbs)}x the mean |x| " +
+                    $"{what}: max |x| {F(side.LargestAbsmax)} is {F(side.LargestAbsmax / side.MeanAbs)}x the " +
+                    "mean |x| " +
                     $"{F(side.MeanAbs)}, so the int8 step is {F(scale)} and typical values span only {F(steps)} " +
                     $"step(s): most round to a few codes. To keep accuracy, {remedy}."));
             }

@@ -72,7 +72,8 @@ public sealed class Calibration : IDisposable
         _statistics.Observe(module, input, input: true, Observer, Momentum);
     }
 
-    /// <summary>Updates <paramref name="module"/>'s output scale from a batch and remembers the output tensor.</summary>
+    /// <summary>Updates <paramref name="module"/>'s output scale from a batch and remembers the output tensor.
+    /// </summary>
     /// <exception cref="InvalidOperationException">The batch holds NaN or infinity.</exception>
     internal void ObserveOutput(QModule module, Tensor output)
     {

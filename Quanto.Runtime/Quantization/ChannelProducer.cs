@@ -47,7 +47,8 @@ internal sealed class ChannelProducer
                 LayerNorm { weight: not null } n when n.normalized_shape.Length == 1 => (n.weight, n.bias),
                 Linear l => (l.weight, l.bias),
                 QLinear { FloatWeight: not null } q => (q.FloatWeight, q.FloatBias),
-                QLayerNorm { FloatWeight: not null } q when q.normalized_shape.Length == 1 => (q.FloatWeight, q.FloatBias),
+                QLayerNorm { FloatWeight: not null } q when q.normalized_shape.Length == 1 =>
+                    (q.FloatWeight, q.FloatBias),
                 _ => (null, null),
             };
             if (weight is null || !seen.Add(weight.Handle)) continue;

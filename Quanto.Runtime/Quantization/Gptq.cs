@@ -147,7 +147,8 @@ public static class Gptq
                 for (long i = 0; i < count; i++)
                 {
                     long j = i1 + i;
-                    if (_dynamicGroups && _column[j] % _group == 0) FindGroup(w1.narrow(0, i, _group), _column[j] / _group);
+                    if (_dynamicGroups && _column[j] % _group == 0)
+                        FindGroup(w1.narrow(0, i, _group), _column[j] / _group);
                     Tensor w = w1[i];
                     long k = _info.IsPacked ? _column[j] / _group : 0;
                     Tensor dq = QuantizeColumn(w, k, _codes[j]);
@@ -201,7 +202,8 @@ public static class Gptq
                 return (scale, shift);
             }
             using var scope = NewDisposeScope();
-            (Tensor gs, Tensor gh) = _optimizer.Optimize(w.to(_dtype).reshape(-1, _group), _info.QType, ShiftMode.Float);
+            Tensor grouped = w.to(_dtype).reshape(-1, _group);
+            (Tensor gs, Tensor gh) = _optimizer.Optimize(grouped, _info.QType, ShiftMode.Float);
             scale.copy_(gs.to(ScalarType.Float32).reshape(_rows, groupsPerRow).t());
             shift.copy_(gh.to(ScalarType.Float32).reshape(_rows, groupsPerRow).t());
             return (scale, shift);

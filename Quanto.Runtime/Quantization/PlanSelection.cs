@@ -42,7 +42,8 @@ internal static class PlanSelection
                 }
             }
             if (best < 0) break;
-            used += Bits(hulls[best][position[best] + 1], layers[best]) - Bits(hulls[best][position[best]], layers[best]);
+            used += Bits(hulls[best][position[best] + 1], layers[best]) -
+                    Bits(hulls[best][position[best]], layers[best]);
             position[best]++;
         }
         CandidateResult[] chosen = layers.Select((_, i) => hulls[i][position[i]]).ToArray();

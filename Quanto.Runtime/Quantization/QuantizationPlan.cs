@@ -14,8 +14,8 @@ public sealed record PlanCandidate(QType? Weights, int? GroupSize = null, Optimi
     public static PlanCandidate Float { get; } = new((QType?)null);
 
     /// <summary>The candidates <see cref="Quantizer.Plan(nn.Module{Tensor, Tensor}, IEnumerable{Tensor}, double,
-    /// IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?)"/> tries by default: qint2 and qint4 in groups of 32, 64 and 128, each with the Max and the HQQ optimizer, and
-    /// qint8 per channel.</summary>
+    /// IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?)"/> tries by default: qint2 and qint4 in groups
+    /// of 32, 64 and 128, each with the Max and the HQQ optimizer, and qint8 per channel.</summary>
     public static IReadOnlyList<PlanCandidate> Defaults { get; } =
     [
         .. new[] { QType.QInt2, QType.QInt4 }.SelectMany(q => new[] { 32, 64, 128 }.SelectMany(g =>

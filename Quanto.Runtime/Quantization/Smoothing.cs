@@ -100,8 +100,9 @@ internal sealed class Smoothing : IDisposable
             {
                 using (input)
                 {
-                    if (input.shape.SequenceEqual(group.FirstInput!.shape) && ScalesBy(group.FirstInput, input, factors))
-                        group.Producer = candidate;
+                    bool scaled = input.shape.SequenceEqual(group.FirstInput!.shape) &&
+                                  ScalesBy(group.FirstInput, input, factors);
+                    if (scaled) group.Producer = candidate;
                 }
             }
         }
@@ -113,8 +114,8 @@ internal sealed class Smoothing : IDisposable
     internal string? Fold(ConsumerGroup group, Tensor scale)
     {
         ChannelProducer producer = group.Producer!;
-        var snapshots = group.Consumers.Select(c => (c, Snapshot: c.FloatWeight!.detach().clone().DetachFromDisposeScope()))
-            .ToList();
+        var snapshots = group.Consumers
+            .Select(c => (c, Snapshot: c.FloatWeight!.detach().clone().DetachFromDisposeScope())).ToList();
         var producerSnapshot = producer.Snapshot();
         using (var noGrad = no_grad())
         {

@@ -41,11 +41,13 @@ public sealed class CalibrationWarningTests
     {
         using var model = Seeded.Create(() => Sequential(("fc", Linear(64, 16))));
         Quantizer.Quantize(model, weights: QType.QInt8, activations: QType.QInt8);
-        using Tensor loud = Gaussian(32, 64, 1, 50), quiet1 = Gaussian(32, 64, 2, 0.5), quiet2 = Gaussian(32, 64, 3, 0.5);
+        using Tensor loud = Gaussian(32, 64, 1, 50);
+        using Tensor quiet1 = Gaussian(32, 64, 2, 0.5), quiet2 = Gaussian(32, 64, 3, 0.5);
         CalibrationWarning warning = Calibrate(model, null, loud, quiet1, quiet2)
             .First(w => w.Kind == CalibrationWarningKind.RangeVaries);
         Assert.That(warning.Module, Is.EqualTo("fc"));
-        Assert.That(warning.Message, Does.Contain("QLinear 'fc'").And.Contain("input").And.Contain("RunningMaxObserver"));
+        Assert.That(warning.Message,
+            Does.Contain("QLinear 'fc'").And.Contain("input").And.Contain("RunningMaxObserver"));
 
         // The running maximum keeps the loud batch's range; the warning then speaks of the quiet batches instead.
         using var again = Seeded.Create(() => Sequential(("fc", Linear(64, 16))));
@@ -64,7 +66,8 @@ public sealed class CalibrationWarningTests
         using Tensor x = Gaussian(32, 64, 4);
         using (no_grad()) x[TensorIndex.Slice(0, 4), 5] = full(4, 200f);
         IReadOnlyList<CalibrationWarning> warnings = Calibrate(model, null, x);
-        CalibrationWarning norm = warnings.Single(w => w.Kind == CalibrationWarningKind.CoarseSteps && w.Module == "norm");
+        CalibrationWarning norm =
+            warnings.Single(w => w.Kind == CalibrationWarningKind.CoarseSteps && w.Module == "norm");
         Assert.That(norm.Message, Does.Contain("QLayerNorm 'norm'").And.Contain("input").And.Contain("exclude")
             .And.Contain("QFloat8E4M3Fn"));
 

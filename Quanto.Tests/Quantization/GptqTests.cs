@@ -106,7 +106,8 @@ public sealed class GptqTests
                 float wj = (float)w[r, j];
                 float q = bits == 8
                     ? Math.Clamp(MathF.Round(wj / scale[r, k], MidpointRounding.ToEven), -128, 127)
-                    : Math.Clamp(MathF.Round((wj + shift[r, k]) / scale[r, k], MidpointRounding.ToEven), 0, (1 << bits) - 1);
+                    : Math.Clamp(MathF.Round((wj + shift[r, k]) / scale[r, k], MidpointRounding.ToEven), 0,
+                        (1 << bits) - 1);
                 codes[r, j] = (int)q;
                 dq[r, j] = bits == 8 ? q * scale[r, k] : q * scale[r, k] - shift[r, k];
                 double err = (w[r, j] - dq[r, j]) / hinv[j, j];

@@ -34,8 +34,10 @@ public sealed class PlanningTests
         TestContext.Out.WriteLine(report);
 
         Assert.That(Quantizer.QuantizedModules(model), Is.Empty, "the float layers are back");
-        using (Tensor after = model.forward(x)) Assert.That(Reference.Values(after), Is.EqualTo(Reference.Values(before)));
-        Assert.That(report.Layers.Select(l => (l.Path, l.Parameters)), Is.EqualTo(new[] { ("fc1", 256L * 64), ("fc2", 64L * 10) }));
+        using (Tensor after = model.forward(x))
+            Assert.That(Reference.Values(after), Is.EqualTo(Reference.Values(before)));
+        Assert.That(report.Layers.Select(l => (l.Path, l.Parameters)),
+            Is.EqualTo(new[] { ("fc1", 256L * 64), ("fc2", 64L * 10) }));
 
         // Bits per weight with fp32 scales (and shifts): fc1 rows of 256, fc2 rows of 64 (per channel below 128).
         // fc2's ten qint2 groups pack into ceil(10 / 4) = 3 rows of 64 bytes: 192 bytes for 160 bytes of codes.
@@ -81,7 +83,8 @@ public sealed class PlanningTests
         foreach (QModule module in Quantizer.QuantizedModules(model))
         {
             LayerPlan layer = plan.For(module.Path)!;
-            Assert.That((module.WeightQType, module.GroupSize), Is.EqualTo((layer.Choice.Weights, layer.Choice.GroupSize)));
+            Assert.That((module.WeightQType, module.GroupSize),
+                Is.EqualTo((layer.Choice.Weights, layer.Choice.GroupSize)));
         }
         Quantizer.Freeze(model);
         foreach (QModule module in Quantizer.QuantizedModules(model))

@@ -150,7 +150,8 @@ public sealed class SmoothingTests
             SmoothingReport report = Quantizer.Awq(model, [calibration]);
             TestContext.Out.WriteLine(report);
             Assert.That(report.Groups.Where(g => g.Applied), Is.Not.Empty);
-            Assert.That(report.Groups.Where(g => g.Applied), Has.All.Matches<SmoothedGroup>(g => g.ErrorAfter < g.ErrorBefore));
+            Assert.That(report.Groups.Where(g => g.Applied),
+                Has.All.Matches<SmoothedGroup>(g => g.ErrorAfter < g.ErrorBefore));
             using var reference = Seeded.Create(() => new NormBlock());
             reference.eval();
             using Tensor expected = reference.forward(calibration), actual = Float(model, calibration);
