@@ -28,6 +28,12 @@ internal static class GptqBench
         using var hessian = new GptqHessian(k);
         hessian.Add(x);
         Console.WriteLine($"  Hessian from {rows} rows: {watch.Elapsed.TotalSeconds:F2} s");
+        foreach (Optimizer optimizer in new Optimizer[] { new MaxOptimizer(), new HqqOptimizer() })
+        {
+            watch.Restart();
+            using QuantizedWeight plain = WeightQuantizer.Quantize(weight, QType.QInt4, 128, optimizer);
+            Console.WriteLine($"  round-to-nearest qint4 g128 with {optimizer}: {watch.Elapsed.TotalSeconds:F2} s");
+        }
         watch.Restart();
         using (Tensor u = Gptq.InverseCholeskyUpper(hessian.Matrix, 0.01))
             Console.WriteLine($"  of which the Cholesky factor of the inverse: {watch.Elapsed.TotalSeconds:F2} s");

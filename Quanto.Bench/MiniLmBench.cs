@@ -89,6 +89,9 @@ internal static partial class MiniLmBench
             yield return ($"qint2 g{g} gptq", (m, c) => Gptq(m, c, QType.QInt2, g, null));
             yield return ($"qint2 g{g} gptq act-order", (m, c) => Gptq(m, c, QType.QInt2, g, null, actOrder: true));
         }
+        yield return ("w8a8", (m, c) => W8A8(m, c, exclude: [], smooth: false));
+        yield return ("w8a8 (LayerNorms float)", (m, c) => W8A8(m, c, exclude: ["*LayerNorm*"], smooth: false));
+        yield return ("w8a8 (LayerNorms float) smoothquant", (m, c) => W8A8(m, c, ["*LayerNorm*"], smooth: true));
         foreach (double budget in new[] { 3.0, 4.5 })
         {
             yield return ($"plan {budget:F1} bits", (m, c) => Planned(m, c, budget, gptq: false));
@@ -117,6 +120,21 @@ internal static partial class MiniLmBench
         SmoothingReport report = Quantizer.Awq(model, Quantizer.QuantizedModules(model), calibration);
         if (gptq) Quantizer.Gptq(Quantizer.QuantizedModules(model), calibration);
         return $"({report.Groups.Count(g => g.Applied)} of {report.Groups.Count} input groups scaled)";
+    }
+
+    private static string? W8A8(Bert model, Func<Tensor> calibration, string[] exclude, bool smooth)
+    {
+        Quantizer.Quantize(model, weights: QType.QInt8, activations: QType.QInt8, exclude: exclude);
+        string? note = null;
+        if (smooth)
+        {
+            SmoothingReport report = Quantizer.SmoothQuant(model, Quantizer.QuantizedModules(model), calibration);
+            note = $"({report.Groups.Count(g => g.Applied)} of {report.Groups.Count} input groups scaled)";
+        }
+        Calibration run;
+        using (run = new Calibration()) calibration().Dispose();
+        int coarse = run.Warnings.Count(w => w.Kind == CalibrationWarningKind.CoarseSteps);
+        return $"{note}{(note is null ? "" : " ")}({coarse} coarse-step warnings)";
     }
 
     private static string? Planned(Bert model, Func<Tensor> calibration, double budget, bool gptq)
