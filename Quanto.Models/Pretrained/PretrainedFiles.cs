@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Quanto.Models.HuggingFace;
-using Quanto.Nn;
 using Quanto.Serialization;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -25,35 +24,8 @@ internal static class PretrainedFiles
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         Directory.CreateDirectory(folder);
-        var places = new Dictionary<nn.Module, string>(ReferenceEqualityComparer.Instance);
-        foreach ((string name, nn.Module module) in model.named_modules()) places.TryAdd(module, name);
-        var map = new QuantizationMap();
-        var states = new List<KeyValuePair<string, QuantizedModuleState>>();
-        var groups = new JsonObject();
-        var owned = new List<string>();
-        foreach (QModule module in Quantizer.QuantizedModules(model))
-        {
-            string path = places[module];
-            map.Add(path, new QuantizationSpec(module.WeightQType, module.ActivationQType));
-            // The states reference the modules' own tensors; the writer never disposes them.
-            states.Add(KeyValuePair.Create(path, new QuantizedModuleState
-            {
-                Weight = module.QuantizedWeight,
-                FloatWeight = module.IsFrozen ? null : module.FloatWeight?.detach(),
-                Bias = module.FloatBias?.detach(),
-                InputScale = module.input_scale,
-                OutputScale = module.output_scale,
-            }));
-            if (module.GroupSize is int g && module.WeightQType is QType q && q.Info().IsPacked) groups[path] = g;
-            owned.Add(path + ".");
-        }
-        var others = model.state_dict()
-            .Where(p => !skipKeys.Contains(p.Key) && !owned.Any(o => p.Key.StartsWith(o, StringComparison.Ordinal)))
-            .Select(p => KeyValuePair.Create(p.Key, p.Value.detach()))
-            .ToList();
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (groups.Count > 0) metadata[QuantizedModel.GroupSizesMetadataKey] = groups.ToJsonString();
-        QuantizedCheckpoint.Save(Path.Combine(folder, WeightsFile), states, map, others, metadata, maxShardBytes);
+        // The runtime's save: the same keys, map, group-size and activation-scale records as QuantizedModel.Save.
+        QuantizedModel.SaveCore(model, Path.Combine(folder, WeightsFile), null, maxShardBytes, skipKeys);
         string text = config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
         string target = Path.Combine(folder, ConfigJson.FileName), temporary = target + ".tmp";
         File.WriteAllText(temporary, text);

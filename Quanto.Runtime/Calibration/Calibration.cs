@@ -9,9 +9,13 @@ namespace Quanto;
 /// <code>using (new Calibration(momentum: 0.9)) model.forward(samples);</code>
 /// Per batch, each module with quantized activations observes its input and output (absmax by default); the first
 /// batch sets the scale, later ones blend: scale = m * scale + (1 - m) * observed (inputs too: optimum-quanto
-/// ignores the momentum for inputs). With <c>streamline</c>, a module whose output never reached another quantized
-/// module directly (it fed float ops or left the model) stops quantizing its output: that would only add error.
-/// The active calibration is per thread; nesting restores the outer one on dispose.
+/// ignores the momentum for inputs), or as the <see cref="Observer"/> combines them (<see cref="RunningMaxObserver"/>
+/// keeps the widest). A batch holding NaN or infinity is an error naming the module and the batch. With
+/// <c>streamline</c>, a module whose output never reached another quantized module directly (it fed float ops or
+/// left the model) stops quantizing its output: that would only add error (its calibrated output scale is still
+/// saved, as optimum-quanto saves it). <see cref="Warnings"/> lists ranges that varied over 10x between batches and
+/// int8 inputs whose typical values span only a few steps. The active calibration is per thread; nesting restores
+/// the outer one on dispose.
 /// </summary>
 public sealed class Calibration : IDisposable
 {
@@ -22,6 +26,7 @@ public sealed class Calibration : IDisposable
     private readonly ConditionalWeakTable<Tensor, QModule> _producers = new();
     private readonly HashSet<QModule> _produced = new(ReferenceEqualityComparer.Instance);
     private readonly HashSet<QModule> _consumedByQuantized = new(ReferenceEqualityComparer.Instance);
+    private readonly ActivationStatistics _statistics = new();
     private bool _disposed;
 
     /// <summary>Starts calibrating on this thread.</summary>
@@ -55,18 +60,24 @@ public sealed class Calibration : IDisposable
     /// <summary>Modules whose output quantization streamlining turned off (filled on dispose).</summary>
     public IReadOnlyList<string> StreamlinedModules { get; private set; } = [];
 
+    /// <summary>What the observed ranges suggest fixing, naming each module (filled on dispose).</summary>
+    public IReadOnlyList<CalibrationWarning> Warnings { get; private set; } = [];
+
     /// <summary>Updates <paramref name="module"/>'s input scale from a batch, and notes whether the input came
     /// straight from another quantized module.</summary>
+    /// <exception cref="InvalidOperationException">The batch holds NaN or infinity.</exception>
     internal void ObserveInput(QModule module, Tensor input)
     {
         if (_producers.TryGetValue(input, out QModule? producer)) _consumedByQuantized.Add(producer);
-        module.UpdateScale(module.input_scale, Observer.Observe(input), Momentum);
+        _statistics.Observe(module, input, input: true, Observer, Momentum);
     }
 
-    /// <summary>Updates <paramref name="module"/>'s output scale from a batch and remembers the output tensor.</summary>
+    /// <summary>Updates <paramref name="module"/>'s output scale from a batch and remembers the output tensor.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The batch holds NaN or infinity.</exception>
     internal void ObserveOutput(QModule module, Tensor output)
     {
-        module.UpdateScale(module.output_scale, Observer.Observe(output), Momentum);
+        _statistics.Observe(module, output, input: false, Observer, Momentum);
         _produced.Add(module);
     }
 
@@ -88,6 +99,7 @@ public sealed class Calibration : IDisposable
             }
             StreamlinedModules = streamlined;
         }
+        Warnings = _statistics.Warnings(Observer);
         if (ReferenceEquals(_current, this)) _current = _outer;
     }
 }

@@ -14,8 +14,9 @@ namespace Quanto.Nn;
 /// float weight is gone and a <see cref="Tensors.QuantizedWeight"/> prepared for a kernel backend takes its place.
 /// A forward pass is three explicit steps, which generated code calls one by one:
 /// <see cref="InputStub"/> (quant stub), <see cref="Compute"/> (the quantized op), <see cref="OutputStub"/> (dequant
-/// stub). Activation scales live in the <c>input_scale</c> / <c>output_scale</c> buffers; 1.0 means "not calibrated",
-/// as in optimum-quanto's files.
+/// stub). Activation scales live in the <c>input_scale</c> / <c>output_scale</c> buffers; whether they were
+/// calibrated is a flag of its own (<see cref="InputCalibrated"/>, <see cref="OutputCalibrated"/>), never a magic
+/// scale value: 1.0 is a scale like any other, as in optimum-quanto's files.
 /// </summary>
 public abstract class QModule : nn.Module<Tensor, Tensor>
 {
@@ -103,13 +104,30 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <summary>Path of this module in its model ("blocks.0.mlp.fc1"), used in messages and files.</summary>
     public string Path { get; set; }
 
-    /// <summary>Scale of the input activations (scalar; 1.0 = not calibrated).</summary>
+    /// <summary>Scale of the input activations (scalar; 1.0 until calibrated or loaded).</summary>
 #pragma warning disable IDE1006 // TorchSharp buffer names follow optimum-quanto's state-dict keys
     public Tensor input_scale { get; protected set; } // set by TorchSharp's .to() through reflection
 
-    /// <summary>Scale of the output activations (scalar; 1.0 = not calibrated or streamlined away).</summary>
+    /// <summary>Scale of the output activations (scalar; 1.0 until calibrated or loaded). Streamlining keeps the
+    /// calibrated value (optimum-quanto saves it and quantizes with it on reload) and clears
+    /// <see cref="OutputQuantized"/> instead.</summary>
     public Tensor output_scale { get; protected set; }
 #pragma warning restore IDE1006
+
+    /// <summary>True once <c>input_scale</c> holds a calibrated value, or one loaded from a file (optimum-quanto's
+    /// files carry no flag: a loaded scale is used as it is, 1.0 included, as optimum-quanto uses it).</summary>
+    public bool InputCalibrated { get; private set; }
+
+    /// <summary>True once <c>output_scale</c> holds a calibrated or loaded value.</summary>
+    public bool OutputCalibrated { get; private set; }
+
+    /// <summary>Whether the output stub quantizes: activations are quantized, the output scale is calibrated, and
+    /// streamlining did not turn it off.</summary>
+    public bool OutputQuantized => ActivationQType is not null && OutputCalibrated && !OutputStreamlined;
+
+    /// <summary>Set by an algorithm that measures this module (GPTQ, smoothing, sensitivity): while set, the module
+    /// runs in float with the probe's weight and reports its inputs. Never set outside such a pass.</summary>
+    internal ModuleProbe? Probe { get; set; }
 
     /// <summary>The quantized weight once frozen; null in dynamic mode or for float-weight modules.</summary>
     public QuantizedWeight? QuantizedWeight { get; private set; }
@@ -163,17 +181,22 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <exception cref="InvalidOperationException">Activations are quantized but were never calibrated.</exception>
     public QActivation InputStub(Tensor input)
     {
+        if (Probe is ModuleProbe probe)
+        {
+            probe.Observe(this, input);
+            return new QActivation(input, null, null);
+        }
         if (ActivationQType is not QType qtype) return new QActivation(input, null, null);
         if (Calibration.Current is { } calibration)
         {
             calibration.ObserveInput(this, input);
         }
-        else if (input_scale.item<float>() == 1f)
+        else if (!InputCalibrated)
         {
             throw new InvalidOperationException(
-                $"{Describe()} quantizes its input to {qtype.QuantoName()} but was never calibrated (input_scale is " +
-                "1.0). Run representative batches inside `using (new Calibration()) model.forward(x);` first, or " +
-                "quantize with activations: null.");
+                $"{Describe()} quantizes its input to {qtype.QuantoName()} but was never calibrated. Run " +
+                "representative batches inside `using (new Calibration()) model.forward(x);` first, or quantize " +
+                "with activations: null.");
         }
         if (is_grad_enabled() && input.requires_grad || training && !IsFrozen)
             return new QActivation(QuantizedOps.fake_quantize(input, qtype, input_scale), null, input_scale);
@@ -190,10 +213,10 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// </summary>
     public Tensor OutputStub(Tensor output)
     {
-        if (ActivationQType is not QType qtype) return output;
+        if (Probe is not null || ActivationQType is not QType qtype) return output;
         Calibration? calibration = Calibration.Current;
         calibration?.ObserveOutput(this, output);
-        Tensor result = output_scale.item<float>() == 1f ? output : QuantizedOps.fake_quantize(output, qtype, output_scale);
+        Tensor result = OutputQuantized ? QuantizedOps.fake_quantize(output, qtype, output_scale) : output;
         calibration?.TrackOutput(this, result);
         return result;
     }
@@ -223,6 +246,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     protected Tensor RunLinear(QActivation input, Func<Tensor, Tensor> floatPath, Func<PreparedWeight, Tensor> kernelPath,
         Func<PreparedWeight, Tensor>? int8Path)
     {
+        if (Probe is ModuleProbe probe) return floatPath(probe.WeightFor(this));
         if (WeightQType is not QType qtype) return floatPath(FloatWeight!);
         bool frozen = IsFrozen;
         if (!frozen && (training || is_grad_enabled() && (FloatWeight!.requires_grad || input.Value.requires_grad)))
@@ -245,17 +269,26 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     protected virtual IQuantKernels SelectBackend(QuantizedWeight weight, Tensor input) =>
         QuantKernels.Select(weight, input.dtype, input.device);
 
-    /// <summary>Blends a new observation into a scale buffer (first batch: set).</summary>
-    internal void UpdateScale(Tensor scale, double observedMagnitude, double momentum)
+    /// <summary>Stores a calibrated input (<paramref name="input"/> true) or output scale and marks it calibrated.
+    /// </summary>
+    internal void SetCalibratedScale(bool input, double scale)
     {
-        double qmax = ActivationQType!.Value.Info().QMax;
-        double fresh = observedMagnitude > 0 ? observedMagnitude / qmax : 0;
-        if (fresh == 0) return; // an all-zero batch says nothing about the range
-        double old = scale.item<float>();
-        double updated = old == 1.0 ? fresh : momentum * old + (1 - momentum) * fresh;
-        if ((float)updated == 1f) updated = Math.BitDecrement(1.0f); // 1.0 is reserved for "not calibrated"
-        using (no_grad()) scale.fill_(updated);
+        using (no_grad()) (input ? input_scale : output_scale).fill_(scale);
+        if (input) InputCalibrated = true;
+        else OutputCalibrated = true;
     }
+
+    /// <summary>After the scale buffers were loaded from a file: what they hold (our files' metadata says; for
+    /// optimum-quanto's files both are taken as calibrated and the output as quantized, as it runs them).</summary>
+    internal void SetLoadedScaleState(bool inputCalibrated, bool outputCalibrated, bool outputStreamlined)
+    {
+        InputCalibrated = inputCalibrated;
+        OutputCalibrated = outputCalibrated;
+        OutputStreamlined = outputStreamlined;
+    }
+
+    /// <summary>True once streamlining turned output quantization off.</summary>
+    internal bool OutputStreamlined { get; private set; }
 
     /// <summary>Disposes a replacement that was never put in place, without disposing the float module's
     /// parameters it shares (they still belong to that module).</summary>
@@ -265,11 +298,9 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         Dispose();
     }
 
-    /// <summary>Stops quantizing the output (streamlining).</summary>
-    internal void DisableOutputQuantization()
-    {
-        using (no_grad()) output_scale.fill_(1.0);
-    }
+    /// <summary>Stops quantizing the output (streamlining); the calibrated output scale stays, for the file.
+    /// </summary>
+    internal void DisableOutputQuantization() => OutputStreamlined = true;
 
     /// <summary>The float weight shape this module expects (for loading checks).</summary>
     protected abstract long[] ExpectedWeightShape();

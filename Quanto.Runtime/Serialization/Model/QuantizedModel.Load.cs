@@ -36,6 +36,7 @@ public static partial class QuantizedModel
                 others.Add((target, stateDict.Take(key, target.shape)));
             }
             stateDict.ThrowIfUnconsumed();
+            var scaleStates = ActivationScaleMetadata.Read(stateDict, entries);
 
             // Everything read and checked: now change the model.
             using (no_grad())
@@ -43,6 +44,7 @@ public static partial class QuantizedModel
                 foreach (PendingModule item in pending) item.Apply();
                 foreach ((Tensor target, Tensor source) in others) target.copy_(source);
             }
+            ActivationScaleMetadata.Apply(entries, scaleStates);
         }
         finally
         {

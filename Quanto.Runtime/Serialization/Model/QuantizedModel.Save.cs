@@ -6,7 +6,10 @@ namespace Quanto.Serialization;
 // Saving: each quantized module becomes a QuantizedModuleState; the rest of the state dict follows.
 public static partial class QuantizedModel
 {
-    private static void SaveCore(nn.Module model, string path, IEnumerable<QModule>? modules, long? maxShardBytes)
+    /// <summary>The save; <paramref name="skipKeys"/> are float state-dict keys left out (Quanto.Models' tied
+    /// lm_head, which transformers' save_pretrained drops too).</summary>
+    internal static void SaveCore(nn.Module model, string path, IEnumerable<QModule>? modules, long? maxShardBytes,
+        IReadOnlySet<string>? skipKeys = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -33,11 +36,15 @@ public static partial class QuantizedModel
             var others = new List<KeyValuePair<string, Tensor>>();
             foreach ((string key, Tensor tensor) in model.state_dict())
             {
-                if (!owned.Contains(key)) others.Add(KeyValuePair.Create(key, Detached(tensor, temporaries)!));
+                if (owned.Contains(key) || skipKeys?.Contains(key) == true) continue;
+                others.Add(KeyValuePair.Create(key, Detached(tensor, temporaries)!));
             }
+            // Group-size requests are recorded by the checkpoint writer; activation-scale flags are ours to add.
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            ActivationScaleMetadata.Write(entries, metadata);
             // The states reference the modules' own tensors: the checkpoint writer takes views and never disposes
             // them, so the states are not disposed here either.
-            QuantizedCheckpoint.Save(path, states, map, others, null, maxShardBytes);
+            QuantizedCheckpoint.Save(path, states, map, others, metadata, maxShardBytes);
         }
         finally
         {

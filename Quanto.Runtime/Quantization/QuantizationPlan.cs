@@ -1,0 +1,122 @@
+using System.Globalization;
+using static TorchSharp.torch;
+
+namespace Quanto.Quantization;
+
+/// <summary>One way to quantize a layer's weight that a plan may pick.</summary>
+/// <param name="Weights">The weight qtype; null keeps the layer float.</param>
+/// <param name="GroupSize">Requested group size of 2/4-bit weights (optimum-quanto's fallback applies per layer).
+/// </param>
+/// <param name="Optimizer">The weight optimizer (null: the qtype's default).</param>
+public sealed record PlanCandidate(QType? Weights, int? GroupSize = null, Optimizer? Optimizer = null)
+{
+    /// <summary>Leave the layer float.</summary>
+    public static PlanCandidate Float { get; } = new((QType?)null);
+
+    /// <summary>The candidates <see cref="Quantizer.Plan(nn.Module{Tensor, Tensor}, IEnumerable{Tensor}, double,
+    /// IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?)"/> tries by default: qint2 and qint4 in groups
+    /// of 32, 64 and 128, each with the Max and the HQQ optimizer, and qint8 per channel.</summary>
+    public static IReadOnlyList<PlanCandidate> Defaults { get; } =
+    [
+        .. new[] { QType.QInt2, QType.QInt4 }.SelectMany(q => new[] { 32, 64, 128 }.SelectMany(g =>
+            new PlanCandidate[] { new(q, g, new MaxOptimizer()), new(q, g, new HqqOptimizer()) })),
+        new(QType.QInt8),
+    ];
+
+    /// <summary>"qint4 g64 hqq", "qint8", "float".</summary>
+    public override string ToString()
+    {
+        if (Weights is not QType q) return "float";
+        string group = q.Info().IsPacked ? $" g{GroupSize ?? Quantization.GroupSize.Default}" : "";
+        string optimizer = Optimizer switch
+        {
+            null => "",
+            HqqOptimizer => " hqq",
+            MaxOptimizer => " max",
+            AbsmaxOptimizer => "",
+            Optimizer o => " " + o.GetType().Name,
+        };
+        return q.QuantoName() + group + optimizer;
+    }
+}
+
+/// <summary>A plan's choice for one layer.</summary>
+/// <param name="Path">The layer's module path.</param>
+/// <param name="Choice">What to quantize it to.</param>
+/// <param name="Parameters">Weight elements of the layer.</param>
+/// <param name="BitsPerWeight">Stored bits per weight with that choice, scales and shifts included.</param>
+/// <param name="LayerError">Relative squared error of the layer's output on the samples with that choice.</param>
+/// <param name="ModelError">Relative squared error of the model's output with only this layer quantized.</param>
+public sealed record LayerPlan(string Path, PlanCandidate Choice, long Parameters, double BitsPerWeight,
+    double LayerError, double ModelError);
+
+/// <summary>
+/// A per-layer choice of weight qtype, group size and optimizer, looked up by module path. Made by
+/// <see cref="Quantizer.Plan(SensitivityReport, double)"/>; applied by <see cref="QuantizationPlanExtensions.Quantize(
+/// nn.Module, QuantizationPlan, QType?)"/> (eager models) or a generated model's Quantize (which asks
+/// <see cref="For"/> per layer). Layers the plan does not list are left as the caller's settings say.
+/// </summary>
+public sealed class QuantizationPlan
+{
+    private readonly Dictionary<string, LayerPlan> _byPath;
+
+    /// <summary>Creates a plan from per-layer choices.</summary>
+    /// <param name="layers">One entry per layer path.</param>
+    /// <param name="targetBitsPerWeight">The budget it was made for (NaN if none).</param>
+    /// <exception cref="ArgumentException">Two entries share a path.</exception>
+    public QuantizationPlan(IEnumerable<LayerPlan> layers, double targetBitsPerWeight = double.NaN)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        Layers = layers.ToList();
+        _byPath = new Dictionary<string, LayerPlan>(StringComparer.Ordinal);
+        foreach (LayerPlan layer in Layers)
+        {
+            if (!_byPath.TryAdd(layer.Path, layer))
+                throw new ArgumentException($"The plan lists layer '{layer.Path}' twice.", nameof(layers));
+        }
+        TargetBitsPerWeight = targetBitsPerWeight;
+    }
+
+    /// <summary>The layers, in model order.</summary>
+    public IReadOnlyList<LayerPlan> Layers { get; }
+
+    /// <summary>The budget the plan was made for.</summary>
+    public double TargetBitsPerWeight { get; }
+
+    /// <summary>Mean stored bits per weight over the planned layers (weighted by their sizes).</summary>
+    public double BitsPerWeight
+    {
+        get
+        {
+            long parameters = Layers.Sum(l => l.Parameters);
+            return parameters == 0 ? 0 : Layers.Sum(l => l.BitsPerWeight * l.Parameters) / parameters;
+        }
+    }
+
+    /// <summary>Sum of the chosen layers' model errors: a first-order estimate of the quantized model's relative
+    /// output error.</summary>
+    public double EstimatedModelError => Layers.Sum(l => l.ModelError);
+
+    /// <summary>The choice for a layer, or null when the plan does not list it.</summary>
+    /// <param name="path">The module path ("encoder.layer.0.attention.self.query").</param>
+    public LayerPlan? For(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return _byPath.GetValueOrDefault(path);
+    }
+
+    /// <inheritdoc />
+    public override string ToString()
+    {
+        CultureInfo c = CultureInfo.InvariantCulture;
+        var lines = new List<string>
+        {
+            string.Create(c, $"Plan: {Layers.Count} layer(s), {BitsPerWeight:F2} bits/weight (target " +
+                             $"{TargetBitsPerWeight:F2}), estimated output error {EstimatedModelError:E2}"),
+        };
+        lines.AddRange(Layers.Select(l => string.Create(c,
+            $"  {l.Path}: {l.Choice}, {l.BitsPerWeight:F2} bits/weight, {l.Parameters:N0} weights, layer error " +
+            $"{l.LayerError:E2}, model error {l.ModelError:E2}")));
+        return string.Join(Environment.NewLine, lines);
+    }
+}
