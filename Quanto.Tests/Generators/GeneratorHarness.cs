@@ -1,7 +1,10 @@
 using System.Collections.Immutable;
+using System.Reflection;
 using System.Runtime.CompilerServices;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Emit;
+using NUnit.Framework;
 using Quanto.Generators;
 using Quanto.Nn;
 using static TorchSharp.torch;
@@ -55,6 +58,17 @@ internal static class GeneratorHarness
         GeneratorDriver ran = (driver ?? Driver())
             .RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
         return (ran, output, diagnostics);
+    }
+
+    /// <summary>Emits <paramref name="output"/> (a compilation with the generated sources) and loads it; fails the
+    /// test on any compiler error.</summary>
+    public static Assembly Load(Compilation output)
+    {
+        using var stream = new MemoryStream();
+        EmitResult emitted = output.Emit(stream);
+        Assert.That(emitted.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()),
+            Is.Empty);
+        return Assembly.Load(stream.ToArray());
     }
 
     /// <summary>Warnings and errors of a compilation (what TreatWarningsAsErrors would stop on).</summary>
