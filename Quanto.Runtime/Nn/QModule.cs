@@ -19,7 +19,6 @@ namespace Quanto.Nn;
 /// </summary>
 public abstract class QModule : nn.Module<Tensor, Tensor>
 {
-    private PreparedWeight? _prepared;
     private Tensor _inputScale = null!;
     private Tensor _outputScale = null!;
     private bool _released;
@@ -164,7 +163,6 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
                 $"{Describe()} expects a weight of shape {QuantizedWeight.FormatShape(expected)}; got " +
                 $"{QuantizedWeight.FormatShape(weight.Shape)}.", nameof(weight));
         }
-        ResetPrepared();
         QuantizedWeight?.Dispose();
         QuantizedWeight = weight;
         if (_internal_params.ContainsKey("weight")) _internal_params.Remove("weight"); // absent once frozen
@@ -224,18 +222,12 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         return result.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The prepared (kernel-layout) weight for inputs of this dtype on this device: made once, redone
-    /// only if the backend choice changes.</summary>
+    /// <summary>The prepared (kernel-layout) weight for inputs of this dtype on this device: made once per backend
+    /// and kept in the weight (<see cref="QuantizedWeight.PreparedFor"/>), so concurrent first calls share one.</summary>
     protected PreparedWeight PreparedFor(Tensor input)
     {
         QuantizedWeight weight = QuantizedWeight ?? throw new InvalidOperationException($"{Describe()} is not frozen.");
-        IQuantKernels backend = SelectBackend(weight, input);
-        if (_prepared is null || !ReferenceEquals(_prepared.Backend, backend))
-        {
-            ResetPrepared();
-            _prepared = backend.Prepare(weight);
-        }
-        return _prepared;
+        return weight.PreparedFor(SelectBackend(weight, input));
     }
 
     /// <summary>
@@ -368,11 +360,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
-        {
-            ResetPrepared();
-            QuantizedWeight?.Dispose();
-        }
+        if (disposing) QuantizedWeight?.Dispose();
         base.Dispose(disposing);
     }
 
@@ -390,15 +378,8 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         }
         if (device is null && dtype is null) return;
         QuantizedWeight moved = weight.To(device ?? weight.Device, dtype ?? weight.DType);
-        ResetPrepared();
         weight.Dispose();
         QuantizedWeight = moved;
-    }
-
-    private void ResetPrepared()
-    {
-        _prepared?.Dispose();
-        _prepared = null;
     }
 }
 
