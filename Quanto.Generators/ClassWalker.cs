@@ -117,6 +117,51 @@ internal sealed class ClassWalker
         }
     }
 
+    /// <summary>Every <c>layer.forward(x)</c> / <c>layer.call(x)</c> on a quantized layer field (or an item of a list
+    /// of them) in the class's own code, as an interceptable location.</summary>
+    public IEnumerable<InterceptModel> FloatCalls(CancellationToken cancellation)
+    {
+        foreach (SyntaxReference reference in _type.DeclaringSyntaxReferences)
+        {
+            var declaration = (TypeDeclarationSyntax)reference.GetSyntax(cancellation);
+            SemanticModel model = _compilation.GetSemanticModel(declaration.SyntaxTree);
+            foreach (InvocationExpressionSyntax call in declaration.DescendantNodes().OfType<InvocationExpressionSyntax>())
+            {
+                if (call is not
+                    {
+                        Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access,
+                        ArgumentList.Arguments.Count: 1,
+                    })
+                {
+                    continue;
+                }
+                ExpressionSyntax receiver = access.Expression is ElementAccessExpressionSyntax element
+                    ? element.Expression
+                    : access.Expression;
+                SimpleNameSyntax? name = receiver switch
+                {
+                    IdentifierNameSyntax id => id,
+                    MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } member => member.Name,
+                    _ => null,
+                };
+                if (name is null || !_layerFields.Contains(name.Identifier.ValueText) || !IsOwnField(model, name)) continue;
+                // The float layer's forward override (Linear.forward) or Module<Tensor, Tensor>.call: Tensor -> Tensor.
+                if (model.GetSymbolInfo(call, cancellation).Symbol is not IMethodSymbol { Parameters.Length: 1 } method ||
+                    method.Parameters[0].Type.ToDisplayString() != "TorchSharp.torch.Tensor" ||
+                    method.ReturnType.ToDisplayString() != "TorchSharp.torch.Tensor")
+                {
+                    continue;
+                }
+#pragma warning disable RSEXPERIMENTAL002 // interceptable locations: the supported way to generate interceptors
+                if (model.GetInterceptableLocation(call, cancellation) is not { } location) continue;
+                yield return new InterceptModel(access.Name.Identifier.ValueText, location.Version, location.Data,
+                    location.GetDisplayLocation(), method.Parameters[0].Name,
+                    method.ContainingType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat));
+#pragma warning restore RSEXPERIMENTAL002
+            }
+        }
+    }
+
     private List<IMethodSymbol> Callees(MethodDeclarationSyntax method,
         Dictionary<IMethodSymbol, MethodDeclarationSyntax> methods)
     {

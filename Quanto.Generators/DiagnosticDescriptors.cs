@@ -121,11 +121,19 @@ internal static class DiagnosticDescriptors
         "Return ((Quanto.Generated.IQuantizedModel)this).Quantization.Moved(base._to(...), device, dtype, " +
         "non_blocking) from each _to override.");
 
+    public static readonly DiagnosticDescriptor OptIn = new(
+        "QNT017", "Layer kind is quantized only when asked",
+        "'{0}' is a {1}, which is quantized only when its field carries [Quantize] (optimum-quanto leaves it float): " +
+        "ForwardQuantized calls it as written",
+        Category, DiagnosticSeverity.Info, true,
+        "Put [Quantize(Weights = ...)] on the field to quantize it; optimum-quanto's loaders cannot read a quantized one.");
+
     /// <summary>All descriptors, in ID order.</summary>
     public static IReadOnlyList<DiagnosticDescriptor> All { get; } =
     [
         NotPartial, NoForward, UnsupportedField, BadGroup, GroupIgnored, PackedActivations, UnfollowedUse, NotModule,
         DisposeWithoutTwins, NoLayers, NoCounterpart, UnknownLayer, Container, NotAnnotated, NoWeights, OverridesTo,
+        OptIn,
     ];
 
     /// <summary>The descriptor of an ID.</summary>

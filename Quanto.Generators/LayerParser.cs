@@ -37,6 +37,11 @@ internal static class LayerParser
                 continue;
             }
             if (attribute is null && classSettings.Excludes(field.Name)) continue;
+            if (role.Kind is { OptIn: true } optIn && attribute is null)
+            {
+                Report(diagnostics, DiagnosticDescriptors.OptIn, at, field.Name, optIn.FloatName);
+                continue;
+            }
             if (role.IsModel)
             {
                 layers.Add(new LayerModel(field.Name, null, role.IsList, null, null, null));
@@ -83,7 +88,7 @@ internal static class LayerParser
     {
         string? weights = own.Weights ?? cls.Weights ?? DefaultWeights(cls, own);
         if (diagnostics is not null) Validate(name, own, weights, diagnostics);
-        string? activations = own.Activations ?? cls.Activations;
+        string? activations = kind.QuantizesActivations ? own.Activations ?? cls.Activations : null;
         if (activations is not null && QTypeNames.Bits(activations) < 8) activations = null;
         int? group = own.Group ?? cls.Group;
         if (group is int g && (g <= 0 || g % 8 != 0)) group = null;

@@ -90,7 +90,8 @@ internal static class Parser
             new EquatableArray<LayerModel>(layers),
             new EquatableArray<MapEntry>(map),
             dispose is not null,
-            to is not null);
+            to is not null,
+            new EquatableArray<InterceptModel>(walker.FloatCalls(cancellation)));
         bool blocked = diagnostics.Any(d => DiagnosticDescriptors.ById(d.Id).DefaultSeverity == DiagnosticSeverity.Error);
         return new ParseResult(blocked ? null : classModel, new EquatableArray<DiagnosticInfo>(diagnostics));
     }

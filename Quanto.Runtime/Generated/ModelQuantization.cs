@@ -19,6 +19,7 @@ public sealed class ModelQuantization
     private readonly nn.Module _model;
     private readonly string _name;
     private readonly Action<LayerTable> _describe;
+    private readonly List<SkippedModuleInfo> _keptFloat = [];
     private LayerTable? _table;
 
     /// <summary>Creates the lifecycle of <paramref name="model"/> (generated code does, on first use).</summary>
@@ -53,6 +54,11 @@ public sealed class ModelQuantization
     public void Quantize(QType? weights, QType? activations, int? groupSize, Optimizer? optimizer) =>
         QuantizeRoot(QuantizePlan.Override(weights, activations, groupSize, optimizer));
 
+    /// <summary>The layers of this model (not nested ones) that the last Quantize kept float although the table
+    /// names them (an option their quantized module does not support), each with the reason; empty until then.
+    /// </summary>
+    public IReadOnlyList<SkippedModuleInfo> KeptFloat => _keptFloat;
+
     /// <summary>Starts a calibration of this model's quantized layers (and only theirs); dispose it to end it.
     /// </summary>
     /// <exception cref="InvalidOperationException">Not quantized.</exception>
@@ -76,7 +82,9 @@ public sealed class ModelQuantization
             }
             if (row.Slot!.Twin is not QModule twin) continue;
             twin.Freeze();
-            if (twin.IsFrozen && row.Slot.Kind!.QuantizesWeights) row.Slot.Kind.ReleaseFloatWeight(row.Layer!);
+            if (!twin.IsFrozen || !row.Slot.Kind!.QuantizesWeights) continue;
+            row.Slot.Kind.ReleaseFloatWeight(row.Layer!);
+            FloatLayers.MarkReleased(row.Layer!, row.Slot.Kind, row.Slot.Path!, _name);
         }
     }
 
@@ -207,6 +215,7 @@ public sealed class ModelQuantization
         }
         var table = new LayerTable(_name, prefix);
         _describe(table);
+        _keptFloat.Clear();
         _table = table;
         built.Add(this);
         foreach (LayerTable.Row row in table.Rows)
@@ -230,7 +239,19 @@ public sealed class ModelQuantization
             LayerKind kind = LayerKinds.For(layer) ?? throw new InvalidOperationException(
                 $"'{path}' of {_name} holds a {layer.GetType().Name}, which has no quantized counterpart " +
                 $"({LayerKinds.Names} have); keep it float with [NoQuantize], or assign a layer of one of those.");
-            slot.Bind(layer, kind, path, plan.Twin(kind, layer, path, slot.Weights, slot.Activations, slot.GroupSize));
+            QModule? twin;
+            try
+            {
+                twin = plan.Twin(kind, layer, path, slot.Weights, slot.Activations, slot.GroupSize);
+            }
+            catch (NotSupportedException e)
+            {
+                // As the eager path: a layer its quantized module cannot take (an option it does not support, no
+                // weights to quantize) runs float, and says why.
+                _keptFloat.Add(new SkippedModuleInfo(path, layer.GetType().Name, e.Message));
+                twin = null;
+            }
+            slot.Bind(layer, kind, path, twin);
         }
     }
 }

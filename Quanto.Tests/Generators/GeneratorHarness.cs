@@ -17,6 +17,11 @@ internal static class GeneratorHarness
 {
     private static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
 
+    /// <summary>The parse options of a project that enables the generator's interceptors, as the Quanto package's
+    /// props (build/QuantoGenerator.props) do.</summary>
+    public static readonly CSharpParseOptions WithInterceptors =
+        ParseOptions.WithFeatures([new("InterceptorsNamespaces", "Quanto.Generated")]);
+
     private static readonly Lazy<ImmutableArray<MetadataReference>> References = new(() =>
     {
         string framework = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
@@ -37,17 +42,19 @@ internal static class GeneratorHarness
             .ToDictionary(p => Path.GetFileNameWithoutExtension(p), File.ReadAllText);
 
     /// <summary>A compilation of <paramref name="sources"/> (file name -> text).</summary>
-    public static CSharpCompilation Compile(IEnumerable<KeyValuePair<string, string>> sources, string name = "Samples")
+    public static CSharpCompilation Compile(IEnumerable<KeyValuePair<string, string>> sources, string name = "Samples",
+        CSharpParseOptions? options = null)
     {
-        var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s.Value, ParseOptions, path: s.Key + ".cs")).ToList();
+        var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s.Value, options ?? ParseOptions, path: s.Key + ".cs"))
+            .ToList();
         return CSharpCompilation.Create(name, trees, References.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary,
                 nullableContextOptions: NullableContextOptions.Enable));
     }
 
     /// <summary>A driver for the generator, tracking steps so incrementality can be checked.</summary>
-    public static GeneratorDriver Driver() => CSharpGeneratorDriver.Create(
-        [new QuantizeGenerator().AsSourceGenerator()], parseOptions: ParseOptions,
+    public static GeneratorDriver Driver(CSharpParseOptions? options = null) => CSharpGeneratorDriver.Create(
+        [new QuantizeGenerator().AsSourceGenerator()], parseOptions: options ?? ParseOptions,
         driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
     /// <summary>Runs the generator: the driver after the run, the compilation with generated sources, and the
