@@ -50,10 +50,11 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor UnfollowedUse = new(
         "QNT007", "Layer use cannot be rewritten",
-        "'{0}' is used in forward in a way ForwardQuantized cannot follow (only '{0}.forward(x)' and '{0}.call(x)' " +
-        "are rewritten); this use stays float",
+        "'{0}' is used in {1} in a way ForwardQuantized cannot follow (only '{0}.forward(x)' and '{0}.call(x)' in " +
+        "forward and the helpers it calls are rewritten); this use stays float",
         Category, DiagnosticSeverity.Warning, true,
-        "Call the layer directly in forward, or mark it [NoQuantize] to keep it float on purpose.");
+        "Call the layer directly in forward or in a helper method forward calls, or mark it [NoQuantize] to keep it " +
+        "float on purpose; after Freeze a float use has no weight left.");
 
     public static readonly DiagnosticDescriptor NotModule = new(
         "QNT008", "[Quantize] class is not a TorchSharp module",
@@ -69,11 +70,70 @@ internal static class DiagnosticDescriptors
         Category, DiagnosticSeverity.Warning, true,
         "Add 'if (disposing) DisposeQuantized();' before 'base.Dispose(disposing);' in the override.");
 
+    public static readonly DiagnosticDescriptor NoLayers = new(
+        "QNT010", "[Quantize] class has no layer to quantize",
+        "Class '{0}' is annotated with [Quantize] but has no layer the generator quantizes: no field holds {1}, a " +
+        "[Quantize] class or a ModuleList of those",
+        Category, DiagnosticSeverity.Error, true,
+        "Hold the layers in fields of those types (or Module<Tensor, Tensor> fields assigned such a layer), or " +
+        "remove [Quantize] and use Quantizer.Quantize; the other diagnostics on the class's fields say why each " +
+        "one is not followed.");
+
+    public static readonly DiagnosticDescriptor NoCounterpart = new(
+        "QNT011", "Layer has no quantized counterpart",
+        "{0} is a {1}, which has no quantized counterpart: it stays float in ForwardQuantized (quantized are {2})",
+        Category, DiagnosticSeverity.Warning, true,
+        "Mark the field [NoQuantize] to keep it float on purpose and silence this.");
+
+    public static readonly DiagnosticDescriptor UnknownLayer = new(
+        "QNT012", "Field's layer cannot be told",
+        "Field '{0}' is declared '{1}' and the generator cannot tell which layer it holds ({2}): it stays float in " +
+        "ForwardQuantized",
+        Category, DiagnosticSeverity.Warning, true,
+        "Declare the field with the layer's type (Linear), or assign it a layer in the class " +
+        "(private Module<Tensor, Tensor> fc1 = Linear(64, 128);), or mark it [NoQuantize].");
+
+    public static readonly DiagnosticDescriptor Container = new(
+        "QNT013", "Layers inside a container are not rewritten",
+        "{0} is a {1}: ForwardQuantized calls it as written, so the layers inside it stay float",
+        Category, DiagnosticSeverity.Warning, true,
+        "Hold the layers in fields or a ModuleList of the class, or quantize the model with Quantizer.Quantize " +
+        "(which swaps layers inside containers), or mark the field [NoQuantize] to keep it float on purpose.");
+
+    public static readonly DiagnosticDescriptor NotAnnotated = new(
+        "QNT014", "Module class with layers is not a [Quantize] class",
+        "{0} is a {1}, which holds quantizable layers ({2}) but is not annotated with [Quantize]: they stay float " +
+        "in ForwardQuantized",
+        Category, DiagnosticSeverity.Warning, true,
+        "Annotate the class with [Quantize] and make it partial: its layers are then quantized with this model " +
+        "(nested [Quantize] models are followed), or mark the field [NoQuantize].");
+
+    public static readonly DiagnosticDescriptor NoWeights = new(
+        "QNT015", "Module without weights runs as written",
+        "{0} is a {1}, which has no weights to quantize: ForwardQuantized calls it as written",
+        Category, DiagnosticSeverity.Info, true,
+        "Nothing to do: activation functions, dropout and pooling stay float.");
+
+    public static readonly DiagnosticDescriptor OverridesTo = new(
+        "QNT016", "_to override does not move the quantized layers",
+        "Class '{0}' overrides _to, so the generator does not: the quantized layers do not follow .to()",
+        Category, DiagnosticSeverity.Warning, true,
+        "Return ((Quanto.Generated.IQuantizedModel)this).Quantization.Moved(base._to(...), device, dtype, " +
+        "non_blocking) from each _to override.");
+
+    public static readonly DiagnosticDescriptor OptIn = new(
+        "QNT017", "Layer kind is quantized only when asked",
+        "'{0}' is a {1}, which is quantized only when its field carries [Quantize] (optimum-quanto leaves it float): " +
+        "ForwardQuantized calls it as written",
+        Category, DiagnosticSeverity.Info, true,
+        "Put [Quantize(Weights = ...)] on the field to quantize it; optimum-quanto's loaders cannot read a quantized one.");
+
     /// <summary>All descriptors, in ID order.</summary>
     public static IReadOnlyList<DiagnosticDescriptor> All { get; } =
     [
         NotPartial, NoForward, UnsupportedField, BadGroup, GroupIgnored, PackedActivations, UnfollowedUse, NotModule,
-        DisposeWithoutTwins,
+        DisposeWithoutTwins, NoLayers, NoCounterpart, UnknownLayer, Container, NotAnnotated, NoWeights, OverridesTo,
+        OptIn,
     ];
 
     /// <summary>The descriptor of an ID.</summary>

@@ -2,11 +2,15 @@ using System.Linq;
 
 namespace Quanto.Generators;
 
-/// <summary>Writes <c>&lt;Class&gt;.Quantized.g.cs</c> from a <see cref="ClassModel"/>.</summary>
+/// <summary>
+/// Writes <c>&lt;Class&gt;.Quantized.g.cs</c> from a <see cref="ClassModel"/>: only what differs per model. The
+/// layer slots and the layer table (what the runtime's <c>Quanto.Generated.ModelQuantization</c> quantizes),
+/// <c>ForwardQuantized</c> and the quantized versions of the helpers it calls, the compile-time quantization map, and
+/// the thin members that hand the lifecycle to the runtime (<see cref="MembersEmitter"/>).
+/// </summary>
 internal static class Emitter
 {
-    private const string QModule = "global::Quanto.Nn.QModule";
-    private const string Optimizer = "global::Quanto.Quantization.Optimizer";
+    public const string Runtime = "global::Quanto.Generated";
 
     /// <summary>The generated source; Save/LoadQuantized only when the compilation has QuantizedModel.</summary>
     public static string Emit(ClassModel model, bool withSerialization)
@@ -22,31 +26,17 @@ internal static class Emitter
         foreach (string directive in model.NamespaceUsings) w.Line(directive);
         if (model.NamespaceUsings.Count > 0) w.Line();
 
-        w.Open($"partial class {model.Name}");
-        WriteFields(w, model);
-        LifecycleEmitter.WriteQuantize(w, model);
-        LifecycleEmitter.WriteCalibrateAndFreeze(w, model);
-        LifecycleEmitter.WriteModules(w, model);
-        LifecycleEmitter.WriteDispose(w, model);
-        if (withSerialization) LifecycleEmitter.WriteSerialization(w, model);
-        WriteForward(w, model);
-        LifecycleEmitter.WriteEnsure(w, model);
+        w.Open($"partial class {model.Name} : {Runtime}.IQuantizedModel");
+        WriteMap(w, model);
+        WriteTable(w, model);
+        MembersEmitter.Write(w, model, withSerialization);
+        WriteMethods(w, model);
         w.Close();
         return w.ToString();
     }
 
-    private static void WriteFields(CodeWriter w, ClassModel model)
+    private static void WriteMap(CodeWriter w, ClassModel model)
     {
-        foreach (LayerModel layer in model.Layers.Where(l => !l.IsModel))
-        {
-            string type = layer.Kind!.QuantizedType;
-            w.Line($"/// <summary>Quantized twin of <c>{layer.FieldName}</c>: {Describe(layer)}.</summary>");
-            w.Line(layer.IsList
-                ? $"private {type}[] {layer.WrapperName} = global::System.Array.Empty<{type}>();"
-                : $"private {type} {layer.WrapperName} = null!;");
-            w.Line();
-        }
-        w.Line("private bool _isQuantized;").Line();
         w.Line("/// <summary>The quantization map (quanto_qmap.json) that this model's [Quantize] attributes give it, fixed at");
         w.Line("/// compile time; entries of ModuleList items use '*' for the index. Quantize(weights, activations, ...)");
         w.Line("/// overrides these qtypes at run time, and SaveQuantized writes the map of the twins actually built.</summary>");
@@ -60,52 +50,87 @@ internal static class Emitter
                    $"\\\"activations\\\": \\\"{e.Activations}\\\"}}{separator}\" +");
         }
         w.Line("    \"}\";").Line();
-        w.Line("/// <summary>True once Quantize has built the quantized layers.</summary>");
-        w.Line("public bool IsQuantized => _isQuantized;").Line();
     }
 
-    private static void WriteForward(CodeWriter w, ClassModel model)
+    private static void WriteTable(CodeWriter w, ClassModel model)
     {
-        w.Line("/// <summary>");
-        w.Line("/// <c>forward</c> with quantized layers, generated from its body. Each quantized layer call runs three");
-        w.Line("/// steps: InputStub (quant stub: calibrates, and quantizes the input when activations are quantized),");
-        w.Line("/// Compute (the layer's quantized op with its quantized weight) and OutputStub (dequant stub). Calls on");
-        w.Line("/// [Quantize] submodules go to their ForwardQuantized; everything else is as written in forward.");
-        w.Line("/// </summary>");
-        w.Open($"public {model.ReturnType} ForwardQuantized{model.Parameters}");
-        w.Line("PrepareForward();");
-        if (model.Layers.Any(l => !l.IsModel))
-            w.Line("// Layers and their [Quantize] settings (Quantize(weights, activations, ...) may override them):");
+        LayerModel[] layers = model.Layers.Where(l => !l.IsModel).ToArray();
+        if (layers.Length > 0)
+        {
+            w.Line("// The quantizable layers with their [Quantize] settings; Quantize builds a quantized twin of each (of the");
+            w.Line("// layer's kind: Linear -> QLinear, ...), which shares the layer's parameters.");
+        }
+        foreach (LayerModel layer in layers)
+        {
+            string type = layer.IsList ? "QuantizedLayerList" : "QuantizedLayer";
+            string declaration = $"private readonly {Runtime}.{type} {layer.WrapperName} = new(\"{layer.FieldName}\"";
+            string settings = Settings(layer);
+            if (declaration.Length + settings.Length + 2 <= 116) w.Line(declaration + settings + ");");
+            else w.Line(declaration + ",").Line("    " + settings.Substring(2) + ");");
+        }
+        if (layers.Length > 0) w.Line();
+        w.Line($"private {Runtime}.ModelQuantization? _lifecycle;").Line();
+        w.Line("/// <summary>The runtime half of this model: its layer table and lifecycle.</summary>");
+        w.Line($"private {Runtime}.ModelQuantization Lifecycle =>");
+        w.Line($"    _lifecycle ??= new(this, \"{Plain(model.Name)}\", DescribeLayers);");
+        w.Line();
+        w.Line($"{Runtime}.ModelQuantization {Runtime}.IQuantizedModel.Quantization => Lifecycle;").Line();
+        w.Line("/// <summary>The layer table, read when Quantize runs: each layer with its slot, each nested [Quantize]");
+        w.Line("/// model.</summary>");
+        w.Open($"private void DescribeLayers({Runtime}.LayerTable table)");
         foreach (LayerModel layer in model.Layers)
         {
-            w.Line(layer.IsModel
-                ? $"// {layer.FieldName}{(layer.IsList ? "[i]" : "")}: [Quantize] submodule -> its ForwardQuantized"
-                : $"// {layer.FieldName}{(layer.IsList ? "[i]" : "")} -> {layer.WrapperName}{(layer.IsList ? "[i]" : "")}: " +
-                  Describe(layer));
+            w.Line(layer switch
+            {
+                { IsModel: true, IsList: true } => $"table.Models(\"{layer.FieldName}\", {layer.FieldName});",
+                { IsModel: true } => $"table.Model(\"{layer.FieldName}\", {layer.FieldName});",
+                { IsList: true } => $"table.Layers({layer.WrapperName}, {layer.FieldName});",
+                _ => $"table.Layer({layer.WrapperName}, {layer.FieldName});",
+            });
         }
-        if (model.Layers.Count > 0) w.Line();
-        w.Lines(model.Body);
-        w.Close();
+        w.Close().Line();
     }
 
-    /// <summary>"QLinear, qint4 weights (group 128), float activations".</summary>
-    public static string Describe(LayerModel layer)
+    private static void WriteMethods(CodeWriter w, ClassModel model)
     {
-        string weights = layer.Weights is null
-                ? "float weights"
-                : $"{QTypeNames.QuantoName(layer.Weights)} weights" + (layer.Group is int g ? $" (group {g})" : "");
-        string activations = layer.Activations is null
-            ? "float activations"
-            : $"{QTypeNames.QuantoName(layer.Activations)} activations";
-        return $"{layer.Kind!.QuantizedName}, {weights}, {activations}";
+        for (int i = 0; i < model.Methods.Count; i++)
+        {
+            MethodModel method = model.Methods[i];
+            if (i > 0) w.Line();
+            if (method.IsEntry)
+            {
+                w.Line("/// <summary>");
+                w.Line("/// <c>forward</c> with quantized layers, generated from its body. Each quantized layer call runs three");
+                w.Line("/// steps: InputStub (quant stub: calibrates, and quantizes the input when activations are quantized),");
+                w.Line("/// Compute (the layer's quantized op with its quantized weight) and OutputStub (dequant stub). Calls on");
+                w.Line("/// [Quantize] submodules go to their ForwardQuantized and calls on helpers to their quantized versions;");
+                w.Line("/// everything else is as written in forward.");
+                w.Line("/// </summary>");
+            }
+            else
+            {
+                w.Line($"/// <summary><c>{method.Name}</c> with quantized layers, for ForwardQuantized.</summary>");
+            }
+            w.Open(method.Signature);
+            if (method.IsEntry) w.Line("Lifecycle.BeginForward();");
+            w.Lines(method.Body);
+            w.Close();
+        }
+    }
+
+    /// <summary>", weights: global::Quanto.QType.QInt4, activations: ..., groupSize: 32" (set ones only).</summary>
+    private static string Settings(LayerModel layer)
+    {
+        string text = "";
+        if (layer.Weights is not null) text += $", weights: {QType(layer.Weights)}";
+        if (layer.Activations is not null) text += $", activations: {QType(layer.Activations)}";
+        if (layer.Group is int g) text += $", groupSize: {g}";
+        return text;
     }
 
     /// <summary>A C# expression for a qtype member name, or <c>null</c>.</summary>
     public static string QType(string? member) => member is null ? "null" : $"global::Quanto.QType.{member}";
 
-    /// <summary>Names used by <see cref="LifecycleEmitter"/>.</summary>
-    public static string ModuleType => QModule;
-
-    /// <summary>The optimizer type name.</summary>
-    public static string OptimizerType => Optimizer;
+    /// <summary>A class name fit for a string literal.</summary>
+    public static string Plain(string name) => name.Replace("\"", "");
 }

@@ -26,19 +26,36 @@ internal sealed partial class ForwardRewriter : CSharpSyntaxRewriter
     private readonly INamedTypeSymbol _type;
     private readonly Dictionary<string, LayerModel> _layers;
     private readonly List<DiagnosticInfo> _diagnostics;
+    private readonly Dictionary<IMethodSymbol, string> _renames;
+    private readonly string _member;
 
+    /// <param name="model">The semantic model of the method's tree.</param>
+    /// <param name="type">The [Quantize] class.</param>
+    /// <param name="layers">Its quantized layers and nested models.</param>
+    /// <param name="renames">The class's rewritten methods and their new names (calls to them are renamed).</param>
+    /// <param name="member">The method rewritten, for diagnostics ("forward", "Attention").</param>
+    /// <param name="diagnostics">Receives QNT007 for uses that cannot be followed.</param>
     public ForwardRewriter(SemanticModel model, INamedTypeSymbol type, IEnumerable<LayerModel> layers,
-        List<DiagnosticInfo> diagnostics)
+        Dictionary<IMethodSymbol, string> renames, string member, List<DiagnosticInfo> diagnostics)
         : base(visitIntoStructuredTrivia: false)
     {
         _model = model;
         _type = type;
         _layers = layers.Where(l => !l.IsModel).ToDictionary(l => l.FieldName);
+        _renames = renames;
+        _member = member;
         _diagnostics = diagnostics;
     }
 
     public override SyntaxNode? VisitInvocationExpression(InvocationExpressionSyntax node)
     {
+        if (_model.GetSymbolInfo(node).Symbol is IMethodSymbol target &&
+            _renames.TryGetValue(target.OriginalDefinition, out string? renamed))
+        {
+            var visited = (InvocationExpressionSyntax)base.VisitInvocationExpression(node)!;
+            return visited.WithExpression(Renamed(visited.Expression, renamed));
+        }
+
         if (node.Expression is not MemberAccessExpressionSyntax
             {
                 Name.Identifier.ValueText: "forward" or "call",
@@ -78,10 +95,20 @@ internal sealed partial class ForwardRewriter : CSharpSyntaxRewriter
             IsOwnField(node))
         {
             _diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.UnfollowedUse.Id,
-                LocationInfo.From(node.GetLocation()), new EquatableArray<string>([node.Identifier.ValueText])));
+                LocationInfo.From(node.GetLocation()), new EquatableArray<string>([node.Identifier.ValueText, _member])));
         }
         return base.VisitIdentifierName(node);
     }
+
+    /// <summary>The callee expression of a call to a rewritten helper, with the helper's new name.</summary>
+    private static ExpressionSyntax Renamed(ExpressionSyntax callee, string name) => callee switch
+    {
+        IdentifierNameSyntax id => id.WithIdentifier(SyntaxFactory.Identifier(name).WithTriviaFrom(id.Identifier)),
+        GenericNameSyntax generic => generic.WithIdentifier(SyntaxFactory.Identifier(name)
+            .WithTriviaFrom(generic.Identifier)),
+        MemberAccessExpressionSyntax access => access.WithName((SimpleNameSyntax)Renamed(access.Name, name)),
+        _ => callee,
+    };
 
     /// <summary>Reading a ModuleList's Count is harmless: the twins array has the same length.</summary>
     private static bool IsListCount(IdentifierNameSyntax node, LayerModel layer) =>

@@ -47,14 +47,18 @@ internal sealed class LayerKindTable
                 continue;
             }
             string operation = floatType.Name.ToLowerInvariant();
-            bool quantizesWeights = true;
+            bool quantizesWeights = true, quantizesActivations = true, optIn = false;
             foreach (KeyValuePair<string, TypedConstant> argument in data.NamedArguments)
             {
-                if (argument.Key == "Operation" && argument.Value.Value is string op && op.Length > 0) operation = op;
-                if (argument.Key == "QuantizesWeights" && argument.Value.Value is bool q) quantizesWeights = q;
+                object? value = argument.Value.Value;
+                if (argument.Key == "Operation" && value is string op && op.Length > 0) operation = op;
+                if (argument.Key == "QuantizesWeights" && value is bool w) quantizesWeights = w;
+                if (argument.Key == "QuantizesActivations" && value is bool a) quantizesActivations = a;
+                if (argument.Key == "OptIn" && value is bool o) optIn = o;
             }
             kinds[floatType] = new LayerKindInfo(floatType.Name,
-                type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), type.Name, operation, quantizesWeights);
+                type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), type.Name, operation, quantizesWeights,
+                quantizesActivations, optIn);
         }
         return new LayerKindTable(kinds);
     }

@@ -12,7 +12,7 @@ internal static class LayerParser
     /// <summary>The layers of <paramref name="type"/>; diagnostics go to <paramref name="diagnostics"/> when given
     /// (null for nested classes, which report on their own).</summary>
     public static List<LayerModel> Layers(INamedTypeSymbol type, QuantizeSettings classSettings, LayerKindTable kinds,
-        List<DiagnosticInfo>? diagnostics)
+        Compilation compilation, List<DiagnosticInfo>? diagnostics)
     {
         var layers = new List<LayerModel>();
         foreach (IFieldSymbol field in type.GetMembers().OfType<IFieldSymbol>())
@@ -20,25 +20,35 @@ internal static class LayerParser
             if (field.IsStatic || field.IsImplicitlyDeclared) continue;
             if (QuantizeSettings.Find(field, QuantizeSettings.NoQuantizeName) is not null) continue;
             AttributeData? attribute = QuantizeSettings.Find(field);
-            (LayerKindInfo? kind, bool isModel, bool isList) = Classify(field.Type, kinds);
-            if (kind is null && !isModel)
+            FieldRole role = FieldClassifier.Classify(field, kinds, compilation);
+            Location? at = field.Locations.FirstOrDefault();
+            if (role.Kind is null && !role.IsModel)
             {
                 if (attribute is not null)
                 {
-                    Report(diagnostics, DiagnosticDescriptors.UnsupportedField, field.Locations.FirstOrDefault(),
-                        field.Name, field.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat),
+                    Report(diagnostics, DiagnosticDescriptors.UnsupportedField, at, field.Name,
+                        field.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat),
                         string.Join(", ", kinds.Kinds.Select(k => k.FloatName)));
+                }
+                else if (role.Unfollowed is { } why && !classSettings.Excludes(field.Name))
+                {
+                    Report(diagnostics, DiagnosticDescriptors.ById(why.Id), at, why.Args);
                 }
                 continue;
             }
             if (attribute is null && classSettings.Excludes(field.Name)) continue;
-            if (kind is null)
+            if (role.Kind is { OptIn: true } optIn && attribute is null)
             {
-                layers.Add(new LayerModel(field.Name, null, isList, null, null, null));
+                Report(diagnostics, DiagnosticDescriptors.OptIn, at, field.Name, optIn.FloatName);
+                continue;
+            }
+            if (role.IsModel)
+            {
+                layers.Add(new LayerModel(field.Name, null, role.IsList, null, null, null));
                 continue;
             }
             QuantizeSettings own = attribute is null ? new QuantizeSettings() : QuantizeSettings.Read(attribute);
-            LayerModel? layer = Resolve(field.Name, kind, isList, classSettings, own, diagnostics);
+            LayerModel? layer = Resolve(field.Name, role.Kind!, role.IsList, classSettings, own, diagnostics);
             if (layer is not null) layers.Add(layer);
         }
         return layers;
@@ -49,10 +59,10 @@ internal static class LayerParser
         Validate(name, settings, settings.Weights ?? DefaultWeights(settings, null), diagnostics);
 
     /// <summary>quanto_qmap.json entries of <paramref name="type"/>'s layers under <paramref name="prefix"/>.</summary>
-    public static void MapEntries(INamedTypeSymbol type, QuantizeSettings settings, LayerKindTable kinds, string prefix,
-        List<MapEntry> map, int depth = 0)
+    public static void MapEntries(INamedTypeSymbol type, QuantizeSettings settings, LayerKindTable kinds,
+        Compilation compilation, string prefix, List<MapEntry> map, int depth = 0)
     {
-        foreach (LayerModel layer in Layers(type, settings, kinds, null))
+        foreach (LayerModel layer in Layers(type, settings, kinds, compilation, null))
         {
             string path = prefix + layer.FieldName + (layer.IsList ? ".*" : "");
             if (!layer.IsModel)
@@ -65,19 +75,8 @@ internal static class LayerParser
             IFieldSymbol field = type.GetMembers(layer.FieldName).OfType<IFieldSymbol>().First();
             ITypeSymbol nested = layer.IsList ? ((INamedTypeSymbol)field.Type).TypeArguments[0] : field.Type;
             if (nested is INamedTypeSymbol named && QuantizeSettings.Find(named) is AttributeData attribute)
-                MapEntries(named, QuantizeSettings.Read(attribute), kinds, path + ".", map, depth + 1);
+                MapEntries(named, QuantizeSettings.Read(attribute), kinds, compilation, path + ".", map, depth + 1);
         }
-    }
-
-    /// <summary>The layer kind a field type holds (null: none), whether it is a [Quantize] model instead, and whether
-    /// it is a ModuleList of it.</summary>
-    public static (LayerKindInfo? Kind, bool IsModel, bool IsList) Classify(ITypeSymbol type, LayerKindTable kinds)
-    {
-        bool isList = type is INamedTypeSymbol { IsGenericType: true } named &&
-                      named.OriginalDefinition.ToDisplayString() == "TorchSharp.Modules.ModuleList<T>";
-        ITypeSymbol item = isList ? ((INamedTypeSymbol)type).TypeArguments[0] : type;
-        LayerKindInfo? kind = kinds.Find(item);
-        return (kind, kind is null && IsAnnotated(item), isList);
     }
 
     /// <summary>True when <paramref name="type"/> is a [Quantize] class (its forward has a generated twin).</summary>
@@ -89,7 +88,7 @@ internal static class LayerParser
     {
         string? weights = own.Weights ?? cls.Weights ?? DefaultWeights(cls, own);
         if (diagnostics is not null) Validate(name, own, weights, diagnostics);
-        string? activations = own.Activations ?? cls.Activations;
+        string? activations = kind.QuantizesActivations ? own.Activations ?? cls.Activations : null;
         if (activations is not null && QTypeNames.Bits(activations) < 8) activations = null;
         int? group = own.Group ?? cls.Group;
         if (group is int g && (g <= 0 || g % 8 != 0)) group = null;

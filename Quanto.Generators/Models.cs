@@ -9,8 +9,10 @@ namespace Quanto.Generators;
 /// <param name="QuantizedName">Its short name ("QLinear").</param>
 /// <param name="Operation">The quantized operation in words ("linear").</param>
 /// <param name="QuantizesWeights">False for kinds whose weights stay float (LayerNorm).</param>
+/// <param name="QuantizesActivations">False for kinds whose activations stay float (Embedding).</param>
+/// <param name="OptIn">True for kinds quantized only when a field asks ([Quantize] on it; Embedding).</param>
 internal sealed record LayerKindInfo(string FloatName, string QuantizedType, string QuantizedName, string Operation,
-    bool QuantizesWeights);
+    bool QuantizesWeights, bool QuantizesActivations = true, bool OptIn = false);
 
 /// <summary>One quantizable field of an annotated class, with its effective settings.</summary>
 /// <param name="FieldName">The user's field ("fc1"), also its module path segment.</param>
@@ -36,22 +38,44 @@ internal sealed record LayerModel(string FieldName, LayerKindInfo? Kind, bool Is
 /// <param name="Activations">optimum-quanto name of the activation qtype, or "none".</param>
 internal sealed record MapEntry(string Path, string Weights, string Activations);
 
+/// <summary>One rewritten method: a <c>forward</c> (an entry: a public <c>ForwardQuantized</c>) or a helper it calls
+/// (a private <c>NameQuantized</c>).</summary>
+/// <param name="Name">The original method's name ("forward", "Attention").</param>
+/// <param name="Signature">The new declaration's header, modifiers to constraints ("public Tensor
+/// ForwardQuantized(Tensor x)").</param>
+/// <param name="Body">The rewritten body, as statements (an expression body becomes a return statement).</param>
+/// <param name="IsEntry">True for a forward.</param>
+internal sealed record MethodModel(string Name, string Signature, string Body, bool IsEntry);
+
+/// <summary>One float call on a quantized layer in the class's own code, to intercept.</summary>
+/// <param name="Method">"forward" or "call".</param>
+/// <param name="Version">The interceptable location's version.</param>
+/// <param name="Data">The interceptable location's data.</param>
+/// <param name="Where">"Mlp.cs(12,9)": where the call is, for the generated comment.</param>
+/// <param name="Parameter">The intercepted method's parameter name.</param>
+/// <param name="Receiver">The intercepted method's containing type, fully qualified (the interceptor's <c>this</c>
+/// type: <c>Linear</c> for its <c>forward</c> override, <c>Module&lt;Tensor, Tensor&gt;</c> for <c>call</c>).</param>
+internal sealed record InterceptModel(string Method, int Version, string Data, string Where, string Parameter,
+    string Receiver);
+
 /// <summary>Everything the emitter needs for one annotated class: strings, numbers and equatable arrays only.</summary>
 /// <param name="Namespace">Containing namespace, or null for the global namespace.</param>
 /// <param name="Name">Class name with its type parameter list ("Mlp", "Head&lt;T&gt;").</param>
 /// <param name="FullName">Metadata-like full name for the hint name.</param>
-/// <param name="Usings">Using directives of the file that declares forward (its body is compiled with them).</param>
+/// <param name="Usings">Using directives of the files that declare the rewritten methods (their bodies are compiled
+/// with them).</param>
 /// <param name="NamespaceUsings">Using directives declared inside the namespace.</param>
-/// <param name="ReturnType">forward's return type, as written.</param>
-/// <param name="Parameters">forward's parameter list, as written, parentheses included.</param>
-/// <param name="Body">The rewritten body, as statements (an expression body becomes a return statement).</param>
+/// <param name="Methods">The rewritten methods: the forwards, then the helpers.</param>
 /// <param name="Layers">Quantizable fields in declaration order.</param>
 /// <param name="Map">The quantization map, nested models and lists flattened.</param>
 /// <param name="OverridesDispose">True when the user's class declares Dispose(bool) itself (the generator then
 /// leaves it alone; the user's override calls DisposeQuantized).</param>
+/// <param name="OverridesTo">True when the user's class overrides TorchSharp's <c>_to</c> itself (the generator then
+/// writes no <c>_to</c>; the user's override calls the lifecycle's Moved).</param>
+/// <param name="Intercepts">The float calls on quantized layers in the class's own code.</param>
 internal sealed record ClassModel(string? Namespace, string Name, string FullName, EquatableArray<string> Usings,
-    EquatableArray<string> NamespaceUsings, string ReturnType, string Parameters, string Body,
-    EquatableArray<LayerModel> Layers, EquatableArray<MapEntry> Map, bool OverridesDispose);
+    EquatableArray<string> NamespaceUsings, EquatableArray<MethodModel> Methods, EquatableArray<LayerModel> Layers,
+    EquatableArray<MapEntry> Map, bool OverridesDispose, bool OverridesTo, EquatableArray<InterceptModel> Intercepts);
 
 /// <summary>A location without the syntax tree, so it can sit in a cached model.</summary>
 internal sealed record LocationInfo(string FilePath, TextSpan Span, LinePositionSpan LineSpan)

@@ -29,20 +29,40 @@ internal static class Parser
 
         QuantizeSettings settings = QuantizeSettings.Read(context.Attributes[0]);
         LayerParser.ValidateClass(type.Name, settings, diagnostics);
-        LayerKindTable kinds = LayerKindTable.For(context.SemanticModel.Compilation);
-        List<LayerModel> layers = LayerParser.Layers(type, settings, kinds, diagnostics);
+        Compilation compilation = context.SemanticModel.Compilation;
+        LayerKindTable kinds = LayerKindTable.For(compilation);
+        List<LayerModel> layers = LayerParser.Layers(type, settings, kinds, compilation, diagnostics);
+        if (layers.Count == 0)
+        {
+            diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.NoLayers.Id, LocationInfo.From(at),
+                new EquatableArray<string>([type.Name, string.Join(", ", kinds.Kinds.Select(k => k.FloatName))])));
+        }
         var map = new List<MapEntry>();
-        LayerParser.MapEntries(type, settings, kinds, "", map);
+        LayerParser.MapEntries(type, settings, kinds, compilation, "", map);
 
-        SemanticModel model = forward.SyntaxTree == context.SemanticModel.SyntaxTree
-            ? context.SemanticModel
-            : context.SemanticModel.Compilation.GetSemanticModel(forward.SyntaxTree);
-        var rewriter = new ForwardRewriter(model, type, layers, diagnostics);
-        string body = forward.Body is BlockSyntax block
-            ? BlockContents((BlockSyntax)rewriter.Visit(block)!)
-            : rewriter.RewriteExpressionBody(forward.ExpressionBody!.Expression);
+        var walker = new ClassWalker(type, compilation, layers);
+        walker.Walk(cancellation);
+        var renames = new Dictionary<IMethodSymbol, string>(SymbolEqualityComparer.Default);
+        foreach (var rewritten in walker.Rewritten) renames[rewritten.Symbol] = rewritten.NewName;
+        var methods = new List<MethodModel>();
+        foreach (var (syntax, symbol, newName, isEntry) in walker.Rewritten)
+        {
+            SemanticModel model = compilation.GetSemanticModel(syntax.SyntaxTree);
+            var rewriter = new ForwardRewriter(model, type, layers, renames, symbol.Name, diagnostics);
+            string body = syntax.Body is BlockSyntax block
+                ? BlockContents((BlockSyntax)rewriter.Visit(block)!)
+                : rewriter.RewriteExpressionBody(syntax.ExpressionBody!.Expression);
+            methods.Add(new MethodModel(symbol.Name, Signature(syntax, newName, isEntry), body, isEntry));
+        }
+        foreach (var (use, member) in walker.OutsideUses(cancellation))
+        {
+            diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.UnfollowedUse.Id, LocationInfo.From(use.GetLocation()),
+                new EquatableArray<string>([use.Identifier.ValueText, $"'{member}' (ForwardQuantized does not run it)"])));
+        }
 
-        var root = (CompilationUnitSyntax)forward.SyntaxTree.GetRoot(cancellation);
+        var trees = walker.Rewritten.Select(r => r.Syntax.SyntaxTree).Prepend(forward.SyntaxTree).Distinct().ToList();
+        var usings = trees.SelectMany(t => ((CompilationUnitSyntax)t.GetRoot(cancellation)).Usings)
+            .Select(u => u.ToString()).Distinct();
         string? ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
         var namespaceUsings = forward.Ancestors().OfType<BaseNamespaceDeclarationSyntax>()
             .Reverse().SelectMany(n => n.Usings).Select(u => u.ToString());
@@ -53,19 +73,25 @@ internal static class Parser
             diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.DisposeWithoutTwins.Id,
                 LocationInfo.From(dispose.Identifier.GetLocation()), new EquatableArray<string>(new[] { type.Name })));
         }
+        IMethodSymbol? to = type.GetMembers("_to").OfType<IMethodSymbol>().FirstOrDefault(m => m.IsOverride);
+        if (to is not null)
+        {
+            diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.OverridesTo.Id,
+                LocationInfo.From(to.Locations.FirstOrDefault()), new EquatableArray<string>([type.Name])));
+        }
         var classModel = new ClassModel(
             ns,
             type.Name + (declaration.TypeParameterList?.ToString() ?? ""),
             type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat).Replace("global::", "")
                 .Replace('<', '{').Replace('>', '}'),
-            new EquatableArray<string>(root.Usings.Select(u => u.ToString())),
+            new EquatableArray<string>(usings),
             new EquatableArray<string>(namespaceUsings),
-            forward.ReturnType.ToString(),
-            forward.ParameterList.ToString(),
-            body,
+            new EquatableArray<MethodModel>(methods),
             new EquatableArray<LayerModel>(layers),
             new EquatableArray<MapEntry>(map),
-            dispose is not null);
+            dispose is not null,
+            to is not null,
+            new EquatableArray<InterceptModel>(walker.FloatCalls(cancellation)));
         bool blocked = diagnostics.Any(d => DiagnosticDescriptors.ById(d.Id).DefaultSeverity == DiagnosticSeverity.Error);
         return new ParseResult(blocked ? null : classModel, new EquatableArray<DiagnosticInfo>(diagnostics));
     }
@@ -86,6 +112,21 @@ internal static class Parser
             .Select(r => r.GetSyntax(cancellation))
             .OfType<MethodDeclarationSyntax>()
             .FirstOrDefault(m => m.Body is not null || m.ExpressionBody is not null);
+
+    /// <summary>The header of a rewritten method: entries are public ForwardQuantized overloads, helpers private; the
+    /// type parameters, parameters and constraints are as written, and async / unsafe are kept.</summary>
+    private static string Signature(MethodDeclarationSyntax method, string name, bool isEntry)
+    {
+        string modifiers = isEntry ? "public" : "private";
+        foreach (SyntaxToken modifier in method.Modifiers)
+        {
+            if (modifier.IsKind(SyntaxKind.AsyncKeyword) || modifier.IsKind(SyntaxKind.UnsafeKeyword))
+                modifiers += " " + modifier.ValueText;
+        }
+        string constraints = string.Concat(method.ConstraintClauses.Select(c => " " + c.WithoutTrivia()));
+        return $"{modifiers} {method.ReturnType.WithoutTrivia()} {name}{method.TypeParameterList?.WithoutTrivia()}" +
+               $"{method.ParameterList.WithoutTrivia()}{constraints}";
+    }
 
     /// <summary>The user's own <c>Dispose(bool)</c> override, if the class declares one.</summary>
     private static MethodDeclarationSyntax? FindDisposeOverride(INamedTypeSymbol type, CancellationToken cancellation) =>

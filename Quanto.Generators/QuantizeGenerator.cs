@@ -1,3 +1,4 @@
+using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
@@ -21,6 +22,21 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
 
         /// <summary>Models ready to emit, with the serialization switch.</summary>
         public const string Emit = nameof(Emit);
+    }
+
+    /// <summary>True when the parse options list Quanto.Generated among the namespaces that may hold interceptors
+    /// (MSBuild InterceptorsNamespaces; the older InterceptorsPreviewNamespaces too).</summary>
+    internal static bool InterceptorsEnabled(ParseOptions options)
+    {
+        foreach (string feature in new[] { "InterceptorsNamespaces", "InterceptorsPreviewNamespaces" })
+        {
+            if (options.Features.TryGetValue(feature, out string? namespaces) &&
+                namespaces.Split(';', ',').Any(n => n.Trim() == InterceptorEmitter.Namespace))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <inheritdoc />
@@ -49,5 +65,15 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             .WithTrackingName(Steps.Emit);
         context.RegisterSourceOutput(models, static (spc, item) =>
             spc.AddSource($"{item.Model.FullName}.Quantized.g.cs", Emitter.Emit(item.Model, item.Serialization)));
+
+        // Interceptors only where the compilation allows them in Quanto.Generated (else CS9137 would stop it).
+        IncrementalValueProvider<bool> interceptors = context.ParseOptionsProvider
+            .Select(static (options, _) => InterceptorsEnabled(options));
+        context.RegisterSourceOutput(models.Select(static (m, _) => m.Model).Combine(interceptors),
+            static (spc, item) =>
+            {
+                if (item.Right && item.Left.Intercepts.Count > 0)
+                    spc.AddSource($"{item.Left.FullName}.Interceptors.g.cs", InterceptorEmitter.Emit(item.Left));
+            });
     }
 }

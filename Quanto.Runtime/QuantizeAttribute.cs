@@ -14,7 +14,7 @@ namespace Quanto;
 /// The generator reads the named arguments at compile time; the properties only remember whether they were set. The
 /// attributes choose which layers are quantized and their default settings; the generated
 /// <c>Quantize(weights, activations, groupSize, optimizer)</c> overrides those settings at run time for every one of
-/// these layers (see <see cref="Generated.QuantizePlan"/>).
+/// these layers (see <see cref="Generated.ModelQuantization"/>).
 /// </summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Field, AllowMultiple = false, Inherited = false)]
 public sealed class QuantizeAttribute : Attribute

@@ -1,3 +1,4 @@
+using Quanto.Generated;
 using Quanto.Nn;
 using Quanto.Quantization;
 using static TorchSharp.torch;
@@ -77,11 +78,18 @@ public static partial class Quantizer
         return new QuantizationReport(quantized, skipped);
     }
 
-    /// <summary>Freezes every quantized module: float weights are replaced by quantized ones and memory drops.</summary>
+    /// <summary>Freezes every quantized module: float weights are replaced by quantized ones and memory drops. A
+    /// [Quantize] model is frozen by its generated Freeze (which also releases its layers' float weights).</summary>
     /// <returns>The number of modules frozen.</returns>
     public static int Freeze(nn.Module model)
     {
         ArgumentNullException.ThrowIfNull(model);
+        if (model is IQuantizedModel { Quantization.IsQuantized: true } generated)
+        {
+            int unfrozen = generated.Quantization.QuantizedModules().Count(m => !m.IsFrozen && m.WeightQType is not null);
+            generated.Quantization.Freeze();
+            return unfrozen;
+        }
         int count = 0;
         foreach (QModule module in QuantizedModules(model))
         {
@@ -99,8 +107,8 @@ public static partial class Quantizer
     public static long ModelBytes(nn.Module model) => ModelBytes(model, QuantizedModules(model));
 
     /// <summary>
-    /// <see cref="ModelBytes(nn.Module)"/> for a model whose quantized modules are not all in its module tree (a
-    /// [Quantize] model's generated twins sit beside its float layers: pass its <c>QuantizedModules()</c>). Each
+    /// <see cref="ModelBytes(nn.Module)"/> with the quantized modules given (<see cref="QuantizedModules"/> finds a
+    /// [Quantize] model's generated twins, which sit beside its float layers, by itself). Each
     /// tensor is counted once, however many modules share it (a twin shares its layer's bias).
     /// </summary>
     /// <param name="model">The model.</param>
@@ -121,10 +129,18 @@ public static partial class Quantizer
         return bytes + quantized.Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
     }
 
-    /// <summary>The quantized modules of a model (the root included), with their paths.</summary>
+    /// <summary>The quantized modules of a model (the root included), with their paths; for a quantized [Quantize]
+    /// model, its generated twins (which sit beside its layers, outside the module tree).</summary>
     public static IEnumerable<QModule> QuantizedModules(nn.Module model)
     {
         ArgumentNullException.ThrowIfNull(model);
+        if (model is IQuantizedModel { Quantization.IsQuantized: true } generated)
+            return generated.Quantization.QuantizedModules();
+        return TreeModules(model);
+    }
+
+    private static IEnumerable<QModule> TreeModules(nn.Module model)
+    {
         if (model is QModule root) yield return root;
         foreach ((string _, nn.Module module) in model.named_modules())
         {

@@ -17,7 +17,7 @@ public sealed class ReadmeExampleTests
 
         QuantizationReport report = Quantizer.Quantize(model, weights: QType.QInt4, activations: QType.QInt8);
         Console.WriteLine(report);                    // what was quantized, and what stayed float and why
-        using (new Calibration(momentum: 0.9))
+        using (new Calibration(model, momentum: 0.9))
             model.forward(samples);                   // records activation ranges
         Quantizer.Freeze(model);                      // int4 weights replace the float ones
         Tensor y = model.forward(samples);            // quantized inference

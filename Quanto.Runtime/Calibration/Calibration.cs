@@ -6,7 +6,7 @@ namespace Quanto;
 
 /// <summary>
 /// Records activation ranges of quantized modules while forward passes run inside it:
-/// <code>using (new Calibration(momentum: 0.9)) model.forward(samples);</code>
+/// <code>using (new Calibration(model, momentum: 0.9)) model.forward(samples);</code>
 /// Per batch, each module with quantized activations observes its input and output (absmax by default); the first
 /// batch sets the scale, later ones blend: scale = m * scale + (1 - m) * observed (inputs too: optimum-quanto
 /// ignores the momentum for inputs), or as the <see cref="Observer"/> combines them (<see cref="RunningMaxObserver"/>
@@ -14,39 +14,69 @@ namespace Quanto;
 /// <c>streamline</c>, a module whose output never reached another quantized module directly (it fed float ops or
 /// left the model) stops quantizing its output: that would only add error (its calibrated output scale is still
 /// saved, as optimum-quanto saves it). <see cref="Warnings"/> lists ranges that varied over 10x between batches and
-/// int8 inputs whose typical values span only a few steps. The active calibration is per thread; nesting restores
-/// the outer one on dispose.
+/// int8 inputs whose typical values span only a few steps.
+/// A calibration started on a model (<see cref="Calibration(nn.Module, double, Observer?, bool)"/>, or a [Quantize]
+/// model's <c>Calibrate()</c>) records into that model's quantized modules only, whichever thread or async flow runs
+/// them; others, and other models, are not affected. One started without a model is ambient: it records into every
+/// quantized module run in the same async flow (an <see cref="AsyncLocal{T}"/>, so it follows awaits and never leaks
+/// to other threads' work). Nesting restores the outer calibration on dispose.
 /// </summary>
 public sealed class Calibration : IDisposable
 {
-    [ThreadStatic]
-    private static Calibration? _current;
+    private static readonly AsyncLocal<Calibration?> Ambient = new();
 
     private readonly Calibration? _outer;
+    private readonly List<(QModule Module, Calibration? Outer)>? _scope;
     private readonly ConditionalWeakTable<Tensor, QModule> _producers = new();
     private readonly HashSet<QModule> _produced = new(ReferenceEqualityComparer.Instance);
     private readonly HashSet<QModule> _consumedByQuantized = new(ReferenceEqualityComparer.Instance);
     private readonly ActivationStatistics _statistics = new();
     private bool _disposed;
 
-    /// <summary>Starts calibrating on this thread.</summary>
+    /// <summary>Starts an ambient calibration: every quantized module run in this async flow records into it.
+    /// Prefer <see cref="Calibration(nn.Module, double, Observer?, bool)"/>, which records one model only.</summary>
     /// <param name="momentum">Weight of the previous scale when a new batch is observed, in [0, 1).</param>
     /// <param name="observer">How a batch is reduced (default <see cref="AbsmaxObserver"/>).</param>
     /// <param name="streamline">Drop output quantization of modules whose outputs only feed float ops.</param>
     /// <exception cref="ArgumentOutOfRangeException">momentum outside [0, 1).</exception>
     public Calibration(double momentum = 0.9, Observer? observer = null, bool streamline = true)
     {
-        if (!(momentum >= 0 && momentum < 1))
-            throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "Momentum lies in [0, 1).");
-        Momentum = momentum;
-        Observer = observer ?? new AbsmaxObserver();
-        Streamline = streamline;
-        _outer = _current;
-        _current = this;
+        (Momentum, Observer, Streamline) = Settings(momentum, observer, streamline);
+        _outer = Ambient.Value;
+        Ambient.Value = this;
     }
 
-    /// <summary>The calibration active on this thread, if any.</summary>
-    public static Calibration? Current => _current;
+    /// <summary>Starts calibrating the quantized modules of <paramref name="model"/> (those of
+    /// <see cref="Quantizer.QuantizedModules"/>; a [Quantize] model's twins too), wherever they run.</summary>
+    /// <param name="model">The quantized model.</param>
+    /// <param name="momentum">Weight of the previous scale when a new batch is observed, in [0, 1).</param>
+    /// <param name="observer">How a batch is reduced (default <see cref="AbsmaxObserver"/>).</param>
+    /// <param name="streamline">Drop output quantization of modules whose outputs only feed float ops.</param>
+    /// <exception cref="ArgumentOutOfRangeException">momentum outside [0, 1).</exception>
+    /// <exception cref="ArgumentException">The model has no quantized module (quantize it first).</exception>
+    public Calibration(nn.Module model, double momentum = 0.9, Observer? observer = null, bool streamline = true)
+        : this(Quantizer.QuantizedModules(model ?? throw new ArgumentNullException(nameof(model))).ToList(),
+            model.GetName(), momentum, observer, streamline)
+    {
+    }
+
+    /// <summary>Starts calibrating <paramref name="modules"/> only (a generated model's twins).</summary>
+    internal Calibration(IReadOnlyCollection<QModule> modules, string model, double momentum, Observer? observer,
+        bool streamline)
+    {
+        (Momentum, Observer, Streamline) = Settings(momentum, observer, streamline);
+        if (modules.Count == 0)
+        {
+            throw new ArgumentException(
+                $"{model} has no quantized module to calibrate; quantize it first (Quantizer.Quantize, or Quantize() " +
+                "on a [Quantize] model).", nameof(modules));
+        }
+        _scope = modules.Distinct().Select(m => (m, m.ScopedCalibration)).ToList();
+        foreach ((QModule module, Calibration? _) in _scope) module.ScopedCalibration = this;
+    }
+
+    /// <summary>The ambient calibration of this async flow, if any (model-scoped ones are not ambient).</summary>
+    public static Calibration? Current => Ambient.Value;
 
     /// <summary>Weight of the previous scale.</summary>
     public double Momentum { get; }
@@ -100,6 +130,21 @@ public sealed class Calibration : IDisposable
             StreamlinedModules = streamlined;
         }
         Warnings = _statistics.Warnings(Observer);
-        if (ReferenceEquals(_current, this)) _current = _outer;
+        if (_scope is null)
+        {
+            if (ReferenceEquals(Ambient.Value, this)) Ambient.Value = _outer;
+            return;
+        }
+        foreach ((QModule module, Calibration? outer) in _scope)
+        {
+            if (ReferenceEquals(module.ScopedCalibration, this)) module.ScopedCalibration = outer;
+        }
+    }
+
+    private static (double, Observer, bool) Settings(double momentum, Observer? observer, bool streamline)
+    {
+        if (!(momentum >= 0 && momentum < 1))
+            throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "Momentum lies in [0, 1).");
+        return (momentum, observer ?? new AbsmaxObserver(), streamline);
     }
 }

@@ -6,14 +6,14 @@ using static TorchSharp.torch;
 namespace Quanto.Generated;
 
 /// <summary>
-/// Chooses the settings of each quantized twin that a generated <c>Quantize</c> builds. The generated code names
-/// every layer with its [Quantize] settings, fixed at compile time, and asks the plan for the twin:
+/// Chooses the settings of each quantized twin that <see cref="ModelQuantization"/> builds. The generated code names
+/// every layer with its [Quantize] settings, fixed at compile time, and the plan makes the twin:
 /// <see cref="FromAttributes"/> keeps those settings, <see cref="Override"/> replaces them by one run-time choice for
 /// every layer, and <see cref="FromCheckpoint"/> takes each module's settings from a checkpoint's quantization map
 /// (generated <c>LoadQuantized</c>). Nested [Quantize] models are quantized with the same plan. The set of layers is
 /// the attributes' in every case: a layer they keep float has no twin to build.
 /// </summary>
-public sealed class QuantizePlan
+internal sealed class QuantizePlan
 {
     private readonly Optimizer? _optimizer;
     private readonly Settings? _override;
@@ -38,7 +38,7 @@ public sealed class QuantizePlan
     /// <summary>
     /// Every layer the attributes quantize gets these settings instead of its own, as
     /// <see cref="Quantizer.Quantize"/> would give it; a LayerNorm keeps float weights and takes
-    /// <paramref name="activations"/> (with none, its twin passes values through and is not saved).
+    /// <paramref name="activations"/> (with none, it gets no twin and runs float).
     /// </summary>
     /// <param name="weights">Weight qtype (null: float weights, activations only).</param>
     /// <param name="activations">Activation qtype (qint8 or a float8 type), or null.</param>
@@ -57,7 +57,7 @@ public sealed class QuantizePlan
     /// <summary>
     /// Each layer gets the qtypes the checkpoint's quantization map gives its module path, and the group size its
     /// metadata records (optimum-quanto's files: none, re-derived from the shape as they do). A LayerNorm the map
-    /// does not list gets a pass-through twin (it was saved with float activations).
+    /// does not list gets no twin (it was saved with float activations).
     /// </summary>
     /// <param name="checkpoint">The open checkpoint.</param>
     /// <exception cref="QuantoFormatException">The checkpoint's group-size metadata is malformed.</exception>
@@ -68,22 +68,21 @@ public sealed class QuantizePlan
             QuantizedModel.StoredGroupSizes(checkpoint.StateDict), checkpoint.Path);
     }
 
-    /// <summary>The quantized twin of one layer, of the layer's kind (<see cref="LayerKinds"/>).</summary>
+    /// <summary>The quantized twin of one layer, or null when the plan keeps it float (a kind whose weights stay
+    /// float, without quantized activations).</summary>
+    /// <param name="kind">The layer's kind.</param>
     /// <param name="layer">The user's float layer (the twin shares its parameters).</param>
     /// <param name="path">The layer's module path ("block.fc1").</param>
-    /// <param name="weights">The layer's [Quantize] weight qtype (ignored by kinds whose weights stay float).</param>
+    /// <param name="weights">The layer's [Quantize] weight qtype.</param>
     /// <param name="activations">The layer's [Quantize] activation qtype.</param>
     /// <param name="groupSize">The layer's [Quantize] group size.</param>
-    /// <exception cref="ArgumentException"><paramref name="layer"/> is of no registered kind.</exception>
     /// <exception cref="QuantoFormatException">(checkpoint plans) The map does not quantize this layer as a layer of
     /// its kind can be.</exception>
-    public QModule Twin(nn.Module layer, string path, QType? weights, QType? activations, int? groupSize)
+    public QModule? Twin(LayerKind kind, nn.Module layer, string path, QType? weights, QType? activations,
+        int? groupSize)
     {
-        ArgumentNullException.ThrowIfNull(layer);
-        LayerKind kind = LayerKinds.For(layer) ?? throw new ArgumentException(
-            $"'{path}' is a {layer.GetType().Name}, which has no quantized counterpart ({LayerKinds.Names} have).",
-            nameof(layer));
         Settings s = Choose(path, new Settings(weights, activations, groupSize), kind);
+        if (!kind.QuantizesWeights && s.Activations is null) return null;
         return kind.Create(layer, new LayerSettings(s.Weights, s.Activations, s.GroupSize, _optimizer, path));
     }
 

@@ -21,6 +21,7 @@ public sealed class LayerKind
         FloatType = attribute.FloatType;
         Operation = attribute.Operation.Length > 0 ? attribute.Operation : FloatType.Name.ToLowerInvariant();
         QuantizesWeights = attribute.QuantizesWeights;
+        QuantizesActivations = attribute.QuantizesActivations;
         WeightRank = attribute.QuantizesWeights ? attribute.WeightRank : 0;
         QuantizedByCli = attribute.QuantizesWeights && attribute.QuantizedByCli;
         _factory = quantizedType.GetConstructor([FloatType, typeof(LayerSettings)]) ?? throw Invalid(
@@ -50,6 +51,9 @@ public sealed class LayerKind
     /// </summary>
     public bool QuantizesWeights { get; }
 
+    /// <summary>False for kinds whose activations stay float whatever the settings (Embedding).</summary>
+    public bool QuantizesActivations { get; }
+
     /// <summary>
     /// Saved-state layout: the rank of the weight a module of this kind stores quantized (per output channel along
     /// axis 0, rows of the other dimensions, in optimum-quanto's <c>weight._data</c> / <c>weight._scale</c> /
@@ -63,7 +67,8 @@ public sealed class LayerKind
     public bool QuantizedByCli { get; }
 
     /// <summary>Builds the quantized module for <paramref name="layer"/>, sharing its parameters (dynamic mode
-    /// until frozen). A kind whose weights stay float gets <see cref="LayerSettings.Weights"/> cleared.</summary>
+    /// until frozen). A kind whose weights (activations) stay float gets <see cref="LayerSettings.Weights"/>
+    /// (<see cref="LayerSettings.Activations"/>) cleared.</summary>
     /// <param name="layer">A layer of exactly <see cref="FloatType"/>.</param>
     /// <param name="settings">The qtypes and the layer's path.</param>
     /// <exception cref="ArgumentException"><paramref name="layer"/> is not of this kind.</exception>
@@ -79,6 +84,7 @@ public sealed class LayerKind
                 $"'{settings.Path}' is a {layer.GetType().Name}, not a {Name}.", nameof(layer));
         }
         if (!QuantizesWeights) settings = settings with { Weights = null, GroupSize = null, Optimizer = null };
+        if (!QuantizesActivations) settings = settings with { Activations = null };
         try
         {
             return (QModule)_factory.Invoke([layer, settings]);

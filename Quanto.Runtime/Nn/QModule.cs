@@ -20,6 +20,10 @@ namespace Quanto.Nn;
 /// </summary>
 public abstract class QModule : nn.Module<Tensor, Tensor>
 {
+    private Tensor _inputScale = null!;
+    private Tensor _outputScale = null!;
+    private bool _released;
+
     /// <summary>Initialises the quantization settings and scale buffers.</summary>
     /// <param name="name">TorchSharp module name.</param>
     /// <param name="weights">Weight qtype, or null for modules whose weights stay float.</param>
@@ -40,8 +44,6 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         Path = name;
         input_scale = ones(Array.Empty<long>()).DetachFromDisposeScope();
         output_scale = ones(Array.Empty<long>()).DetachFromDisposeScope();
-        register_buffer(nameof(input_scale), input_scale);
-        register_buffer(nameof(output_scale), output_scale);
     }
 
     /// <summary>
@@ -106,12 +108,21 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
 
     /// <summary>Scale of the input activations (scalar; 1.0 until calibrated or loaded).</summary>
 #pragma warning disable IDE1006 // TorchSharp buffer names follow optimum-quanto's state-dict keys
-    public Tensor input_scale { get; protected set; } // set by TorchSharp's .to() through reflection
+    // TorchSharp's .to() sets these through reflection; the setters keep the buffer registry (state_dict) in step.
+    public Tensor input_scale
+    {
+        get => _inputScale;
+        protected set => ConditionallyRegisterBuffer(nameof(input_scale), _inputScale = value);
+    }
 
     /// <summary>Scale of the output activations (scalar; 1.0 until calibrated or loaded). Streamlining keeps the
     /// calibrated value (optimum-quanto saves it and quantizes with it on reload) and clears
     /// <see cref="OutputQuantized"/> instead.</summary>
-    public Tensor output_scale { get; protected set; }
+    public Tensor output_scale
+    {
+        get => _outputScale;
+        protected set => ConditionallyRegisterBuffer(nameof(output_scale), _outputScale = value);
+    }
 #pragma warning restore IDE1006
 
     /// <summary>True once <c>input_scale</c> holds a calibrated value, or one loaded from a file (optimum-quanto's
@@ -145,6 +156,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <summary>Replaces the float weight by its quantized form; memory drops. Idempotent.</summary>
     public void Freeze()
     {
+        ThrowIfReleased();
         if (IsFrozen || WeightQType is not QType qtype) return;
         Parameter weight = FloatWeight ?? throw new InvalidOperationException($"{Describe()} has no weight to freeze.");
         QuantizedWeight = WeightQuantizer.Quantize(weight, qtype, GroupSize, Optimizer);
@@ -181,13 +193,14 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <exception cref="InvalidOperationException">Activations are quantized but were never calibrated.</exception>
     public QActivation InputStub(Tensor input)
     {
+        ThrowIfReleased();
         if (Probe is ModuleProbe probe)
         {
             probe.Observe(this, input);
             return new QActivation(input, null, null);
         }
         if (ActivationQType is not QType qtype) return new QActivation(input, null, null);
-        if (Calibration.Current is { } calibration)
+        if (ActiveCalibration is { } calibration)
         {
             calibration.ObserveInput(this, input);
         }
@@ -213,8 +226,9 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// </summary>
     public Tensor OutputStub(Tensor output)
     {
+        ThrowIfReleased();
         if (Probe is not null || ActivationQType is not QType qtype) return output;
-        Calibration? calibration = Calibration.Current;
+        Calibration? calibration = ActiveCalibration;
         calibration?.ObserveOutput(this, output);
         Tensor result = OutputQuantized ? QuantizedOps.fake_quantize(output, qtype, output_scale) : output;
         calibration?.TrackOutput(this, result);
@@ -294,8 +308,53 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// parameters it shares (they still belong to that module).</summary>
     internal void Abandon()
     {
+        _released = true;
         _internal_params.Clear();
         Dispose();
+    }
+
+    /// <summary>The calibration this module records into: one started on its model (<see cref="Calibration"/>'s
+    /// model constructor sets it while it runs), else the ambient one.</summary>
+    internal Calibration? ActiveCalibration => ScopedCalibration ?? Calibration.Current;
+
+    /// <summary>The model-scoped calibration running on this module, if any (set and restored by it).</summary>
+    internal Calibration? ScopedCalibration { get; set; }
+
+    /// <summary>
+    /// Generated models keep this module beside the user's <paramref name="layer"/>, sharing its parameters. After
+    /// the layer moved (TorchSharp's <c>.to()</c> replaced and disposed its parameters), this takes the layer's new
+    /// parameters in place of the shared ones and moves what it owns (scales, quantized weight) the same way.
+    /// </summary>
+    /// <param name="layer">The user's layer this module shares parameters with.</param>
+    /// <param name="move">This module's own move (its <c>_to</c> overload for the same target), run without the
+    /// shared parameters.</param>
+    internal void FollowLayer(nn.Module layer, Func<QModule, nn.Module> move)
+    {
+        string[] shared = _internal_params.Keys.ToArray();
+        _internal_params.Clear();
+        move(this);
+        foreach ((string name, Parameter parameter) in layer.named_parameters(recurse: false))
+        {
+            if (shared.Contains(name)) register_parameter(name, parameter);
+        }
+    }
+
+    /// <summary>This module's <c>_to</c> for a device and dtype (for <see cref="FollowLayer"/>).</summary>
+    internal nn.Module MoveTo(Device? device, ScalarType? dtype, bool nonBlocking) => (device, dtype) switch
+    {
+        ({ } d, { } t) => _to(d, t, nonBlocking),
+        ({ } d, null) => _to(d.type, d.index, nonBlocking),
+        (null, { } t) => _to(t, nonBlocking),
+        _ => this,
+    };
+
+    /// <summary>Refuses use after the module's model released it (DisposeQuantized, Dispose).</summary>
+    private void ThrowIfReleased()
+    {
+        if (!_released) return;
+        throw new InvalidOperationException(
+            $"{Describe()} was disposed with its model's quantized layers (DisposeQuantized or Dispose); call " +
+            "Quantize() or LoadQuantized(path) on the model again and use its new QuantizedModules().");
     }
 
     /// <summary>Stops quantizing the output (streamlining); the calibrated output scale stays, for the file.

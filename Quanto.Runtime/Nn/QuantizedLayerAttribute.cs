@@ -33,6 +33,11 @@ public sealed class QuantizedLayerAttribute(Type floatType) : Attribute
     /// </summary>
     public bool QuantizesWeights { get; set; } = true;
 
+    /// <summary>False for kinds whose input and output stay float whatever the activation setting (Embedding: its
+    /// input is indices): the registry clears <see cref="LayerSettings.Activations"/> for them, and generated
+    /// quantization maps say "none".</summary>
+    public bool QuantizesActivations { get; set; } = true;
+
     /// <summary>Rank of the weight tensor this kind quantizes (Linear 2, Conv1d 3, Conv2d 4): part of the saved layout
     /// (a quantized weight is stored per output channel, axis 0, rows of all the other dimensions); 0 for kinds
     /// whose weights stay float.</summary>

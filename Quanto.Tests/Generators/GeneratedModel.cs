@@ -15,7 +15,7 @@ internal interface IGeneratedModel
 
     void Quantize(QType? weights, QType? activations = null, int? groupSize = null, Optimizer? optimizer = null);
 
-    Calibration Calibrate(double momentum = 0.9);
+    Calibration Calibrate(double momentum = 0.9, Observer? observer = null, bool streamline = true);
 
     void Freeze();
 

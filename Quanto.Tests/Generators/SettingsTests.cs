@@ -41,13 +41,14 @@ public sealed class SettingsTests
 
         Assert.That(diagnostics, Is.Empty);
         Assert.That(GeneratorHarness.Problems(output).Select(d => d.ToString()), Is.Empty);
-        Assert.That(generated, Does.Contain("weights: global::Quanto.QType.QInt4, activations: null, groupSize: 64);"));
+        Assert.That(generated, Does.Contain("_fcQuantized = new(\"fc\",\n        weights: global::Quanto.QType.QInt4, groupSize: 64);"));
         Assert.That(generated, Does.Not.Contain("_headQuantized"), "excluded by pattern: stays float");
         Assert.That(generated, Does.Contain("weights: global::Quanto.QType.QFloat8E5M2, " +
-                                            "activations: global::Quanto.QType.QFloat8E4M3Fn, groupSize: null);"),
+                                            "activations: global::Quanto.QType.QFloat8E4M3Fn);"),
             "an attribute on the field wins over the pattern and drops the 4-bit group");
         Assert.That(generated, Does.Not.Contain("_normQuantized"), "LayerNorm without quantized activations");
-        Assert.That(generated, Does.Contain("_norm2Quantized = (global::Quanto.Nn.QLayerNorm)plan.Twin(norm2,"));
+        Assert.That(generated,
+            Does.Contain("_norm2Quantized = new(\"norm2\",\n        activations: global::Quanto.QType.QInt8);"));
         Assert.That(generated, Does.Contain(
             "\"\\\"headOverride\\\": {\\\"weights\\\": \\\"qfloat8_e5m2\\\", \\\"activations\\\": \\\"qfloat8_e4m3fn\\\"}, \" +"));
     }

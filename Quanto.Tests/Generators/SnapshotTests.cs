@@ -17,7 +17,8 @@ public sealed class SnapshotTests
         });
 
     private static IEnumerable<string> SampleClasses() =>
-        ["Mlp", "Cnn", "ResidualStack", "Block", "Encoder", "BlockList"];
+        ["Mlp", "Cnn", "ResidualStack", "Block", "Encoder", "BlockList", "PreLnEncoderBlock", "PostLnEncoderBlock",
+            "DecoderBlock"];
 
     [TestCaseSource(nameof(SampleClasses))]
     public void Generated_source_matches_snapshot(string sample)
@@ -41,9 +42,10 @@ public sealed class SnapshotTests
     [Test]
     public void Samples_and_generated_code_compile_without_warnings()
     {
-        Assert.That(Generated.Value.Generator, Is.Empty, "generator diagnostics");
+        Assert.That(Generated.Value.Generator.Where(d => d.Severity >= DiagnosticSeverity.Warning), Is.Empty,
+            "generator diagnostics");
         Assert.That(GeneratorHarness.Problems(Generated.Value.Output).Select(d => d.ToString()), Is.Empty);
-        Assert.That(Generated.Value.Run.GeneratedSources, Has.Length.EqualTo(6));
+        Assert.That(Generated.Value.Run.GeneratedSources, Has.Length.EqualTo(SampleClasses().Count()));
     }
 
     [Test]

@@ -75,7 +75,7 @@ public static partial class QuantizedModel
     /// <summary>
     /// Loads an open checkpoint into a model already quantized the same way; see
     /// <see cref="Load(nn.Module, string, IEnumerable{QModule})"/>. Generated <c>LoadQuantized</c> opens the file
-    /// once, quantizes the model from its map (<see cref="Generated.QuantizePlan.FromCheckpoint"/>), then calls this.
+    /// once, quantizes the model from its map (<see cref="Generated.ModelQuantization.Load"/>), then calls this.
     /// The checkpoint's tensors are taken: load it once.
     /// </summary>
     /// <exception cref="QuantoFormatException">See <see cref="Load(nn.Module, string, IEnumerable{QModule})"/>.

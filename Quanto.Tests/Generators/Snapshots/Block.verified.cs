@@ -10,19 +10,8 @@ using static TorchSharp.torch.nn.functional;
 
 namespace Quanto.Tests.Generators.Samples;
 
-partial class Block
+partial class Block : global::Quanto.Generated.IQuantizedModel
 {
-    /// <summary>Quantized twin of <c>norm</c>: QLayerNorm, float weights, qint8 activations.</summary>
-    private global::Quanto.Nn.QLayerNorm _normQuantized = null!;
-
-    /// <summary>Quantized twin of <c>fc1</c>: QLinear, qint4 weights (group 32), qint8 activations.</summary>
-    private global::Quanto.Nn.QLinear _fc1Quantized = null!;
-
-    /// <summary>Quantized twin of <c>fc2</c>: QLinear, qint4 weights (group 32), qint8 activations.</summary>
-    private global::Quanto.Nn.QLinear _fc2Quantized = null!;
-
-    private bool _isQuantized;
-
     /// <summary>The quantization map (quanto_qmap.json) that this model's [Quantize] attributes give it, fixed at
     /// compile time; entries of ModuleList items use '*' for the index. Quantize(weights, activations, ...)
     /// overrides these qtypes at run time, and SaveQuantized writes the map of the twins actually built.</summary>
@@ -33,167 +22,100 @@ partial class Block
         "\"fc2\": {\"weights\": \"qint4\", \"activations\": \"qint8\"}" +
         "}";
 
-    /// <summary>True once Quantize has built the quantized layers.</summary>
-    public bool IsQuantized => _isQuantized;
+    // The quantizable layers with their [Quantize] settings; Quantize builds a quantized twin of each (of the
+    // layer's kind: Linear -> QLinear, ...), which shares the layer's parameters.
+    private readonly global::Quanto.Generated.QuantizedLayer _normQuantized = new("norm",
+        activations: global::Quanto.QType.QInt8);
+    private readonly global::Quanto.Generated.QuantizedLayer _fc1Quantized = new("fc1",
+        weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32);
+    private readonly global::Quanto.Generated.QuantizedLayer _fc2Quantized = new("fc2",
+        weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32);
 
-    /// <summary>Builds the quantized twins of the layers with their [Quantize] settings (dynamic mode: weights
-    /// are quantized on each call until <see cref="Freeze"/>); the float layers keep their weights until then.
-    /// </summary>
-    /// <param name="optimizer">Weight optimizer (null: the qtype's default).</param>
-    public void Quantize(global::Quanto.Quantization.Optimizer? optimizer = null) =>
-        Quantize("", global::Quanto.Generated.QuantizePlan.FromAttributes(optimizer));
+    private global::Quanto.Generated.ModelQuantization? _lifecycle;
 
-    /// <summary>Builds the quantized twins as Quantize(optimizer) does, but every layer the [Quantize] attributes
-    /// quantize, in nested [Quantize] models too, gets these settings instead of its own (as
-    /// Quanto.Quantizer.Quantize would give them); layers the attributes keep float stay float, and a LayerNorm keeps
-    /// float weights and takes <paramref name="activations"/>. <see cref="QuantizationMap"/> keeps the attributes'
-    /// qtypes; SaveQuantized writes these.</summary>
-    /// <param name="weights">Weight qtype (null: float weights, activations only).</param>
-    /// <param name="activations">Activation qtype (qint8 or a float8 type), or null.</param>
-    /// <param name="groupSize">Group size of 2/4-bit weights (null: 128, with optimum-quanto's fallback).</param>
-    /// <param name="optimizer">Weight optimizer (null: the qtype's default).</param>
-    /// <exception cref="global::System.ArgumentException">Neither qtype given, 2/4-bit activations, an undefined
-    /// qtype or a group size that is not a positive multiple of 8; nothing is built then.</exception>
-    public void Quantize(global::Quanto.QType? weights, global::Quanto.QType? activations = null,
-        int? groupSize = null, global::Quanto.Quantization.Optimizer? optimizer = null) =>
-        Quantize("", global::Quanto.Generated.QuantizePlan.Override(weights, activations, groupSize, optimizer));
+    /// <summary>The runtime half of this model: its layer table and lifecycle.</summary>
+    private global::Quanto.Generated.ModelQuantization Lifecycle =>
+        _lifecycle ??= new(this, "Block", DescribeLayers);
 
-    /// <summary>Builds the quantized twins with their [Quantize] settings and module paths under
-    /// <paramref name="pathPrefix"/> (an enclosing quantized model passes "block."; the root passes "").</summary>
-    /// <param name="pathPrefix">Prefix of every module path, ending with '.' unless empty.</param>
-    /// <param name="optimizer">Weight optimizer (null: the qtype's default).</param>
-    public void Quantize(string pathPrefix, global::Quanto.Quantization.Optimizer? optimizer) =>
-        Quantize(pathPrefix, global::Quanto.Generated.QuantizePlan.FromAttributes(optimizer));
+    global::Quanto.Generated.ModelQuantization global::Quanto.Generated.IQuantizedModel.Quantization => Lifecycle;
 
-    /// <summary>Builds the quantized twins with module paths under <paramref name="pathPrefix"/>, each with the
-    /// settings <paramref name="plan"/> chooses for it from its [Quantize] ones (kept, overridden, or read from a
-    /// checkpoint's quantization map); nested [Quantize] models are quantized with the same plan.</summary>
-    /// <param name="pathPrefix">Prefix of every module path, ending with '.' unless empty.</param>
-    /// <param name="plan">Chooses each twin's settings.</param>
-    /// <exception cref="global::System.InvalidOperationException">This model or a nested [Quantize] model is
-    /// already quantized; nothing is built then.</exception>
-    public void Quantize(string pathPrefix, global::Quanto.Generated.QuantizePlan plan)
+    /// <summary>The layer table, read when Quantize runs: each layer with its slot, each nested [Quantize]
+    /// model.</summary>
+    private void DescribeLayers(global::Quanto.Generated.LayerTable table)
     {
-        global::System.ArgumentNullException.ThrowIfNull(plan);
-        if (_isQuantized)
-            throw new global::System.InvalidOperationException("Block is already quantized.");
-        try
-        {
-            _normQuantized = (global::Quanto.Nn.QLayerNorm)plan.Twin(norm, pathPrefix + "norm",
-                weights: null, activations: global::Quanto.QType.QInt8, groupSize: null);
-            _fc1Quantized = (global::Quanto.Nn.QLinear)plan.Twin(fc1, pathPrefix + "fc1",
-                weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32);
-            _fc2Quantized = (global::Quanto.Nn.QLinear)plan.Twin(fc2, pathPrefix + "fc2",
-                weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32);
-        }
-        catch
-        {
-            DisposeQuantized();
-            throw;
-        }
-        _isQuantized = true;
+        table.Layer(_normQuantized, norm);
+        table.Layer(_fc1Quantized, fc1);
+        table.Layer(_fc2Quantized, fc2);
     }
 
-    /// <summary>Starts recording activation ranges; run ForwardQuantized on representative batches inside
-    /// it, then dispose it: <c>using (model.Calibrate()) model.ForwardQuantized(x);</c></summary>
-    /// <param name="momentum">Weight of the previous scale when a new batch is observed, in [0, 1).</param>
-    public global::Quanto.Calibration Calibrate(double momentum = 0.9)
-    {
-        EnsureQuantized();
-        return new global::Quanto.Calibration(momentum);
-    }
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.IsQuantized"/>
+    public bool IsQuantized => _lifecycle?.IsQuantized == true;
 
-    /// <summary>Replaces float weights by quantized ones (prepared once for the kernels) and drops the float
-    /// weights the user's layers still hold (see Quanto.Generated.FloatWeights); idempotent. Afterwards only
-    /// ForwardQuantized runs the quantized layers: their float forward has no weight left.</summary>
-    public void Freeze()
-    {
-        EnsureQuantized();
-        _normQuantized.Freeze();
-        _fc1Quantized.Freeze();
-        _fc2Quantized.Freeze();
-        ReleaseFloatWeights();
-    }
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Quantize(global::Quanto.Quantization.Optimizer)"/>
+    public void Quantize(global::Quanto.Quantization.Optimizer? optimizer = null) => Lifecycle.Quantize(optimizer);
 
-    /// <summary>Empties the float weight of each layer whose quantized twin is frozen.</summary>
-    private void ReleaseFloatWeights()
-    {
-        if (_fc1Quantized.IsFrozen) global::Quanto.Generated.FloatWeights.Release(fc1);
-        if (_fc2Quantized.IsFrozen) global::Quanto.Generated.FloatWeights.Release(fc2);
-    }
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Quantize(global::Quanto.QType?, global::Quanto.QType?, int?, global::Quanto.Quantization.Optimizer)"/>
+    public void Quantize(global::Quanto.QType? weights, global::Quanto.QType? activations = null, int? groupSize = null,
+        global::Quanto.Quantization.Optimizer? optimizer = null) =>
+        Lifecycle.Quantize(weights, activations, groupSize, optimizer);
 
-    /// <summary>The quantized modules of this model, nested ones included, each with its path.</summary>
-    /// <remarks>A LayerNorm twin is listed only while it quantizes activations: a Quantize override without
-    /// activations leaves it a pass-through, saved as the float LayerNorm it wraps.</remarks>
-    public global::System.Collections.Generic.IEnumerable<global::Quanto.Nn.QModule> QuantizedModules()
-    {
-        EnsureQuantized();
-        if (_normQuantized.ActivationQType is not null) yield return _normQuantized;
-        yield return _fc1Quantized;
-        yield return _fc2Quantized;
-    }
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Calibrate"/>
+    public global::Quanto.Calibration Calibrate(double momentum = 0.9, global::Quanto.Observer? observer = null,
+        bool streamline = true) => Lifecycle.Calibrate(momentum, observer, streamline);
 
-    /// <summary>Disposes the quantized twins (their quantized weights, kernel layouts and activation scales; not
-    /// the float parameters they share with the layers) and those of nested [Quantize] models, and marks the model
-    /// not quantized; idempotent. Before Freeze the float model is intact and can be quantized again; after it,
-    /// the float weights are gone, so reload the model (LoadQuantized) to use it again.</summary>
-    public void DisposeQuantized()
-    {
-        global::Quanto.Generated.Twins.Dispose(_normQuantized);
-        _normQuantized = null!;
-        global::Quanto.Generated.Twins.Dispose(_fc1Quantized);
-        _fc1Quantized = null!;
-        global::Quanto.Generated.Twins.Dispose(_fc2Quantized);
-        _fc2Quantized = null!;
-        _isQuantized = false;
-    }
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Freeze"/>
+    public void Freeze() => Lifecycle.Freeze();
 
-    /// <summary>Disposes the quantized twins too (they are not registered submodules, so the base Dispose does
-    /// not reach them), then the model.</summary>
-    /// <param name="disposing">True from Dispose(), false from the finalizer.</param>
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.QuantizedModules"/>
+    public global::System.Collections.Generic.IEnumerable<global::Quanto.Nn.QModule> QuantizedModules() =>
+        Lifecycle.QuantizedModules();
+
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Save"/>
+    public void SaveQuantized(string path) => Lifecycle.Save(path);
+
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Load"/>
+    public void LoadQuantized(string path) => Lifecycle.Load(path);
+
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.DisposeQuantized"/>
+    public void DisposeQuantized() => _lifecycle?.DisposeQuantized();
+
+    /// <inheritdoc/>
+    /// <remarks>Disposes the quantized layers too (they are not submodules).</remarks>
     protected override void Dispose(bool disposing)
     {
         if (disposing) DisposeQuantized();
         base.Dispose(disposing);
     }
 
-    /// <summary>Saves the quantized model: <c>.safetensors</c> (+ quanto_qmap.json) or <c>.qnt</c>. The map it
-    /// writes is that of the twins built, a Quantize override's qtypes included.</summary>
-    /// <param name="path">The file to write; the extension picks the format.</param>
-    public void SaveQuantized(string path)
-    {
-        EnsureQuantized();
-        global::Quanto.Serialization.QuantizedModel.Save(this, path, QuantizedModules());
-    }
+    /// <inheritdoc/>
+    /// <remarks>The quantized layers move with their layers (ModelQuantization.Moved).</remarks>
+    protected override global::TorchSharp.torch.nn.Module _to(
+        global::TorchSharp.torch.Device device, global::TorchSharp.torch.ScalarType dtype, bool non_blocking) =>
+        Lifecycle.Moved(base._to(device, dtype, non_blocking), device, dtype, non_blocking);
 
-    /// <summary>Loads a quantized checkpoint; the model ends frozen, float weights dropped. A model not quantized
-    /// yet is first quantized as the file's quantization map says (a file saved after a Quantize override loads
-    /// into a fresh instance); a quantized one must be quantized the way the file is.</summary>
-    /// <param name="path">A <c>.safetensors</c> file (quanto_qmap.json beside it) or a <c>.qnt</c> package.</param>
-    /// <exception cref="global::Quanto.Serialization.QuantoFormatException">The file is malformed, or it does not
-    /// quantize the layers this model's [Quantize] attributes quantize (the message names the module).</exception>
-    public void LoadQuantized(string path)
-    {
-        using var checkpoint = global::Quanto.Serialization.QuantizedCheckpoint.Load(path);
-        if (!_isQuantized) Quantize("", global::Quanto.Generated.QuantizePlan.FromCheckpoint(checkpoint));
-        global::Quanto.Serialization.QuantizedModel.Load(this, checkpoint, QuantizedModules());
-        Freeze();
-    }
+    /// <inheritdoc/>
+    /// <remarks>The quantized layers move with their layers (ModelQuantization.Moved).</remarks>
+    protected override global::TorchSharp.torch.nn.Module _to(
+        global::TorchSharp.DeviceType deviceType, int deviceIndex, bool non_blocking) =>
+        Lifecycle.Moved(base._to(deviceType, deviceIndex, non_blocking),
+            new global::TorchSharp.torch.Device(deviceType, deviceIndex), null, non_blocking);
+
+    /// <inheritdoc/>
+    /// <remarks>The quantized layers move with their layers (ModelQuantization.Moved).</remarks>
+    protected override global::TorchSharp.torch.nn.Module _to(global::TorchSharp.torch.ScalarType dtype,
+        bool non_blocking) =>
+        Lifecycle.Moved(base._to(dtype, non_blocking), null, dtype, non_blocking);
 
     /// <summary>
     /// <c>forward</c> with quantized layers, generated from its body. Each quantized layer call runs three
     /// steps: InputStub (quant stub: calibrates, and quantizes the input when activations are quantized),
     /// Compute (the layer's quantized op with its quantized weight) and OutputStub (dequant stub). Calls on
-    /// [Quantize] submodules go to their ForwardQuantized; everything else is as written in forward.
+    /// [Quantize] submodules go to their ForwardQuantized and calls on helpers to their quantized versions;
+    /// everything else is as written in forward.
     /// </summary>
     public Tensor ForwardQuantized(Tensor x)
     {
-        PrepareForward();
-        // Layers and their [Quantize] settings (Quantize(weights, activations, ...) may override them):
-        // norm -> _normQuantized: QLayerNorm, float weights, qint8 activations
-        // fc1 -> _fc1Quantized: QLinear, qint4 weights (group 32), qint8 activations
-        // fc2 -> _fc2Quantized: QLinear, qint4 weights (group 32), qint8 activations
-
+        Lifecycle.BeginForward();
         // norm: quant stub -> quantized layer norm -> dequant stub
         var normInput = _normQuantized.InputStub(x);
         var normComputed = _normQuantized.Compute(normInput);
@@ -209,24 +131,5 @@ partial class Block
         var fc2Output = _fc2Quantized.OutputStub(fc2Computed);
         h = fc2Output;
         return x + h;
-    }
-
-    /// <summary>Checks that Quantize ran, and mirrors this model's train/eval mode onto the quantized twins
-    /// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>
-    private void PrepareForward()
-    {
-        EnsureQuantized();
-        if (_normQuantized.training != training) _normQuantized.train(training);
-        if (_fc1Quantized.training != training) _fc1Quantized.train(training);
-        if (_fc2Quantized.training != training) _fc2Quantized.train(training);
-    }
-
-    private void EnsureQuantized()
-    {
-        if (!_isQuantized)
-        {
-            throw new global::System.InvalidOperationException(
-                "Block is not quantized yet: call Quantize() first, then Calibrate and Freeze as needed.");
-        }
     }
 }
