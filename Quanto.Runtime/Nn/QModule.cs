@@ -20,6 +20,7 @@ namespace Quanto.Nn;
 public abstract class QModule : nn.Module<Tensor, Tensor>
 {
     private PreparedWeight? _prepared;
+    private QuantizedWeight? _kernelView; // the view _prepared was made from, when KernelView made one
 
     /// <summary>Initialises the quantization settings and scale buffers.</summary>
     /// <param name="name">TorchSharp module name.</param>
@@ -220,7 +221,9 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         if (_prepared is null || !ReferenceEquals(_prepared.Backend, backend))
         {
             ResetPrepared();
-            _prepared = backend.Prepare(weight);
+            QuantizedWeight view = KernelView(weight);
+            if (!ReferenceEquals(view, weight)) _kernelView = view;
+            _prepared = backend.Prepare(view);
         }
         return _prepared;
     }
@@ -240,8 +243,16 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         if (frozen) return Run(PreparedFor(input.Value));
         // Dynamic inference: quantize now, run the same kernels a frozen module would.
         using QuantizedWeight weight = WeightQuantizer.Quantize(FloatWeight!, qtype, GroupSize, Optimizer);
-        using PreparedWeight temporary = SelectBackend(weight, input.Value).Prepare(weight);
-        return Run(temporary);
+        QuantizedWeight view = KernelView(weight);
+        try
+        {
+            using PreparedWeight temporary = SelectBackend(view, input.Value).Prepare(view);
+            return Run(temporary);
+        }
+        finally
+        {
+            if (!ReferenceEquals(view, weight)) view.Dispose();
+        }
 
         // W8A8 when both input and weight are int8 (the input codes exist outside training), else weight-only.
         Tensor Run(PreparedWeight prepared) =>
@@ -249,6 +260,13 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
                 ? int8Path(prepared)
                 : kernelPath(prepared);
     }
+
+    /// <summary>
+    /// The quantized weight in the shape the kernels run: <paramref name="weight"/> itself, or a new view on its
+    /// tensors (QConv1d runs its (out, in, k) weight as the (out, in, 1, k) weight of a height-1 2-D convolution),
+    /// which the caller disposes.
+    /// </summary>
+    protected virtual QuantizedWeight KernelView(QuantizedWeight weight) => weight;
 
     /// <summary>The backend that runs this module's weight for this input (the registry's choice by default).</summary>
     protected virtual IQuantKernels SelectBackend(QuantizedWeight weight, Tensor input) =>
@@ -341,6 +359,8 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     {
         _prepared?.Dispose();
         _prepared = null;
+        _kernelView?.Dispose();
+        _kernelView = null;
     }
 }
 
