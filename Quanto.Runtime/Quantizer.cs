@@ -1,6 +1,5 @@
 using Quanto.Nn;
 using Quanto.Quantization;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Quanto;
@@ -12,11 +11,24 @@ namespace Quanto;
 public static partial class Quantizer
 {
     /// <summary>
-    /// Replaces each Linear and Conv2d (and LayerNorm, when activations are quantized) whose path matches
-    /// <paramref name="include"/> (all when null) and none of <paramref name="exclude"/> by its quantized twin,
-    /// sharing the float parameters (dynamic mode until <see cref="Freeze"/>). Patterns use fnmatch syntax on module
-    /// paths ("blocks.*.mlp.*", "lm_head").
+    /// Replaces each layer of a registered kind (<see cref="LayerKinds"/>: Linear, Conv2d, and LayerNorm when
+    /// activations are quantized, ...) whose path matches <paramref name="include"/> (all when null) and none of
+    /// <paramref name="exclude"/> by its quantized twin, sharing the float parameters (dynamic mode until
+    /// <see cref="Freeze"/>). Patterns use fnmatch syntax on module paths ("blocks.*.mlp.*", "lm_head").
+    /// Embedding tables stay float unless <paramref name="embeddings"/> is true, as optimum-quanto leaves them.
     /// </summary>
+    /// <param name="model">The model, changed in place.</param>
+    /// <param name="weights">Weight qtype, or null to quantize activations only.</param>
+    /// <param name="activations">Activation qtype (qint8 or a float8 type), or null.</param>
+    /// <param name="optimizer">Weight optimizer (default: the qtype's).</param>
+    /// <param name="include">Module path patterns to quantize (all when null or empty).</param>
+    /// <param name="exclude">Module path patterns to leave float.</param>
+    /// <param name="groupSize">Requested group size for 2/4-bit weights (default 128, with the 96/64/32/per-channel
+    /// fallback; the report gives the one each layer got).</param>
+    /// <param name="embeddings">Also quantize Embedding tables (weights only: qint8/float8 per row, qint2/qint4
+    /// group-wise along the embedding dimension). optimum-quanto has no quantized Embedding: its requantize cannot
+    /// read those entries of a saved file (every other entry stays loadable), so leave this false for files it
+    /// must load.</param>
     /// <returns>What was quantized, and what was left float with the reason (unsupported layers are listed, not
     /// silently skipped).</returns>
     /// <exception cref="ArgumentException">Neither weights nor activations given, or 2/4-bit activations.</exception>
@@ -24,7 +36,7 @@ public static partial class Quantizer
     /// multiple of 8.</exception>
     public static QuantizationReport Quantize(nn.Module model, QType? weights = null, QType? activations = null,
         Optimizer? optimizer = null, IEnumerable<string>? include = null, IEnumerable<string>? exclude = null,
-        int? groupSize = null)
+        int? groupSize = null, bool embeddings = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         QModule.CheckRequest(weights, activations, groupSize);
@@ -41,29 +53,32 @@ public static partial class Quantizer
             if (includes.Length > 0 && !includes.Any(p => Fnmatch.IsMatch(path, p))) continue;
             if (excludes.Any(p => Fnmatch.IsMatch(path, p))) continue;
 
-            QModule? replacement;
-            try
-            {
-                replacement = module switch
-                {
-                    Linear linear => new QLinear(linear, weights, activations, groupSize, optimizer, path),
-                    Conv2d conv => new QConv2d(conv, weights, activations, groupSize, optimizer, path),
-                    LayerNorm norm when activations is not null => new QLayerNorm(norm, activations, path),
-                    _ => null,
-                };
-            }
-            catch (NotSupportedException e)
-            {
-                skipped.Add(new SkippedModuleInfo(path, module.GetType().Name, e.Message));
-                continue;
-            }
-            if (replacement is null)
+            LayerKind? kind = LayerKinds.For(module);
+            if (kind is null)
             {
                 if (!module.named_children().Any() && module.parameters(recurse: false).Any())
                 {
                     skipped.Add(new SkippedModuleInfo(path, module.GetType().Name,
-                        "no quantized counterpart (Linear, Conv2d and LayerNorm are supported); left float"));
+                        $"no quantized counterpart ({LayerKinds.Names} are supported); left float"));
                 }
+                continue;
+            }
+            if (!kind.QuantizesWeights && activations is null) continue; // nothing of it would be quantized
+            if (kind.OptIn && !embeddings)
+            {
+                skipped.Add(new SkippedModuleInfo(path, module.GetType().Name,
+                    $"{kind.Name} layers are quantized only when asked (embeddings: true), as optimum-quanto leaves " +
+                    "them float; left float"));
+                continue;
+            }
+            QModule replacement;
+            try
+            {
+                replacement = kind.Create(module, new LayerSettings(weights, activations, groupSize, optimizer, path));
+            }
+            catch (NotSupportedException e)
+            {
+                skipped.Add(new SkippedModuleInfo(path, module.GetType().Name, e.Message));
                 continue;
             }
             int dot = path.LastIndexOf('.');

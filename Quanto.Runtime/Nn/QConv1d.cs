@@ -14,8 +14,18 @@ namespace Quanto.Nn;
 /// (out, in/groups, 1, k) without a copy. Every padding mode of TorchSharp's Conv1d. Bias stays float.
 /// optimum-quanto has no quantized Conv1d.
 /// </summary>
+[QuantizedLayer(typeof(Conv1d), Operation = "conv1d", WeightRank = 3, QuantizedByCli = true)]
 public sealed class QConv1d : QConvolution
 {
+    /// <summary>Wraps <paramref name="source"/> with <paramref name="settings"/> (the registry's factory).</summary>
+    /// <param name="source">The float layer.</param>
+    /// <param name="settings">Qtypes, group size, optimizer and the layer's path.</param>
+    public QConv1d(Conv1d source, LayerSettings settings)
+        : this(source, (settings ?? throw new ArgumentNullException(nameof(settings))).Weights,
+            settings.Activations, settings.GroupSize, settings.Optimizer, settings.Path)
+    {
+    }
+
     /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until frozen.</summary>
     /// <param name="source">The float convolution.</param>
     /// <param name="weights">Weight qtype (null: float weights, activations only).</param>

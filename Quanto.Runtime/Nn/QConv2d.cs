@@ -9,8 +9,19 @@ namespace Quanto.Nn;
 /// <summary>A Conv2d layer with quantized weights (and optionally activations). Frozen, it runs through the
 /// backend's <see cref="IQuantKernels.Conv2d"/> (by default unfold + the backend's quantized matmul; optimum-quanto
 /// has no quantized convolution kernel). Every padding mode of TorchSharp's Conv2d. Bias stays float.</summary>
+[QuantizedLayer(typeof(Conv2d), Operation = "conv2d", WeightRank = 4, QuantizedByCli = true)]
 public sealed class QConv2d : QConvolution
 {
+    /// <summary>Wraps <paramref name="source"/> with <paramref name="settings"/> (the registry's factory).</summary>
+    /// <param name="source">The float layer.</param>
+    /// <param name="settings">Qtypes, group size, optimizer and the layer's path.</param>
+    /// <exception cref="NotSupportedException">See the other constructor.</exception>
+    public QConv2d(Conv2d source, LayerSettings settings)
+        : this(source, (settings ?? throw new ArgumentNullException(nameof(settings))).Weights,
+            settings.Activations, settings.GroupSize, settings.Optimizer, settings.Path)
+    {
+    }
+
     /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until frozen.</summary>
     /// <param name="source">The float convolution.</param>
     /// <param name="weights">Weight qtype (null: float weights, activations only).</param>

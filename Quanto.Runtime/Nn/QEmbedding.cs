@@ -11,10 +11,23 @@ namespace Quanto.Nn;
 /// group-wise affine along the embedding dimension (group 128 with the 96/64/32/per-row fallback, as Linear). The
 /// table is stored in Linear's layout (rows = output channels), so its file keys are those of a quantized Linear.
 /// A lookup decodes only the gathered rows (<see cref="QuantizedOps.embedding"/>). Weights only: the input is
-/// indices, and the output stays float. optimum-quanto has no quantized Embedding.
+/// indices, and the output stays float. optimum-quanto has no quantized Embedding, so this kind is opt-in
+/// (<see cref="Quantizer.Quantize"/>'s <c>embeddings</c>).
 /// </summary>
+[QuantizedLayer(typeof(Embedding), Operation = "embedding", WeightRank = 2, QuantizedByCli = false, OptIn = true)]
 public sealed class QEmbedding : QModule
 {
+    /// <summary>Wraps <paramref name="source"/> with <paramref name="settings"/> (the registry's factory): its
+    /// weights, group size and optimizer; activations are not quantized (the input is indices).</summary>
+    /// <param name="source">The float layer.</param>
+    /// <param name="settings">Qtypes, group size, optimizer and the layer's path.</param>
+    /// <exception cref="NotSupportedException">The settings quantize no weights (the layer stays float), or see the
+    /// other constructor.</exception>
+    public QEmbedding(Embedding source, LayerSettings settings)
+        : this(source, WeightsOf(settings), settings.GroupSize, settings.Optimizer, settings.Path)
+    {
+    }
+
     /// <summary>Wraps <paramref name="source"/>, sharing its table until <see cref="QModule.Freeze"/>.</summary>
     /// <param name="source">The float Embedding.</param>
     /// <param name="weights">Table qtype (required).</param>
@@ -46,6 +59,14 @@ public sealed class QEmbedding : QModule
             throw;
         }
         register_parameter("weight", weight!);
+    }
+
+    private static QType WeightsOf(LayerSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return settings.Weights ?? throw new NotSupportedException(
+            $"Embedding '{settings.Path}': only its table can be quantized (its input is indices), and no weights " +
+            "qtype was given; left float.");
     }
 
     private long? CheckSupported(Embedding source, QType? weights, Parameter weight)

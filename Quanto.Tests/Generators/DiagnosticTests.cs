@@ -38,14 +38,14 @@ public sealed class DiagnosticTests
                 public Net() : base("Net") => RegisterComponents();
             }
             """);
-        yield return Case("QNT003", DiagnosticSeverity.Error, "'emb'", """
+        yield return Case("QNT003", DiagnosticSeverity.Error, "'norm'", """
             [Quanto.Quantize(Weights = QInt8)]
             public partial class Net : Module<Tensor, Tensor>
             {
                 [Quanto.Quantize(Weights = QInt4)]
-                private readonly Embedding emb = Embedding(10, 4);
+                private readonly BatchNorm1d norm = BatchNorm1d(4);
                 public Net() : base("Net") => RegisterComponents();
-                public override Tensor forward(Tensor x) => emb.forward(x);
+                public override Tensor forward(Tensor x) => norm.forward(x);
             }
             """);
         yield return Case("QNT004", DiagnosticSeverity.Error, "Group = 100 on 'fc'", """
