@@ -91,8 +91,7 @@ public static partial class Quantizer
                 continue;
             }
             modules[path] = replacement;
-            quantized.Add(new QuantizedModuleInfo(path, module.GetType().Name, replacement.WeightQType,
-                replacement.ActivationQType));
+            quantized.Add(QuantizedModuleInfo.For(replacement, module.GetType().Name));
         }
         return new QuantizationReport(quantized, skipped);
     }
@@ -159,35 +158,5 @@ public static partial class Quantizer
             if (modules.TryGetValue(path[..dot], out nn.Module? ancestor) && ancestor is QModule) return true;
         }
         return false;
-    }
-}
-
-/// <summary>One module that was quantized.</summary>
-/// <param name="Path">Module path.</param>
-/// <param name="OriginalType">The float module's type name.</param>
-/// <param name="Weights">Weight qtype, or null.</param>
-/// <param name="Activations">Activation qtype, or null.</param>
-public sealed record QuantizedModuleInfo(string Path, string OriginalType, QType? Weights, QType? Activations);
-
-/// <summary>One module left float, and why.</summary>
-/// <param name="Path">Module path.</param>
-/// <param name="Type">Its type name.</param>
-/// <param name="Reason">Why it was not quantized, and what to do about it.</param>
-public sealed record SkippedModuleInfo(string Path, string Type, string Reason);
-
-/// <summary>What <see cref="Quantizer.Quantize"/> did.</summary>
-/// <param name="Quantized">Modules replaced by quantized ones.</param>
-/// <param name="Skipped">Modules with parameters that were left float, with reasons.</param>
-public sealed record QuantizationReport(IReadOnlyList<QuantizedModuleInfo> Quantized, IReadOnlyList<SkippedModuleInfo> Skipped)
-{
-    /// <inheritdoc />
-    public override string ToString()
-    {
-        var lines = new List<string> { $"{Quantized.Count} module(s) quantized, {Skipped.Count} left float" };
-        lines.AddRange(Quantized.Select(q =>
-            $"  {q.Path}: {q.OriginalType} -> weights {q.Weights?.QuantoName() ?? "none"}, " +
-            $"activations {q.Activations?.QuantoName() ?? "none"}"));
-        lines.AddRange(Skipped.Select(s => $"  {s.Path}: {s.Type} left float: {s.Reason}"));
-        return string.Join(Environment.NewLine, lines);
     }
 }

@@ -32,7 +32,8 @@ public static partial class QuantizedOps
         if (indices.dtype is not (ScalarType.Int64 or ScalarType.Int32))
         {
             throw new ArgumentException(
-                $"{owner}: indices must be Int64 or Int32; got {indices.dtype} {QuantizedWeight.FormatShape(indices.shape)}.",
+                $"{owner}: indices must be Int64 or Int32; got {indices.dtype} " +
+                $"{QuantizedWeight.FormatShape(indices.shape)}.",
                 nameof(indices));
         }
         if (indices.NumberOfElements == 0) return;

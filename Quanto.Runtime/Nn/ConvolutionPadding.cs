@@ -70,7 +70,8 @@ internal sealed class ConvolutionPadding
             if (!zeros && dims == 2 && (before[0] != before[1] || after[0] != after[1]))
             {
                 throw new NotSupportedException(
-                    $"{owner}: padding 'same' with padding mode {name} and kernel {string.Join("x", source.kernel_size)} " +
+                    $"{owner}: padding 'same' with padding mode {name} and kernel " +
+                    $"{string.Join("x", source.kernel_size)} " +
                     "pads height and width differently, and TorchSharp 0.107's Conv2d applies each dimension's " +
                     "amount to the other there (its output is not the input's size); give the padding as numbers " +
                     "or use a square kernel.");

@@ -114,7 +114,8 @@ public abstract class QConvolution : QModule
     public override string Describe()
     {
         string kernel = string.Join("x", kernel_size);
-        string pad = _padding.Mode == PaddingModes.Constant && _padding.Explicit is null ? "" : $", {_padding.Description}";
+        bool zeros = _padding.Mode == PaddingModes.Constant && _padding.Explicit is null;
+        string pad = zeros ? "" : $", {_padding.Description}";
         return $"{GetType().Name} '{Path}' ({in_channels} -> {out_channels}, kernel {kernel}{pad})";
     }
 

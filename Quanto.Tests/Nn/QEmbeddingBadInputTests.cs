@@ -42,7 +42,8 @@ public sealed class QEmbeddingBadInputTests
     {
         using var table = randn(6, 8);
         using var weight = WeightQuantizer.Quantize(table, QType.QInt8);
-        var error = Assert.Throws<ArgumentException>(() => Functional.QuantizedOps.embedding(tensor(new[] { 6L }), weight))!;
+        var error = Assert.Throws<ArgumentException>(
+            () => Functional.QuantizedOps.embedding(tensor(new[] { 6L }), weight))!;
         Assert.That(error.Message, Does.Contain("index 6").And.Contain("table of 6 rows"));
     }
 

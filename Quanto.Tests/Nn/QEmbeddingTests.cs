@@ -45,7 +45,8 @@ public sealed class QEmbeddingTests
         var random = new Random(3);
         for (int r = 0; r < 5; r++)
         {
-            for (int c = 0; c < 16; c++) values[r, c] = c % 8 == 0 ? 0 : c % 8 == 1 ? maxCode : random.Next(maxCode + 1);
+            for (int c = 0; c < 16; c++)
+                values[r, c] = c % 8 == 0 ? 0 : c % 8 == 1 ? maxCode : random.Next(maxCode + 1);
         }
         using Tensor table = Reference.Matrix(values);
         using var source = Embedding_from_pretrained(table.clone());
