@@ -50,8 +50,7 @@ if (options.Contains("--ilgpu"))
 {
     Console.WriteLine();
     Console.WriteLine("ILGPU backends (GEMV, median per call incl. moving x and y; the CPU accelerator simulates GPU threads):");
-    Console.WriteLine(Quanto.Kernels.Ilgpu.IlgpuBenchmark.ToMarkdown(
-        Quanto.Kernels.Ilgpu.IlgpuBenchmark.RunEveryAccelerator(n: 4096, k: 4096, m: 1, iterations: 5)));
+    Console.WriteLine(IlgpuBenchmark.ToMarkdown(IlgpuBenchmark.RunEveryAccelerator(n: 4096, k: 4096, m: 1, iterations: 5)));
 }
 if (csvPath is not null)
 {

@@ -112,8 +112,11 @@ public static partial class Quantizer
     }
 
     /// <summary>
-    /// Bytes the model holds: its parameters and buffers plus the quantized weights of its frozen modules (which are
-    /// not parameters). Measures what <see cref="Freeze"/> saves.
+    /// Bytes the model holds: its parameters and buffers, the quantized weights of its frozen modules (which are not
+    /// parameters), and every copy the backends keep of those weights (<see cref="Tensors.QuantizedWeight.PreparedByteSize"/>:
+    /// the CPU kernels' layout, the float copy a small convolution runs on, a device upload), which are made at a
+    /// module's first frozen forward. Measures what <see cref="Freeze"/> saves and what running costs; the weights as
+    /// stored in a file are the report's <see cref="QuantizationReport.QuantizedBytes"/>.
     /// </summary>
     public static long ModelBytes(nn.Module model) => ModelBytes(model, QuantizedModules(model));
 
@@ -137,7 +140,7 @@ public static partial class Quantizer
         {
             if (seen.Add(t.Handle)) bytes += t.NumberOfElements * t.ElementSize;
         }
-        return bytes + quantized.Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
+        return bytes + quantized.Sum(m => (m.QuantizedWeight?.ByteSize ?? 0) + m.PreparedByteSize);
     }
 
     /// <summary>The quantized modules of a model (the root included), with their paths.</summary>

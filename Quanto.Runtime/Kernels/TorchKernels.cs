@@ -67,6 +67,8 @@ public sealed class TorchKernels : IQuantKernels
 
         public Tensor Weight { get; }
 
+        public override long ByteSize => Weight.NumberOfElements * Weight.ElementSize;
+
         protected override void Dispose(bool disposing)
         {
             if (disposing) Weight.Dispose();

@@ -19,8 +19,8 @@ namespace Quanto.Nn;
 /// </summary>
 public abstract class QModule : nn.Module<Tensor, Tensor>
 {
-    private PreparedWeight? _prepared;
-    private QuantizedWeight? _kernelView; // the view _prepared was made from, when KernelView made one
+    private readonly Lock _viewGate = new();
+    private (QuantizedWeight Of, QuantizedWeight View)? _kernelView; // when KernelView made a view of the weight
 
     /// <summary>Initialises the quantization settings and scale buffers.</summary>
     /// <param name="name">TorchSharp module name.</param>
@@ -154,7 +154,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
                 $"{Describe()} expects a weight of shape {QuantizedWeight.FormatShape(expected)}; got " +
                 $"{QuantizedWeight.FormatShape(weight.Shape)}.", nameof(weight));
         }
-        ResetPrepared();
+        lock (_viewGate) ReleaseKernelView();
         QuantizedWeight?.Dispose();
         QuantizedWeight = weight;
         if (_internal_params.ContainsKey("weight")) _internal_params.Remove("weight"); // absent once frozen
@@ -212,20 +212,41 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         return result.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The prepared (kernel-layout) weight for inputs of this dtype on this device: made once, redone
-    /// only if the backend choice changes.</summary>
+    /// <summary>The prepared (kernel-layout) weight for inputs of this dtype on this device: made once per backend
+    /// and kept in the weight (<see cref="QuantizedWeight.PreparedFor"/>), so concurrent first calls share one.</summary>
     protected PreparedWeight PreparedFor(Tensor input)
     {
         QuantizedWeight weight = QuantizedWeight ?? throw new InvalidOperationException($"{Describe()} is not frozen.");
-        IQuantKernels backend = SelectBackend(weight, input);
-        if (_prepared is null || !ReferenceEquals(_prepared.Backend, backend))
+        QuantizedWeight kernel = KernelWeight(weight);
+        return kernel.PreparedFor(SelectBackend(kernel, input));
+    }
+
+    /// <summary>The frozen weight as the kernels run it: itself, or the module's one view of it (see
+    /// <see cref="KernelView"/>), made on first use and kept with its prepared forms until the weight changes.</summary>
+    private QuantizedWeight KernelWeight(QuantizedWeight weight)
+    {
+        lock (_viewGate)
         {
-            ResetPrepared();
-            QuantizedWeight view = KernelView(weight);
-            if (!ReferenceEquals(view, weight)) _kernelView = view;
-            _prepared = backend.Prepare(view);
+            if (_kernelView is var (of, view) && ReferenceEquals(of, weight)) return view;
+            ReleaseKernelView();
+            QuantizedWeight made = KernelView(weight);
+            if (!ReferenceEquals(made, weight)) _kernelView = (weight, made);
+            return made;
         }
-        return _prepared;
+    }
+
+    /// <summary>Bytes the backends' prepared forms of the frozen weight hold besides it (a kernel layout, the float
+    /// copy of a small convolution; <see cref="QuantizedWeight.PreparedByteSize"/>), its kernel view's included.
+    /// </summary>
+    internal long PreparedByteSize
+    {
+        get
+        {
+            lock (_viewGate)
+            {
+                return (QuantizedWeight?.PreparedByteSize ?? 0) + (_kernelView?.View.PreparedByteSize ?? 0);
+            }
+        }
     }
 
     /// <summary>
@@ -330,7 +351,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     {
         if (disposing)
         {
-            ResetPrepared();
+            lock (_viewGate) ReleaseKernelView();
             QuantizedWeight?.Dispose();
         }
         base.Dispose(disposing);
@@ -350,16 +371,15 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         }
         if (device is null && dtype is null) return;
         QuantizedWeight moved = weight.To(device ?? weight.Device, dtype ?? weight.DType);
-        ResetPrepared();
+        lock (_viewGate) ReleaseKernelView();
         weight.Dispose();
         QuantizedWeight = moved;
     }
 
-    private void ResetPrepared()
+    // Only while no thread runs the weight (as QuantizedWeight.ReleasePrepared): the view's forms are freed here.
+    private void ReleaseKernelView()
     {
-        _prepared?.Dispose();
-        _prepared = null;
-        _kernelView?.Dispose();
+        _kernelView?.View.Dispose();
         _kernelView = null;
     }
 }

@@ -1,3 +1,4 @@
+using Quanto.Kernels;
 using static TorchSharp.torch;
 
 namespace Quanto.Tensors;
@@ -9,6 +10,7 @@ namespace Quanto.Tensors;
 public abstract class QuantizedWeight : IDisposable
 {
     private readonly long[] _shape;
+    private readonly PreparedWeightCache _prepared = new();
 
     /// <summary>Initialises the common description.</summary>
     /// <param name="qtype">The qtype of the stored values.</param>
@@ -50,6 +52,28 @@ public abstract class QuantizedWeight : IDisposable
     /// <summary>True once <see cref="Dispose()"/> ran.</summary>
     public bool IsDisposed { get; private set; }
 
+    /// <summary>
+    /// The form of this weight that <paramref name="backend"/> runs (its kernel layout, device copy or float copy):
+    /// prepared on the first request, then kept in this weight and shared by every caller until the weight is
+    /// disposed. Concurrent first requests prepare it once. Unlike <see cref="IQuantKernels.Prepare"/>, the result
+    /// belongs to the weight: do not dispose it.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The weight was disposed.</exception>
+    /// <exception cref="NotSupportedException">The backend cannot run this weight.</exception>
+    public PreparedWeight PreparedFor(IQuantKernels backend)
+    {
+        ThrowIfDisposed();
+        return _prepared.GetOrPrepare(this, backend);
+    }
+
+    /// <summary>Bytes the prepared forms made by <see cref="PreparedFor"/> hold besides this weight's own tensors
+    /// (see <see cref="PreparedWeight.ByteSize"/>).</summary>
+    public long PreparedByteSize => _prepared.Forms.Sum(form => form.ByteSize);
+
+    /// <summary>Disposes the prepared forms made by <see cref="PreparedFor"/>; the next request prepares again.
+    /// Only call it while no thread runs this weight.</summary>
+    public void ReleasePrepared() => _prepared.Clear(close: false);
+
     /// <summary>The float weight these values stand for, in <see cref="DType"/>, shaped <see cref="Shape"/>.</summary>
     public abstract Tensor Dequantize();
 
@@ -72,6 +96,7 @@ public abstract class QuantizedWeight : IDisposable
     public void Dispose()
     {
         if (IsDisposed) return;
+        _prepared.Clear(close: true);
         Dispose(true);
         IsDisposed = true;
         GC.SuppressFinalize(this);

@@ -37,6 +37,19 @@ public sealed partial class CpuKernels : IQuantKernels
         Name = "cpu-" + Path.ToString().ToLowerInvariant();
     }
 
+    /// <summary>
+    /// Threads the CPU kernels use per call (the caller plus workers; every instance shares them). Starts at the
+    /// QUANTO_NUM_THREADS environment variable when set, else <see cref="Environment.ProcessorCount"/>. It is
+    /// independent of libtorch's <c>torch.set_num_threads</c>, which does not reach these threads: to give both the
+    /// same budget, set both (<c>CpuKernels.Threads = torch.get_num_threads();</c>). Takes effect from the next call.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Below 1 or above 64.</exception>
+    public static int Threads
+    {
+        get => CpuParallel.Threads;
+        set => CpuParallel.Threads = value;
+    }
+
     /// <summary>The path every call of this instance runs.</summary>
     public CpuKernelPath Path { get; }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 
 namespace Quanto.Kernels.Cpu;
 
@@ -48,31 +49,75 @@ internal abstract class CpuJob
 }
 
 /// <summary>
-/// A minimal thread pool for kernel calls of 0.1-1 ms: ProcessorCount - 1 dedicated threads that spin briefly after
-/// each job (back-to-back layers find them awake, 50 us) and then block. The caller works too, chunks are claimed with one
-/// atomic increment each, and the caller waits for finished chunks, not for sleeping workers to wake. Parallel.For
-/// costs more per call (task scheduling, a delegate per iteration); Quanto.Bench measures both (--overhead).
-/// A call made while another is in flight runs on its caller alone, so concurrent callers never deadlock.
+/// A minimal thread pool for kernel calls of 0.1-1 ms: up to <see cref="Threads"/> - 1 dedicated threads that spin
+/// briefly after each job (back-to-back layers find them awake, 50 us) and then block. The caller works too, chunks
+/// are claimed with one atomic increment each, and the caller waits for finished chunks, not for sleeping workers to
+/// wake. Parallel.For costs more per call (task scheduling, a delegate per iteration); Quanto.Bench measures both
+/// (--overhead). A call made while another is in flight runs on its caller alone, so concurrent callers never deadlock.
 /// </summary>
+/// <remarks>
+/// The thread count is this pool's own setting (<see cref="CpuKernels.Threads"/>): libtorch's intra-op threads
+/// (torch.set_num_threads) are a separate pool. Workers are started when a count first needs them; lowering the
+/// count leaves the extra workers asleep, skipping every job.
+/// </remarks>
 internal static class CpuParallel
 {
+    /// <summary>The most threads a job can use (the caller and 63 workers).</summary>
+    public const int MaxThreads = 64;
+
+    /// <summary>The environment variable that sets the initial thread count.</summary>
+    public const string ThreadsVariable = "QUANTO_NUM_THREADS";
+
     private static readonly object Gate = new(); // Monitor.Wait/PulseAll need a monitor
     // Short: on a machine shared with libtorch's OpenMP threads (which spin too), a long spin steals their core.
     private static readonly long SpinTicks = Stopwatch.Frequency / 20000; // 50 us
-    private static readonly int WorkerCount = Math.Min(Environment.ProcessorCount - 1, 63);
     private static CpuJob? _job;
+    private static int _jobWorkers;
     private static int _generation;
     private static int _busy;
     private static int _started;
+    private static int _threads = InitialThreads(Environment.GetEnvironmentVariable(ThreadsVariable),
+        Environment.ProcessorCount);
 
     /// <summary>Threads that run a job: the workers plus the caller.</summary>
-    public static int Threads => WorkerCount + 1;
+    public static int Threads
+    {
+        get => Volatile.Read(ref _threads);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaxThreads);
+            Volatile.Write(ref _threads, value);
+        }
+    }
 
-    /// <summary>Runs chunks 0..count-1 of <paramref name="job"/> on all threads; rethrows the first failure.</summary>
+    /// <summary>
+    /// The thread count to start with: <paramref name="setting"/> (the <see cref="ThreadsVariable"/> environment
+    /// variable) when it is a whole number in [1, <see cref="MaxThreads"/>], else the processor count (which
+    /// DOTNET_PROCESSOR_COUNT overrides), capped at <see cref="MaxThreads"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The variable is set to something else (a typo should not silently give
+    /// a different speed).</exception>
+    internal static int InitialThreads(string? setting, int processorCount)
+    {
+        if (string.IsNullOrWhiteSpace(setting)) return Math.Clamp(processorCount, 1, MaxThreads);
+        if (int.TryParse(setting, NumberStyles.None, CultureInfo.InvariantCulture, out int threads) &&
+            threads is >= 1 and <= MaxThreads)
+        {
+            return threads;
+        }
+        throw new ArgumentException(
+            $"{ThreadsVariable}='{setting}' is not a thread count; set a whole number from 1 to {MaxThreads}, or unset " +
+            "it to use every processor.");
+    }
+
+    /// <summary>Runs chunks 0..count-1 of <paramref name="job"/> on up to <see cref="Threads"/> threads; rethrows the
+    /// first failure.</summary>
     public static void Run(CpuJob job, int count, bool parallel = true)
     {
         job.Reset(count);
-        if (!parallel || count <= 1 || WorkerCount <= 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+        int workers = Math.Min(Threads, count) - 1;
+        if (!parallel || workers <= 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
             job.Drain();
         }
@@ -80,7 +125,8 @@ internal static class CpuParallel
         {
             try
             {
-                EnsureStarted();
+                EnsureStarted(workers);
+                Volatile.Write(ref _jobWorkers, workers);
                 Volatile.Write(ref _job, job);
                 lock (Gate)
                 {
@@ -100,17 +146,20 @@ internal static class CpuParallel
         if (job.Error is { } error) throw new AggregateException("A CPU kernel chunk failed.", error);
     }
 
-    private static void EnsureStarted()
+    /// <summary>Starts workers until there are <paramref name="workers"/>; only the caller holding the pool
+    /// (_busy) gets here, so no two calls start the same worker.</summary>
+    private static void EnsureStarted(int workers)
     {
-        if (Volatile.Read(ref _started) != 0 || Interlocked.Exchange(ref _started, 1) != 0) return;
-        for (int i = 0; i < WorkerCount; i++)
+        for (int i = Volatile.Read(ref _started); i < workers; i++)
         {
-            var thread = new Thread(WorkerLoop) { IsBackground = true, Name = $"Quanto CPU kernel worker {i}" };
+            int index = i;
+            var thread = new Thread(() => WorkerLoop(index)) { IsBackground = true, Name = $"Quanto CPU kernel worker {i}" };
             thread.Start();
+            Volatile.Write(ref _started, i + 1);
         }
     }
 
-    private static void WorkerLoop()
+    private static void WorkerLoop(int index)
     {
         int seen = Volatile.Read(ref _generation);
         while (true)
@@ -125,7 +174,8 @@ internal static class CpuParallel
                 }
             }
             seen = Volatile.Read(ref _generation);
-            Volatile.Read(ref _job)?.Drain();
+            // Workers beyond this job's count sit it out (the thread count was lowered, or the job has few chunks).
+            if (index < Volatile.Read(ref _jobWorkers)) Volatile.Read(ref _job)?.Drain();
         }
     }
 }

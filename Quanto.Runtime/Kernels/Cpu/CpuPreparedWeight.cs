@@ -79,6 +79,9 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
 
     private readonly long _bytes;
 
+    /// <inheritdoc />
+    public override long ByteSize => _bytes;
+
     public CpuWeightFormat Format { get; }
 
     /// <summary>Output rows.</summary>

@@ -32,6 +32,79 @@ public class CpuParallelTests
         Assert.That(job.Counts.Where((_, i) => i != 17), Has.All.EqualTo(1));
     }
 
+    [Test]
+    public void ThreadCount_One_RunsEveryChunkOnTheCaller()
+    {
+        var job = new ThreadRecordingJob(64);
+        WithThreads(1, () => CpuParallel.Run(job, 64));
+        Assert.That(job.ThreadIds.Distinct(), Is.EqualTo(new[] { Environment.CurrentManagedThreadId }));
+    }
+
+    [Test]
+    public void ThreadCount_LimitsTheThreadsOfOneJob()
+    {
+        // Chunks long enough (0.2 ms) that every allowed worker wakes and joins in.
+        var job = new ThreadRecordingJob(200, spinMicroseconds: 200);
+        WithThreads(2, () => CpuParallel.Run(job, 200));
+        Assert.That(job.ThreadIds.Distinct().Count(), Is.InRange(1, 2));
+        Assert.That(job.ThreadIds, Has.All.Not.EqualTo(0), "every chunk ran");
+    }
+
+    [Test]
+    public void ThreadCount_IsPublicAndChecked()
+    {
+        int before = CpuKernels.Threads;
+        Assert.That(before, Is.EqualTo(CpuParallel.Threads).And.InRange(1, CpuParallel.MaxThreads));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CpuKernels.Threads = 0);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CpuKernels.Threads = CpuParallel.MaxThreads + 1);
+        Assert.That(CpuKernels.Threads, Is.EqualTo(before));
+    }
+
+    [TestCase(null, 6, 6)]
+    [TestCase("", 6, 6)]
+    [TestCase("3", 6, 3)]
+    [TestCase("12", 6, 12)]
+    [TestCase(null, 200, 64)]
+    public void InitialThreads_FromTheVariableElseTheProcessorCount(string? setting, int processors, int expected) =>
+        Assert.That(CpuParallel.InitialThreads(setting, processors), Is.EqualTo(expected));
+
+    [TestCase("0")]
+    [TestCase("-2")]
+    [TestCase("four")]
+    [TestCase("65")]
+    public void InitialThreads_ABadVariableIsAClearError(string setting)
+    {
+        var e = Assert.Throws<ArgumentException>(() => CpuParallel.InitialThreads(setting, 4));
+        Assert.That(e!.Message, Does.Contain(CpuParallel.ThreadsVariable).And.Contain(setting));
+    }
+
+    private static void WithThreads(int threads, Action action)
+    {
+        int before = CpuKernels.Threads;
+        CpuKernels.Threads = threads;
+        try
+        {
+            action();
+        }
+        finally
+        {
+            CpuKernels.Threads = before;
+        }
+    }
+
+    private sealed class ThreadRecordingJob(int count, int spinMicroseconds = 0) : CpuJob
+    {
+        public int[] ThreadIds { get; } = new int[count];
+
+        public override void Run(int chunk)
+        {
+            long until = System.Diagnostics.Stopwatch.GetTimestamp() +
+                System.Diagnostics.Stopwatch.Frequency * spinMicroseconds / 1_000_000;
+            while (System.Diagnostics.Stopwatch.GetTimestamp() < until) Thread.SpinWait(10);
+            ThreadIds[chunk] = Environment.CurrentManagedThreadId;
+        }
+    }
+
     private sealed class CountingJob(int count, int failAt = -1) : CpuJob
     {
         public int[] Counts { get; } = new int[count];

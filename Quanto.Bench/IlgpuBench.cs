@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Quanto.Kernels.Ilgpu;
 using Quanto.Kernels.Ilgpu.Accelerators;
 using Quanto.Quantization;
 using Quanto.Tensors;
 using static TorchSharp.torch;
 
-namespace Quanto.Kernels.Ilgpu;
+namespace Quanto.Bench;
 
 /// <summary>One measured format on one accelerator.</summary>
 /// <param name="Backend">Backend name ("ilgpu-cpu").</param>
@@ -17,7 +18,7 @@ namespace Quanto.Kernels.Ilgpu;
 /// <param name="K">Input features.</param>
 /// <param name="Milliseconds">Median wall time of one call (x upload, kernel, y download).</param>
 /// <param name="DeviceBytes">Bytes of the prepared weight on the accelerator (what each call reads).</param>
-public sealed record IlgpuBenchmarkRow(string Backend, string Device, string Format, int M, int N, int K,
+internal sealed record IlgpuBenchmarkRow(string Backend, string Device, string Format, int M, int N, int K,
     double Milliseconds, long DeviceBytes)
 {
     /// <summary>Weight bytes read per second, in GB/s (10^9).</summary>
@@ -25,11 +26,11 @@ public sealed record IlgpuBenchmarkRow(string Backend, string Device, string For
 }
 
 /// <summary>
-/// Times every format on ILGPU accelerators for the benchmark table. A call is timed end to end (x to the device,
+/// Times every format on ILGPU accelerators for the benchmark table (<c>--ilgpu</c>). A call is timed end to end (x to the device,
 /// the kernel, y back), as a model sees it; the median of the timed calls is reported after one warm-up call, which
 /// also compiles the kernel.
 /// </summary>
-public static class IlgpuBenchmark
+internal static class IlgpuBenchmark
 {
     /// <summary>The formats measured, with the qtype and group size each uses.</summary>
     public static IReadOnlyList<(string Name, QType QType, int? Group, bool W8A8)> Formats { get; } =
