@@ -74,8 +74,9 @@ public abstract class QConvolution : QModule
 #pragma warning restore IDE1006
 
     /// <inheritdoc />
-    /// <exception cref="ArgumentException">The input is not (batch, in_channels, spatial...) or (in_channels,
-    /// spatial...), or is too small for the padding or the kernel (checked before libtorch sees it).</exception>
+    /// <exception cref="ArgumentException">The input is not a float (batch, in_channels, spatial...) or
+    /// (in_channels, spatial...) tensor, or is too small for the padding or the kernel (checked before libtorch sees
+    /// it).</exception>
     public override Tensor Compute(QActivation input)
     {
         Tensor x = input.Value;
@@ -87,6 +88,12 @@ public abstract class QConvolution : QModule
             throw new ArgumentException(
                 $"{Describe()} expects input (batch, {in_channels}, {spatial}) or ({in_channels}, {spatial}); got " +
                 $"{QuantizedWeight.FormatShape(x.shape)}.", nameof(input));
+        }
+        if (!x.is_floating_point())
+        {
+            throw new ArgumentException(
+                $"{Describe()} expects a float input; got {x.dtype} {QuantizedWeight.FormatShape(x.shape)}.",
+                nameof(input));
         }
         using var scope = NewDisposeScope();
         Tensor padded = _padding.Apply(unbatched ? x.unsqueeze(0) : x, Describe());

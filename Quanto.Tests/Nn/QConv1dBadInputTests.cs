@@ -25,6 +25,14 @@ public sealed class QConv1dBadInputTests
         }
     }
 
+    [Test]
+    public void AnIntegerInputIsAClearError()
+    {
+        using QConv1d conv = Quantized(Conv1d(4, 8, 3), frozen: true);
+        var error = Assert.Throws<ArgumentException>(() => conv.forward(ones([2, 4, 10], ScalarType.Int64)))!;
+        Assert.That(error.Message, Does.Contain("'audio.conv'").And.Contain("float input").And.Contain("Int64"));
+    }
+
     [TestCase(true)]
     [TestCase(false)]
     public void AnInputShorterThanTheKernelIsAClearError(bool frozen)
