@@ -113,21 +113,27 @@ public static partial class Quantizer
 
     /// <summary>
     /// Bytes the model holds: its parameters and buffers, the quantized weights of its frozen modules (which are not
-    /// parameters), and every copy the backends keep of those weights (<see cref="Tensors.QuantizedWeight.PreparedByteSize"/>:
-    /// the CPU kernels' layout, the float copy a small convolution runs on, a device upload), which are made at a
-    /// module's first frozen forward. Measures what <see cref="Freeze"/> saves and what running costs; the weights as
-    /// stored in a file are the report's <see cref="QuantizationReport.QuantizedBytes"/>.
+    /// parameters), and the float copies their backends keep (a small convolution runs libtorch's direct
+    /// convolution on one, made at its first frozen forward). Measures what <see cref="Freeze"/> saves; the weights
+    /// as a file stores them are the report's <see cref="QuantizationReport.QuantizedBytes"/>.
     /// </summary>
-    public static long ModelBytes(nn.Module model) => ModelBytes(model, QuantizedModules(model));
+    /// <param name="model">The model.</param>
+    /// <param name="kernelLayouts">Also count the kernels' own forms of the weights (the CPU kernels' repacked
+    /// layout, a device upload: <see cref="Tensors.QuantizedWeight.PreparedByteSize"/>), made at each module's first
+    /// frozen forward and about the quantized weight's size again: what the process holds once the model ran.</param>
+    public static long ModelBytes(nn.Module model, bool kernelLayouts = false) =>
+        ModelBytes(model, QuantizedModules(model), kernelLayouts);
 
     /// <summary>
-    /// <see cref="ModelBytes(nn.Module)"/> for a model whose quantized modules are not all in its module tree (a
+    /// <see cref="ModelBytes(nn.Module, bool)"/> for a model whose quantized modules are not all in its module tree (a
     /// [Quantize] model's generated twins sit beside its float layers: pass its <c>QuantizedModules()</c>). Each
     /// tensor is counted once, however many modules share it (a twin shares its layer's bias).
     /// </summary>
     /// <param name="model">The model.</param>
     /// <param name="modules">Its quantized modules, wherever they sit.</param>
-    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules)
+    /// <param name="kernelLayouts">Also count the kernels' own forms of the weights; see
+    /// <see cref="ModelBytes(nn.Module, bool)"/>.</param>
+    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules, bool kernelLayouts = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(modules);
@@ -140,7 +146,7 @@ public static partial class Quantizer
         {
             if (seen.Add(t.Handle)) bytes += t.NumberOfElements * t.ElementSize;
         }
-        return bytes + quantized.Sum(m => (m.QuantizedWeight?.ByteSize ?? 0) + m.PreparedByteSize);
+        return bytes + quantized.Sum(m => (m.QuantizedWeight?.ByteSize ?? 0) + m.PreparedByteSize(kernelLayouts));
     }
 
     /// <summary>The quantized modules of a model (the root included), with their paths.</summary>

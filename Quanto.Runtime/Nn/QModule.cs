@@ -235,17 +235,16 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>Bytes the backends' prepared forms of the frozen weight hold besides it (a kernel layout, the float
-    /// copy of a small convolution; <see cref="QuantizedWeight.PreparedByteSize"/>), its kernel view's included.
-    /// </summary>
-    internal long PreparedByteSize
+    /// <summary>Bytes the backends' prepared forms of the frozen weight hold besides it (its kernel view's
+    /// included): only the float copies the torch backend runs on (small convolutions), or with
+    /// <paramref name="kernelLayouts"/> every form (the CPU kernels' layout, a device upload too).</summary>
+    internal long PreparedByteSize(bool kernelLayouts)
     {
-        get
+        lock (_viewGate)
         {
-            lock (_viewGate)
-            {
-                return (QuantizedWeight?.PreparedByteSize ?? 0) + (_kernelView?.View.PreparedByteSize ?? 0);
-            }
+            IEnumerable<PreparedWeight> forms = (QuantizedWeight?.PreparedForms ?? [])
+                .Concat(_kernelView?.View.PreparedForms ?? []);
+            return forms.Where(f => kernelLayouts || f.Backend is TorchKernels).Sum(f => f.ByteSize);
         }
     }
 
