@@ -21,6 +21,7 @@ public sealed class QEmbeddingTests
     [TestCase(50, 64, QType.QInt8, 0)]
     [TestCase(50, 64, QType.QFloat8E4M3Fn, 0)]
     [TestCase(50, 64, QType.QFloat8E5M2, 0)]
+    [TestCase(50, 64, QType.QFloat8E4M3Fnuz, 0)]
     public void FrozenLookupEqualsTheFloatEmbeddingAtTheDequantizedTable(int rows, int dim, QType qtype, int group)
     {
         using QEmbedding embedding = Frozen(rows, dim, qtype);
