@@ -95,7 +95,8 @@ internal static class Experiments
         return Training.Accuracy(model, data);
     }
 
-    private static string FileStem(string name) =>
+    /// <summary>A configuration's name as a file name ("w4 (qint4 g128)" -> "w4-qint4-g128").</summary>
+    internal static string FileStem(string name) =>
         new string(name.Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray()).Trim('-').Replace("--", "-");
 
     /// <summary>

