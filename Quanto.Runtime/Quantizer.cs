@@ -117,23 +117,32 @@ public static partial class Quantizer
     /// convolution on one, made at its first frozen forward). Measures what <see cref="Freeze"/> saves; the weights
     /// as a file stores them are the report's <see cref="QuantizationReport.QuantizedBytes"/>.
     /// </summary>
+    public static long ModelBytes(nn.Module model) => ModelBytes(model, QuantizedModules(model), false);
+
+    /// <summary><see cref="ModelBytes(nn.Module)"/>, optionally with the kernels' own forms of the weights.</summary>
     /// <param name="model">The model.</param>
     /// <param name="kernelLayouts">Also count the kernels' own forms of the weights (the CPU kernels' repacked
     /// layout, a device upload: <see cref="Tensors.QuantizedWeight.PreparedByteSize"/>), made at each module's first
     /// frozen forward and about the quantized weight's size again: what the process holds once the model ran.</param>
-    public static long ModelBytes(nn.Module model, bool kernelLayouts = false) =>
+    public static long ModelBytes(nn.Module model, bool kernelLayouts) =>
         ModelBytes(model, QuantizedModules(model), kernelLayouts);
 
     /// <summary>
-    /// <see cref="ModelBytes(nn.Module, bool)"/> for a model whose quantized modules are not all in its module tree (a
+    /// <see cref="ModelBytes(nn.Module)"/> for a model whose quantized modules are not all in its module tree (a
     /// [Quantize] model's generated twins sit beside its float layers: pass its <c>QuantizedModules()</c>). Each
     /// tensor is counted once, however many modules share it (a twin shares its layer's bias).
     /// </summary>
     /// <param name="model">The model.</param>
     /// <param name="modules">Its quantized modules, wherever they sit.</param>
+    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules) => ModelBytes(model, modules, false);
+
+    /// <summary><see cref="ModelBytes(nn.Module, IEnumerable{QModule})"/>, optionally with the kernels' own forms of
+    /// the weights.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="modules">Its quantized modules, wherever they sit.</param>
     /// <param name="kernelLayouts">Also count the kernels' own forms of the weights; see
     /// <see cref="ModelBytes(nn.Module, bool)"/>.</param>
-    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules, bool kernelLayouts = false)
+    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules, bool kernelLayouts)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(modules);
