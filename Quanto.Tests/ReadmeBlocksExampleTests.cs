@@ -12,11 +12,12 @@ public sealed class ReadmeBlocksExampleTests
     public void EmbeddingAndReportExampleRunsAndPrintsTheReadmesReport()
     {
         // --- README: embedding tables ---
-        var model = Sequential(("embed_tokens", Embedding(1000, 256)), ("proj", Linear(256, 160)), ("head", Linear(160, 10)));
+        var model = Sequential(("embed_tokens", Embedding(1000, 256)), ("proj", Linear(256, 160)),
+            ("head", Linear(160, 10)));
         QuantizationReport report = Quantizer.Quantize(model, weights: QType.QInt4, embeddings: true);
         Console.WriteLine(report);
         Quantizer.Freeze(model);
-        Tensor vectors = model.forward(tensor(new long[] { 1, 5, 999 }));   // decodes 3 rows of the table, not the table
+        Tensor vectors = model.forward(tensor(new long[] { 1, 5, 999 }));   // decodes 3 rows, not the table
         // --- end ---
 
         Assert.That(report.ToString().Split(Environment.NewLine), Is.EqualTo(new[]
@@ -24,7 +25,8 @@ public sealed class ReadmeBlocksExampleTests
             "3 module(s) quantized, 0 left float",
             "  embed_tokens: Embedding -> weights qint4, group 128, 4.50 bits/weight, 144,000 bytes, activations none",
             "  proj: Linear -> weights qint4, group 128, 4.50 bits/weight, 23,040 bytes, activations none",
-            "  head: Linear -> weights qint4, group 32 (fallback from 128), 6.00 bits/weight, 1,200 bytes, activations none",
+            "  head: Linear -> weights qint4, group 32 (fallback from 128), 6.00 bits/weight, 1,200 bytes, " +
+            "activations none",
             "Quantized weights: 1,194,240 -> 168,240 bytes (7.10x smaller)",
         }));
         Assert.That(vectors.shape, Is.EqualTo(new long[] { 3, 10 }));
@@ -36,7 +38,8 @@ public sealed class ReadmeBlocksExampleTests
     public void Conv1dExampleRuns()
     {
         // --- README: Conv1d ---
-        var audio = Sequential(("conv", Conv1d(80, 256, 5, padding: 2, padding_mode: PaddingModes.Reflect)), ("act", GELU()));
+        var audio = Sequential(("conv", Conv1d(80, 256, 5, padding: 2, padding_mode: PaddingModes.Reflect)),
+            ("act", GELU()));
         Quantizer.Quantize(audio, weights: QType.QInt8);   // conv -> QConv1d, reflect padding kept
         // --- end ---
 

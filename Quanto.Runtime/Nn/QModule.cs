@@ -222,7 +222,8 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The frozen weight as the kernels run it: itself, or the module's one view of it (see
-    /// <see cref="KernelView"/>), made on first use and kept with its prepared forms until the weight changes.</summary>
+    /// <see cref="KernelView"/>), made on first use and kept with its prepared forms until the weight changes.
+    /// </summary>
     private QuantizedWeight KernelWeight(QuantizedWeight weight)
     {
         lock (_viewGate)
