@@ -36,7 +36,8 @@ public static class CliApp
 
         Examples:
           quanto quantize model.safetensors -o out/model.safetensors --weights qint4
-          quanto quantize llama/ -o llama-w8/ --weights qint8 --exclude lm_head --exclude '*embed*'
+          quanto quantize llama/ -o llama-w8/ --weights qint8 --exclude lm_head
+          quanto quantize bert/ -o bert-w4.qnt --weights qint4 --embeddings
           quanto quantize model.safetensors -o model-w4g64.qnt --weights qint4 --group 64 --optimizer hqq
           quanto inspect out/model.safetensors
 
@@ -63,7 +64,10 @@ public static class CliApp
           -g, --group N              group size for qint2/qint4, a multiple of 8 (default 128; rows that 128 does
                                      not divide fall back to 96, 64, 32, else one group per row, as optimum-quanto)
           --include PATTERN          quantize only modules matching PATTERN (fnmatch: *, ?, [seq]); repeatable
-          --exclude PATTERN          keep modules matching PATTERN float, e.g. lm_head or '*embed*'; repeatable
+          --exclude PATTERN          keep modules matching PATTERN float, e.g. lm_head; repeatable
+          --embeddings               also quantize embedding tables (kept float by default, as optimum-quanto does)
+          --embedding PATTERN        also treat 2-D weights of modules matching PATTERN as embedding tables;
+                                     repeatable (built in: EMBEDDINGS)
           --optimizer max|hqq        scale/shift optimizer for qint2/qint4 (default max; hqq is slower, more accurate)
           --format safetensors|qnt   output container (default: from the OUTPUT extension, else safetensors)
                                        safetensors: optimum-quanto layout + its map beside it (quanto_qmap.json
@@ -76,13 +80,15 @@ public static class CliApp
           -q, --quiet                no per-tensor table, only the totals
           --progress, --no-progress  progress on stderr (default: on for inputs of 256 MiB or more)
 
-        Module paths are the tensor names without '.weight' (e.g. model.layers.0.mlp.up_proj). optimum-quanto does
-        not quantize embeddings: exclude them ('*embed*') for files its loaders will read.
+        Module paths are the tensor names without '.weight' (e.g. model.layers.0.mlp.up_proj). An embedding table
+        and a Linear weight are both 2-D, so the module name tells them apart. Quantized tables (--embeddings) load
+        into Quanto.NET's QEmbedding; optimum-quanto has no quantized Embedding and its requantize cannot read them.
         The safetensors format cannot store a group size, so readers re-derive it from the shape: a --group other
         than 128 that changes any weight's group is refused there; use --format qnt.
 
         Output exists: refused unless --force. Exit codes: 0 success, 1 bad input file, 2 bad command line.
-        """.Replace("RANKS", QuantizePlan.DescribeRanks(), StringComparison.Ordinal);
+        """.Replace("RANKS", QuantizePlan.DescribeRanks(), StringComparison.Ordinal)
+        .Replace("EMBEDDINGS", string.Join(" ", QuantizeOptions.DefaultEmbeddingPatterns), StringComparison.Ordinal);
 
     /// <summary>The help of <c>quanto inspect</c>.</summary>
     public const string InspectHelp = """

@@ -26,16 +26,32 @@ public enum OutputFormat
 /// <param name="MaxShardBytes">Largest safetensors shard written.</param>
 /// <param name="Quiet">No per-tensor table.</param>
 /// <param name="Progress">Progress lines on stderr: null decides by input size.</param>
+/// <param name="Embeddings">Also quantize embedding tables (2-D weights of modules matching
+/// <paramref name="EmbeddingPatterns"/>), which are kept float by default as optimum-quanto does.</param>
+/// <param name="EmbeddingPatterns">Module patterns that name embedding tables: <see cref="DefaultEmbeddingPatterns"/>
+/// plus each --embedding.</param>
 public sealed record QuantizeOptions(
     string Input, string Output, OutputFormat Format, QType Weights, int GroupSize, IReadOnlyList<string> Include,
-    IReadOnlyList<string> Exclude, string OptimizerName, bool Force, long MaxShardBytes, bool Quiet, bool? Progress)
+    IReadOnlyList<string> Exclude, string OptimizerName, bool Force, long MaxShardBytes, bool Quiet, bool? Progress,
+    bool Embeddings, IReadOnlyList<string> EmbeddingPatterns)
 {
+    /// <summary>
+    /// Module paths of embedding tables in Hugging Face checkpoints (fnmatch): BERT's embeddings.word_embeddings /
+    /// position_embeddings / token_type_embeddings, Llama's and OPT's embed_tokens / embed_positions, GPT-NeoX's
+    /// embed_in, GPT-2's wte / wpe, T5's shared. A safetensors file holds tensors, not modules: a 2-D weight can be
+    /// a Linear or an Embedding, so its name decides.
+    /// </summary>
+    public static readonly string[] DefaultEmbeddingPatterns = ["*embed*", "wte", "*.wte", "wpe", "*.wpe", "shared",
+        "*.shared"];
+
     /// <summary>Options with a value.</summary>
     public static readonly string[] Valued =
-        ["--output", "--weights", "--group", "--include", "--exclude", "--optimizer", "--format", "--max-shard-size"];
+        ["--output", "--weights", "--group", "--include", "--exclude", "--optimizer", "--format", "--max-shard-size",
+            "--embedding"];
 
     /// <summary>Options without a value.</summary>
-    public static readonly string[] Flags = ["--force", "--quiet", "--progress", "--no-progress", "--help"];
+    public static readonly string[] Flags =
+        ["--force", "--quiet", "--progress", "--no-progress", "--embeddings", "--help"];
 
     /// <summary>Short names.</summary>
     public static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal)
@@ -79,7 +95,8 @@ public sealed record QuantizeOptions(
         bool? progress = args.Has("--progress") ? true : args.Has("--no-progress") ? false : null;
         return new QuantizeOptions(args.Positionals[0], output, format, weights, group, args.All("--include"),
             args.All("--exclude"), optimizer, args.Has("--force"), ParseSize(args.Single("--max-shard-size")),
-            args.Has("--quiet"), progress);
+            args.Has("--quiet"), progress, args.Has("--embeddings"),
+            [.. DefaultEmbeddingPatterns, .. args.All("--embedding")]);
     }
 
     /// <summary>The optimizer object for the options.</summary>

@@ -20,7 +20,9 @@ public sealed record PlannedTensor(SourceTensor Source, string Module, int? Grou
 /// Decides, from the headers alone, which tensors are quantized: float (F32, F16, BF16) weights of a rank the
 /// registry of layer kinds quantizes by default (<see cref="LayerKinds.CliWeightRanks"/>: 2 for Linear, 4 for Conv2d)
 /// whose key ends in <c>.weight</c>, whose module path matches an --include pattern (when
-/// any is given) and no --exclude pattern (fnmatch). Everything else is copied unchanged.
+/// any is given) and no --exclude pattern (fnmatch). 2-D weights of modules named like embedding tables
+/// (<see cref="QuantizeOptions.EmbeddingPatterns"/>) stay float unless --embeddings: their layout is a Linear's, so
+/// only the name tells them apart. Everything else is copied unchanged.
 /// </summary>
 public static class QuantizePlan
 {
@@ -60,6 +62,9 @@ public static class QuantizePlan
             return new PlannedTensor(tensor, module, null, "not included");
         if (options.Exclude.Any(p => Fnmatch.IsMatch(module, p)))
             return new PlannedTensor(tensor, module, null, "excluded");
+        if (e.Shape.Count == 2 && !options.Embeddings && options.EmbeddingPatterns.FirstOrDefault(p =>
+                Fnmatch.IsMatch(module, p)) is string pattern)
+            return new PlannedTensor(tensor, module, null, $"embedding ({pattern}); see --embeddings");
         int? group = options.Weights.Info().IsPacked ? GroupSize.Resolve(RowLength(e), options.GroupSize) : null;
         return new PlannedTensor(tensor, module, group, null);
     }

@@ -14,9 +14,22 @@ public static partial class Quantizer
     /// <summary>
     /// Replaces each layer of a registered kind (<see cref="LayerKinds"/>: Linear, Conv2d, and LayerNorm when
     /// activations are quantized, ...) whose path matches <paramref name="include"/> (all when null) and none of
-    /// <paramref name="exclude"/> by its quantized twin, sharing the float parameters (dynamic mode until <see cref="Freeze"/>). Patterns use fnmatch syntax on module
-    /// paths ("blocks.*.mlp.*", "lm_head").
+    /// <paramref name="exclude"/> by its quantized twin, sharing the float parameters (dynamic mode until
+    /// <see cref="Freeze"/>). Patterns use fnmatch syntax on module paths ("blocks.*.mlp.*", "lm_head").
+    /// Embedding tables stay float unless <paramref name="embeddings"/> is true, as optimum-quanto leaves them.
     /// </summary>
+    /// <param name="model">The model, changed in place.</param>
+    /// <param name="weights">Weight qtype, or null to quantize activations only.</param>
+    /// <param name="activations">Activation qtype (qint8 or a float8 type), or null.</param>
+    /// <param name="optimizer">Weight optimizer (default: the qtype's).</param>
+    /// <param name="include">Module path patterns to quantize (all when null or empty).</param>
+    /// <param name="exclude">Module path patterns to leave float.</param>
+    /// <param name="groupSize">Requested group size for 2/4-bit weights (default 128, with the 96/64/32/per-channel
+    /// fallback; the report gives the one each layer got).</param>
+    /// <param name="embeddings">Also quantize Embedding tables (weights only: qint8/float8 per row, qint2/qint4
+    /// group-wise along the embedding dimension). optimum-quanto has no quantized Embedding: its requantize cannot
+    /// read those entries of a saved file (every other entry stays loadable), so leave this false for files it
+    /// must load.</param>
     /// <returns>What was quantized, and what was left float with the reason (unsupported layers are listed, not
     /// silently skipped).</returns>
     /// <exception cref="ArgumentException">Neither weights nor activations given, or 2/4-bit activations.</exception>
@@ -24,7 +37,7 @@ public static partial class Quantizer
     /// multiple of 8.</exception>
     public static QuantizationReport Quantize(nn.Module model, QType? weights = null, QType? activations = null,
         Optimizer? optimizer = null, IEnumerable<string>? include = null, IEnumerable<string>? exclude = null,
-        int? groupSize = null)
+        int? groupSize = null, bool embeddings = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         QModule.CheckRequest(weights, activations, groupSize);
@@ -52,6 +65,13 @@ public static partial class Quantizer
                 continue;
             }
             if (!kind.QuantizesWeights && activations is null) continue; // nothing of it would be quantized
+            if (kind.OptIn && !embeddings)
+            {
+                skipped.Add(new SkippedModuleInfo(path, module.GetType().Name,
+                    $"{kind.Name} layers are quantized only when asked (embeddings: true), as optimum-quanto leaves " +
+                    "them float; left float"));
+                continue;
+            }
             QModule replacement;
             try
             {
@@ -72,8 +92,7 @@ public static partial class Quantizer
                 continue;
             }
             modules[path] = replacement;
-            quantized.Add(new QuantizedModuleInfo(path, module.GetType().Name, replacement.WeightQType,
-                replacement.ActivationQType));
+            quantized.Add(QuantizedModuleInfo.For(replacement, module.GetType().Name));
         }
         return new QuantizationReport(quantized, skipped);
     }
@@ -101,10 +120,20 @@ public static partial class Quantizer
     }
 
     /// <summary>
-    /// Bytes the model holds: its parameters and buffers plus the quantized weights of its frozen modules (which are
-    /// not parameters). Measures what <see cref="Freeze"/> saves.
+    /// Bytes the model holds: its parameters and buffers, the quantized weights of its frozen modules (which are not
+    /// parameters), and the float copies their backends keep (a small convolution runs libtorch's direct
+    /// convolution on one, made at its first frozen forward). Measures what <see cref="Freeze"/> saves; the weights
+    /// as a file stores them are the report's <see cref="QuantizationReport.QuantizedBytes"/>.
     /// </summary>
-    public static long ModelBytes(nn.Module model) => ModelBytes(model, QuantizedModules(model));
+    public static long ModelBytes(nn.Module model) => ModelBytes(model, QuantizedModules(model), false);
+
+    /// <summary><see cref="ModelBytes(nn.Module)"/>, optionally with the kernels' own forms of the weights.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="kernelLayouts">Also count the kernels' own forms of the weights (the CPU kernels' repacked
+    /// layout, a device upload: <see cref="Tensors.QuantizedWeight.PreparedByteSize"/>), made at each module's first
+    /// frozen forward and about the quantized weight's size again: what the process holds once the model ran.</param>
+    public static long ModelBytes(nn.Module model, bool kernelLayouts) =>
+        ModelBytes(model, QuantizedModules(model), kernelLayouts);
 
     /// <summary>
     /// <see cref="ModelBytes(nn.Module)"/> with the quantized modules given (<see cref="QuantizedModules"/> finds a
@@ -113,7 +142,15 @@ public static partial class Quantizer
     /// </summary>
     /// <param name="model">The model.</param>
     /// <param name="modules">Its quantized modules, wherever they sit.</param>
-    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules)
+    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules) => ModelBytes(model, modules, false);
+
+    /// <summary><see cref="ModelBytes(nn.Module, IEnumerable{QModule})"/>, optionally with the kernels' own forms of
+    /// the weights.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="modules">Its quantized modules, wherever they sit.</param>
+    /// <param name="kernelLayouts">Also count the kernels' own forms of the weights; see
+    /// <see cref="ModelBytes(nn.Module, bool)"/>.</param>
+    public static long ModelBytes(nn.Module model, IEnumerable<QModule> modules, bool kernelLayouts)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(modules);
@@ -126,7 +163,7 @@ public static partial class Quantizer
         {
             if (seen.Add(t.Handle)) bytes += t.NumberOfElements * t.ElementSize;
         }
-        return bytes + quantized.Sum(m => m.QuantizedWeight?.ByteSize ?? 0);
+        return bytes + quantized.Sum(m => (m.QuantizedWeight?.ByteSize ?? 0) + m.PreparedByteSize(kernelLayouts));
     }
 
     /// <summary>The quantized modules of a model (the root included), with their paths; for a quantized [Quantize]
@@ -155,35 +192,5 @@ public static partial class Quantizer
             if (modules.TryGetValue(path[..dot], out nn.Module? ancestor) && ancestor is QModule) return true;
         }
         return false;
-    }
-}
-
-/// <summary>One module that was quantized.</summary>
-/// <param name="Path">Module path.</param>
-/// <param name="OriginalType">The float module's type name.</param>
-/// <param name="Weights">Weight qtype, or null.</param>
-/// <param name="Activations">Activation qtype, or null.</param>
-public sealed record QuantizedModuleInfo(string Path, string OriginalType, QType? Weights, QType? Activations);
-
-/// <summary>One module left float, and why.</summary>
-/// <param name="Path">Module path.</param>
-/// <param name="Type">Its type name.</param>
-/// <param name="Reason">Why it was not quantized, and what to do about it.</param>
-public sealed record SkippedModuleInfo(string Path, string Type, string Reason);
-
-/// <summary>What <see cref="Quantizer.Quantize"/> did.</summary>
-/// <param name="Quantized">Modules replaced by quantized ones.</param>
-/// <param name="Skipped">Modules with parameters that were left float, with reasons.</param>
-public sealed record QuantizationReport(IReadOnlyList<QuantizedModuleInfo> Quantized, IReadOnlyList<SkippedModuleInfo> Skipped)
-{
-    /// <inheritdoc />
-    public override string ToString()
-    {
-        var lines = new List<string> { $"{Quantized.Count} module(s) quantized, {Skipped.Count} left float" };
-        lines.AddRange(Quantized.Select(q =>
-            $"  {q.Path}: {q.OriginalType} -> weights {q.Weights?.QuantoName() ?? "none"}, " +
-            $"activations {q.Activations?.QuantoName() ?? "none"}"));
-        lines.AddRange(Skipped.Select(s => $"  {s.Path}: {s.Type} left float: {s.Reason}"));
-        return string.Join(Environment.NewLine, lines);
     }
 }

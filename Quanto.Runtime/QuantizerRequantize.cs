@@ -64,7 +64,7 @@ public static partial class Quantizer
             if (modules[path] is QModule) continue; // already quantized: Load checks it matches the map
             int? groupSize = groups.TryGetValue(path, out int g) ? g : null;
             QuantizationReport report = Quantize(model, spec.Weights, spec.Activations,
-                include: [QuantizedModel.EscapePattern(path)], groupSize: groupSize);
+                include: [QuantizedModel.EscapePattern(path)], groupSize: groupSize, embeddings: true);
             if (report.Quantized.Count != 1 || report.Quantized[0].Path != path)
             {
                 string why = report.Skipped.FirstOrDefault(s => s.Path == path)?.Reason

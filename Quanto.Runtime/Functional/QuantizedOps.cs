@@ -10,7 +10,7 @@ namespace Quanto.Functional;
 /// ForwardQuantized code both call these, so both paths compute the same values bit for bit. Names are snake_case
 /// like TorchSharp's functional API.
 /// </summary>
-public static class QuantizedOps
+public static partial class QuantizedOps
 {
     /// <summary>Quant stub: int8 or float8 codes of x with a per-tensor (scalar) or broadcastable scale.</summary>
     public static Tensor quantize(Tensor input, QType qtype, Tensor scale) =>

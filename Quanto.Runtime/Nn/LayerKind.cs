@@ -24,6 +24,7 @@ public sealed class LayerKind
         QuantizesActivations = attribute.QuantizesActivations;
         WeightRank = attribute.QuantizesWeights ? attribute.WeightRank : 0;
         QuantizedByCli = attribute.QuantizesWeights && attribute.QuantizedByCli;
+        OptIn = attribute.OptIn;
         _factory = quantizedType.GetConstructor([FloatType, typeof(LayerSettings)]) ?? throw Invalid(
             $"has no public constructor ({FloatType.Name} source, {nameof(LayerSettings)} settings)");
         _weight = FloatType.GetProperty("weight", BindingFlags.Public | BindingFlags.Instance);
@@ -65,6 +66,10 @@ public sealed class LayerKind
     /// <summary>The CLI's tensor rule: <c>quanto quantize</c> quantizes float <c>*.weight</c> tensors of
     /// <see cref="WeightRank"/> dimensions by default.</summary>
     public bool QuantizedByCli { get; }
+
+    /// <summary>True when <see cref="Quantizer.Quantize"/> quantizes layers of this kind only when asked
+    /// (Embedding: optimum-quanto leaves it float).</summary>
+    public bool OptIn { get; }
 
     /// <summary>Builds the quantized module for <paramref name="layer"/>, sharing its parameters (dynamic mode
     /// until frozen). A kind whose weights (activations) stay float gets <see cref="LayerSettings.Weights"/>

@@ -1,20 +1,17 @@
 using Quanto.Functional;
 using Quanto.Kernels;
 using Quanto.Quantization;
-using Quanto.Tensors;
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Quanto.Nn;
 
-/// <summary>A Conv2d layer with quantized weights (and optionally activations). Frozen, it runs as unfold + the
-/// backend's quantized matmul (optimum-quanto has no quantized convolution kernel). Bias stays float.</summary>
+/// <summary>A Conv2d layer with quantized weights (and optionally activations). Frozen, it runs through the
+/// backend's <see cref="IQuantKernels.Conv2d"/> (by default unfold + the backend's quantized matmul; optimum-quanto
+/// has no quantized convolution kernel). Every padding mode of TorchSharp's Conv2d. Bias stays float.</summary>
 [QuantizedLayer(typeof(Conv2d), Operation = "conv2d", WeightRank = 4, QuantizedByCli = true)]
-public sealed class QConv2d : QModule
+public sealed class QConv2d : QConvolution
 {
-    private readonly long[] _weightShape;
-
     /// <summary>Wraps <paramref name="source"/> with <paramref name="settings"/> (the registry's factory).</summary>
     /// <param name="source">The float layer.</param>
     /// <param name="settings">Qtypes, group size, optimizer and the layer's path.</param>
@@ -26,67 +23,32 @@ public sealed class QConv2d : QModule
     }
 
     /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until frozen.</summary>
-    /// <exception cref="NotSupportedException">Padding modes other than zeros, or string padding ("same").</exception>
+    /// <param name="source">The float convolution.</param>
+    /// <param name="weights">Weight qtype (null: float weights, activations only).</param>
+    /// <param name="activations">Activation qtype or null.</param>
+    /// <param name="groupSize">Requested group size for 2/4-bit weights (along in/groups*kh*kw).</param>
+    /// <param name="optimizer">Weight optimizer.</param>
+    /// <param name="path">The module's path in its model, for messages.</param>
+    /// <exception cref="NotSupportedException">Padding "same" with a non-zero padding mode that pads height and width
+    /// differently (TorchSharp's own Conv2d pads the wrong dimensions there).</exception>
     public QConv2d(Conv2d source, QType? weights, QType? activations = null, int? groupSize = null,
         Optimizer? optimizer = null, string? path = null)
-        : base(nameof(QConv2d), weights, activations, groupSize, optimizer)
+        : base(nameof(QConv2d), source, weights, activations, groupSize, optimizer, path)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        Path = path ?? Path;
-        if (source.padding_mode != PaddingModes.Zeros || source.padding_type is not null)
-        {
-            throw new NotSupportedException(
-                $"QConv2d '{Path}' supports numeric zero padding; this Conv2d uses " +
-                $"{(source.padding_type is null ? source.padding_mode.ToString() : source.padding_type.ToString())}.");
-        }
-        _weightShape = source.weight.shape;
-        stride = source.stride;
-        padding = source.padding ?? [0, 0];
-        dilation = source.dilation;
-        groups = source.groups;
-        register_parameter("weight", source.weight);
-        if (source.bias is not null) register_parameter("bias", source.bias);
     }
-
-#pragma warning disable IDE1006 // TorchSharp naming
-    /// <summary>Stride (h, w).</summary>
-    public long[] stride { get; }
-
-    /// <summary>Zero padding (h, w).</summary>
-    public long[] padding { get; }
-
-    /// <summary>Dilation (h, w).</summary>
-    public long[] dilation { get; }
-
-    /// <summary>Number of channel groups.</summary>
-    public long groups { get; }
-#pragma warning restore IDE1006
-
-    /// <inheritdoc />
-    public override Tensor Compute(QActivation input) => RunLinear(
-        input,
-        weight => nn.functional.conv2d(input.Value, weight, FloatBias, stride, padding, dilation, groups),
-        prepared => QuantizedOps.conv2d(input.Value, prepared, FloatBias, stride, padding, dilation, groups),
-        null);
 
     /// <summary>
     /// Convolution weights up to this many elements (256 KB as float) run as libtorch's direct convolution on a float
     /// copy made once at preparation (the torch backend). A convolution reuses each weight (output pixels x batch)
     /// times, so it is compute-bound: for small weights the direct convolution beats unfold + the quantized matmul
     /// (measured 2x on the MNIST-sized CNN), and the copy costs little. Larger weights keep only their quantized form.
+    /// QConv1d uses the same limit.
     /// </summary>
     public const long DirectConvolutionLimit = 64 * 1024;
 
-    /// <inheritdoc />
-    protected override IQuantKernels SelectBackend(QuantizedWeight weight, Tensor input) =>
-        QuantKernels.Forced is null && weight.NumberOfElements <= DirectConvolutionLimit
-            ? TorchKernels.Instance
-            : base.SelectBackend(weight, input);
+    private protected override Tensor FloatConvolution(Tensor input, Tensor weight) =>
+        nn.functional.conv2d(input, weight, FloatBias, stride, padding, dilation, groups);
 
-    /// <inheritdoc />
-    public override string Describe() =>
-        $"QConv2d '{Path}' ({_weightShape[1] * groups} -> {_weightShape[0]}, kernel {_weightShape[2]}x{_weightShape[3]})";
-
-    /// <inheritdoc />
-    protected override long[] ExpectedWeightShape() => _weightShape;
+    private protected override Tensor KernelConvolution(Tensor input, PreparedWeight weight) =>
+        QuantizedOps.conv2d(input, weight, FloatBias, stride, padding, dilation, groups);
 }

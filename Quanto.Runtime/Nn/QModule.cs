@@ -23,6 +23,8 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     private Tensor _inputScale = null!;
     private Tensor _outputScale = null!;
     private bool _released;
+    private readonly Lock _viewGate = new();
+    private (QuantizedWeight Of, QuantizedWeight View)? _kernelView; // when KernelView made a view of the weight
 
     /// <summary>Initialises the quantization settings and scale buffers.</summary>
     /// <param name="name">TorchSharp module name.</param>
@@ -181,6 +183,7 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
                 $"{Describe()} expects a weight of shape {QuantizedWeight.FormatShape(expected)}; got " +
                 $"{QuantizedWeight.FormatShape(weight.Shape)}.", nameof(weight));
         }
+        lock (_viewGate) ReleaseKernelView();
         QuantizedWeight?.Dispose();
         QuantizedWeight = weight;
         if (_internal_params.ContainsKey("weight")) _internal_params.Remove("weight"); // absent once frozen
@@ -250,7 +253,36 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     protected PreparedWeight PreparedFor(Tensor input)
     {
         QuantizedWeight weight = QuantizedWeight ?? throw new InvalidOperationException($"{Describe()} is not frozen.");
-        return weight.PreparedFor(SelectBackend(weight, input));
+        QuantizedWeight kernel = KernelWeight(weight);
+        return kernel.PreparedFor(SelectBackend(kernel, input));
+    }
+
+    /// <summary>The frozen weight as the kernels run it: itself, or the module's one view of it (see
+    /// <see cref="KernelView"/>), made on first use and kept with its prepared forms until the weight changes.
+    /// </summary>
+    private QuantizedWeight KernelWeight(QuantizedWeight weight)
+    {
+        lock (_viewGate)
+        {
+            if (_kernelView is var (of, view) && ReferenceEquals(of, weight)) return view;
+            ReleaseKernelView();
+            QuantizedWeight made = KernelView(weight);
+            if (!ReferenceEquals(made, weight)) _kernelView = (weight, made);
+            return made;
+        }
+    }
+
+    /// <summary>Bytes the backends' prepared forms of the frozen weight hold besides it (its kernel view's
+    /// included): only the float copies the torch backend runs on (small convolutions), or with
+    /// <paramref name="kernelLayouts"/> every form (the CPU kernels' layout, a device upload too).</summary>
+    internal long PreparedByteSize(bool kernelLayouts)
+    {
+        lock (_viewGate)
+        {
+            IEnumerable<PreparedWeight> forms = (QuantizedWeight?.PreparedForms ?? [])
+                .Concat(_kernelView?.View.PreparedForms ?? []);
+            return forms.Where(f => kernelLayouts || f.Backend is TorchKernels).Sum(f => f.ByteSize);
+        }
     }
 
     /// <summary>
@@ -269,8 +301,16 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         if (frozen) return Run(PreparedFor(input.Value));
         // Dynamic inference: quantize now, run the same kernels a frozen module would.
         using QuantizedWeight weight = WeightQuantizer.Quantize(FloatWeight!, qtype, GroupSize, Optimizer);
-        using PreparedWeight temporary = SelectBackend(weight, input.Value).Prepare(weight);
-        return Run(temporary);
+        QuantizedWeight view = KernelView(weight);
+        try
+        {
+            using PreparedWeight temporary = SelectBackend(view, input.Value).Prepare(view);
+            return Run(temporary);
+        }
+        finally
+        {
+            if (!ReferenceEquals(view, weight)) view.Dispose();
+        }
 
         // W8A8 when both input and weight are int8 (the input codes exist outside training), else weight-only.
         Tensor Run(PreparedWeight prepared) =>
@@ -278,6 +318,13 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
                 ? int8Path(prepared)
                 : kernelPath(prepared);
     }
+
+    /// <summary>
+    /// The quantized weight in the shape the kernels run: <paramref name="weight"/> itself, or a new view on its
+    /// tensors (QConv1d runs its (out, in, k) weight as the (out, in, 1, k) weight of a height-1 2-D convolution),
+    /// which the caller disposes.
+    /// </summary>
+    protected virtual QuantizedWeight KernelView(QuantizedWeight weight) => weight;
 
     /// <summary>The backend that runs this module's weight for this input (the registry's choice by default).</summary>
     protected virtual IQuantKernels SelectBackend(QuantizedWeight weight, Tensor input) =>
@@ -391,7 +438,11 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) QuantizedWeight?.Dispose();
+        if (disposing)
+        {
+            lock (_viewGate) ReleaseKernelView();
+            QuantizedWeight?.Dispose();
+        }
         base.Dispose(disposing);
     }
 
@@ -409,8 +460,16 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
         }
         if (device is null && dtype is null) return;
         QuantizedWeight moved = weight.To(device ?? weight.Device, dtype ?? weight.DType);
+        lock (_viewGate) ReleaseKernelView();
         weight.Dispose();
         QuantizedWeight = moved;
+    }
+
+    // Only while no thread runs the weight (as QuantizedWeight.ReleasePrepared): the view's forms are freed here.
+    private void ReleaseKernelView()
+    {
+        _kernelView?.View.Dispose();
+        _kernelView = null;
     }
 }
 

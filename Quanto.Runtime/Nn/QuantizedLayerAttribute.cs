@@ -49,4 +49,11 @@ public sealed class QuantizedLayerAttribute(Type floatType) : Attribute
     /// told apart from another kind's by rank alone leave it false.
     /// </summary>
     public bool QuantizedByCli { get; set; }
+
+    /// <summary>
+    /// True for kinds that <see cref="Quantizer.Quantize"/> leaves float unless asked (its <c>embeddings</c>
+    /// argument): optimum-quanto has no quantized counterpart for them, so its loaders cannot read them quantized
+    /// (Embedding).
+    /// </summary>
+    public bool OptIn { get; set; }
 }

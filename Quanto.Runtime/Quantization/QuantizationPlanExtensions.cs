@@ -12,7 +12,7 @@ public static class QuantizationPlanExtensions
     /// <summary>
     /// Quantizes each layer the plan lists with its choice (qtype, group size, optimizer), as
     /// <see cref="Quantizer.Quantize(nn.Module, QType?, QType?, Optimizer?, IEnumerable{string}?,
-    /// IEnumerable{string}?, int?)"/> would one layer at a time (dynamic mode: freeze afterwards); layers it keeps
+    /// IEnumerable{string}?, int?, bool)"/> would one layer at a time (dynamic mode: freeze afterwards); layers it keeps
     /// float are left alone.
     /// </summary>
     /// <param name="model">The float model.</param>
@@ -33,7 +33,7 @@ public static class QuantizationPlanExtensions
             if (layer.Choice.Weights is null && activations is null) continue;
             QuantizationReport one = Quantizer.Quantize(model, layer.Choice.Weights, activations,
                 layer.Choice.Optimizer, include: [QuantizedModel.EscapePattern(layer.Path)],
-                groupSize: layer.Choice.GroupSize);
+                groupSize: layer.Choice.GroupSize, embeddings: true); // a planned table is asked for by path
             quantized.AddRange(one.Quantized);
             skipped.AddRange(one.Skipped);
         }

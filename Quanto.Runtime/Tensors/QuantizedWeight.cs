@@ -70,6 +70,9 @@ public abstract class QuantizedWeight : IDisposable
     /// (see <see cref="PreparedWeight.ByteSize"/>).</summary>
     public long PreparedByteSize => _prepared.Forms.Sum(form => form.ByteSize);
 
+    /// <summary>The prepared forms made so far (Quantizer.ModelBytes tells float copies from kernel layouts).</summary>
+    internal IReadOnlyList<PreparedWeight> PreparedForms => _prepared.Forms;
+
     /// <summary>Disposes the prepared forms made by <see cref="PreparedFor"/>; the next request prepares again.
     /// Only call it while no thread runs this weight.</summary>
     public void ReleasePrepared() => _prepared.Clear(close: false);

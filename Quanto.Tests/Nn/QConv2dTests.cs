@@ -127,6 +127,7 @@ public sealed class QConv2dTests
     {
         using var model = Frozen(() => Conv2d(3, 8, 3), QType.QInt8, out _);
         var error = Assert.Throws<ArgumentException>(() => model.forward(ones(1, 4, 8, 8)))!;
-        Assert.That(error.Message, Does.Contain("[1, 4, 8, 8]").And.Contain("[8, 3, 3, 3]"));
+        Assert.That(error.Message, Does.Contain("QConv2d 'conv' (3 -> 8, kernel 3x3)").And.Contain("[1, 4, 8, 8]")
+            .And.Contain("(batch, 3, height, width)"));
     }
 }

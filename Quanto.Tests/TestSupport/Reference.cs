@@ -48,6 +48,15 @@ internal static class Reference
         return a.Zip(e, (p, q) => Math.Abs(p - q)).Max() / e.Max(Math.Abs);
     }
 
+    /// <summary>True when both tensors have the same shape and dtype and equal elements (bit for bit, barring
+    /// NaN and signed zeros).</summary>
+    public static bool BitEqual(Tensor a, Tensor b)
+    {
+        if (!a.shape.SequenceEqual(b.shape) || a.dtype != b.dtype) return false;
+        using Tensor same = a.eq(b).all();
+        return same.item<bool>();
+    }
+
     public static double MeanAbsError(Tensor exact, Tensor approx)
     {
         double[] x = Values(exact), y = Values(approx);
