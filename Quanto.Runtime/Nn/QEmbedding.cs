@@ -14,7 +14,8 @@ namespace Quanto.Nn;
 /// indices, and the output stays float. optimum-quanto has no quantized Embedding, so this kind is opt-in
 /// (<see cref="Quantizer.Quantize"/>'s <c>embeddings</c>).
 /// </summary>
-[QuantizedLayer(typeof(Embedding), Operation = "embedding", WeightRank = 2, QuantizedByCli = false, OptIn = true)]
+[QuantizedLayer(typeof(Embedding), Operation = "embedding", WeightRank = 2, QuantizedByCli = false, OptIn = true,
+    QuantizesActivations = false)]
 public sealed class QEmbedding : QModule
 {
     /// <summary>Wraps <paramref name="source"/> with <paramref name="settings"/> (the registry's factory): its

@@ -61,6 +61,17 @@ public sealed class LayerKindsTests
     }
 
     [Test]
+    public void A_kind_whose_activations_stay_float_ignores_the_activation_setting()
+    {
+        using IDisposable scope = NewDisposeScope();
+        var table = nn.Embedding(10, 8);
+        LayerKind kind = LayerKinds.For(table)!;
+        Assert.That((kind.QuantizesActivations, kind.OptIn), Is.EqualTo((false, true)), "indices are not activations");
+        QModule twin = kind.Create(table, new LayerSettings(QType.QInt8, QType.QInt8, null, null, "tokens"));
+        Assert.That((twin.WeightQType, twin.ActivationQType), Is.EqualTo(((QType?)QType.QInt8, (QType?)null)));
+    }
+
+    [Test]
     public void The_factory_refuses_a_layer_of_another_kind_and_passes_the_module_refusals_on()
     {
         using IDisposable scope = NewDisposeScope();
