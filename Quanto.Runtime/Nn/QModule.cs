@@ -100,6 +100,30 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <summary>The weight optimizer (null: the qtype's default).</summary>
     public Optimizer? Optimizer { get; }
 
+    /// <summary>
+    /// Whether the matmul quantizes this module's float activations to int8 on the fly at inference
+    /// (<see cref="Kernels.DynamicActivations"/>; frozen or dynamic mode, never while training). Null follows
+    /// <see cref="QuantKernels.DynamicActivations"/>. Ignored when activations are quantized statically
+    /// (<see cref="ActivationQType"/> set). A run-time choice: it is not saved.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An undefined mode.</exception>
+    public DynamicActivations? DynamicActivations
+    {
+        get => _dynamicActivations;
+        set
+        {
+            if (value is { } mode) KernelChecks.CheckDynamic(mode);
+            _dynamicActivations = value;
+        }
+    }
+
+    private DynamicActivations? _dynamicActivations;
+
+    /// <summary>The <see cref="DynamicActivations"/> mode this module's next inference call uses.</summary>
+    public DynamicActivations EffectiveDynamicActivations => ActivationQType is null
+        ? DynamicActivations ?? QuantKernels.DynamicActivations
+        : Kernels.DynamicActivations.None;
+
     /// <summary>Path of this module in its model ("blocks.0.mlp.fc1"), used in messages and files.</summary>
     public string Path { get; set; }
 

@@ -80,7 +80,28 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
     private readonly long _bytes;
 
     /// <inheritdoc />
-    public override long ByteSize => _bytes;
+    public override long ByteSize => _bytes + (Volatile.Read(ref _dot)?.ByteSize ?? 0);
+
+    private Int8.DotWeight? _dot;
+
+    /// <summary>The int8-activation kernels' layout of this weight, made on its first dynamic-activation call (once,
+    /// under concurrent first calls) and freed with this prepared weight.</summary>
+    /// <exception cref="NotSupportedException">The weight is not qint8, qint4 or qint2.</exception>
+    public Int8.DotWeight Dot
+    {
+        get
+        {
+            Int8.DotWeight? dot = Volatile.Read(ref _dot);
+            if (dot is not null) return dot;
+            lock (_gate)
+            {
+                ObjectDisposedException.ThrowIf(_memory == 0, this);
+                return _dot ??= new Int8.DotWeight(Source);
+            }
+        }
+    }
+
+    private readonly Lock _gate = new();
 
     public CpuWeightFormat Format { get; }
 
@@ -126,7 +147,14 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
     /// <summary>Per row, the sum of the int8 codes (W8A8's correction for unsigned activations).</summary>
     public int* RowSums { get; }
 
-    protected override void Dispose(bool disposing) => Free();
+    protected override void Dispose(bool disposing)
+    {
+        Free();
+        if (disposing)
+        {
+            lock (_gate) Interlocked.Exchange(ref _dot, null)?.Dispose();
+        }
+    }
 
     private void Free()
     {

@@ -1,0 +1,63 @@
+using Quanto.Kernels.Cpu.Int8;
+using static TorchSharp.torch;
+
+namespace Quanto.Kernels.Cpu;
+
+public sealed partial class CpuKernels
+{
+    /// <summary>The int8-activation kernel implementation (tests force each one; Auto takes the fastest here).</summary>
+    internal DotPath DotPath { get; init; } = DotPath.Auto;
+
+    /// <summary>The implementation this instance's int8-activation calls use.</summary>
+    internal DotPath ResolvedDotPath => DotPath == DotPath.Auto ? DotKernels.Best : DotPath;
+
+    /// <inheritdoc />
+    /// <remarks>qint8 weights run int8 x int8 with one scale per row of x; qint4 and qint2 weights run their codes
+    /// (0..15, 0..3) against per-block int8 activations; every dot product is exact in int32, on AVX-512 VNNI code
+    /// assembled at run time where the CPU has it (see Cpu/Jit), else AVX-VNNI, else portable SIMD. Float8 weights
+    /// and <see cref="DynamicActivations.None"/> run <see cref="Linear"/>.</remarks>
+    public unsafe Tensor LinearDynamic(Tensor input, PreparedWeight weight, Tensor? bias, DynamicActivations mode)
+    {
+        var w = KernelChecks.Expect<CpuPreparedWeight>(weight, this);
+        KernelChecks.CheckDynamic(mode);
+        if (ActivationBlocking.For(w.Source, mode) is not { } blocking) return Linear(input, weight, bias);
+        KernelChecks.CheckLinear(input, w, bias);
+        CheckCpu(input, "input");
+        if (bias is not null) CheckCpu(bias, "bias");
+        if (input.dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
+            throw new ArgumentException($"The CPU kernels take Float32 or BFloat16 inputs; got {input.dtype}.", nameof(input));
+        if (w.Format == CpuWeightFormat.Int8 && w.K >= MaxInt8K)
+            throw new ArgumentException($"W8A8 needs fewer than {MaxInt8K} input features for exact int32 sums; got {w.K}.");
+        using var scope = NewDisposeScope();
+        Tensor x = input.dtype == ScalarType.Float32 ? input : input.to(ScalarType.Float32);
+        if (!x.is_contiguous()) x = x.contiguous();
+        int rows = checked((int)(x.NumberOfElements / w.K));
+        Tensor y = empty([.. input.shape[..^1], w.N], ScalarType.Float32);
+        Tensor? b = bias is null || (bias.dtype == ScalarType.Float32 && bias.is_contiguous())
+            ? bias
+            : bias.to(ScalarType.Float32).contiguous();
+        if (rows > 0)
+        {
+            fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
+            {
+                fixed (byte* biasBytes = b is null ? default : b.bytes)
+                {
+                    RunDynamic(w.Dot, (float*)xBytes, rows, blocking, (float*)yBytes, (float*)biasBytes);
+                }
+            }
+        }
+        return (input.dtype == ScalarType.Float32 ? y : y.to(input.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The int8-activation matmul on raw buffers: x (rows, K) float, y (rows, N).</summary>
+    internal unsafe void RunDynamic(DotWeight w, float* x, int rows, ActivationBlocking blocking, float* y,
+        float* bias)
+    {
+        int tileRows = rows >= DotKernels.GemmMinRows ? DotKernels.GemmTileRows : 1;
+        DotKernel kernel = DotKernels.Get(ResolvedDotPath, w.Format, tileRows);
+        using var activations = new DotActivations(x, rows, w, blocking, tileRows);
+        int chunk = Math.Max(1, ChunkRows(w.N, rows) / DotFormats.PanelColumns);
+        var job = new DotJob(w, activations, kernel, y, bias, chunk);
+        CpuParallel.Run(job, (w.Panels + chunk - 1) / chunk, MultiThreaded);
+    }
+}

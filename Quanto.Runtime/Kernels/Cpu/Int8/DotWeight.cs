@@ -1,0 +1,179 @@
+using System.Runtime.InteropServices;
+using Quanto.Tensors;
+using static TorchSharp.torch;
+
+namespace Quanto.Kernels.Cpu.Int8;
+
+/// <summary>
+/// A weight in the int8-activation kernels' layout, in native memory: output columns in panels of 16, each panel
+/// the run of its groups' 64-byte units (see <see cref="DotFormat"/>), groups padded with zero codes to a multiple
+/// of 32 inputs; per panel and group 16 float scales and (2/4-bit) 16 float shifts, w = code * scale - shift. A
+/// uint8 zero-point becomes the shift zp * scale. Columns past N in the last panel hold zeros. Made once per weight
+/// (on the first dynamic-activation call), never saved.
+/// </summary>
+internal sealed unsafe class DotWeight : IDisposable
+{
+    private nint _memory;
+
+    public DotWeight(QuantizedWeight source)
+    {
+        Format = source.QType switch
+        {
+            QType.QInt8 => DotFormat.Int8,
+            QType.QInt4 => DotFormat.Int4,
+            QType.QInt2 => DotFormat.Int2,
+            _ => throw new NotSupportedException($"No int8-activation kernel runs {source.QType.QuantoName()} weights."),
+        };
+        N = checked((int)source.Shape[0]);
+        K = checked((int)(source.NumberOfElements / source.Shape[0]));
+        GroupLength = source is WeightQBitsTensor bits ? bits.GroupSize : K;
+        if (K % GroupLength != 0)
+        {
+            throw new NotSupportedException(
+                $"The CPU kernels need groups inside rows: group size {GroupLength} does not divide the {K} input " +
+                $"features of {source}.");
+        }
+        Groups = K / GroupLength;
+        PaddedGroup = (GroupLength + DotFormats.GroupAlign - 1) / DotFormats.GroupAlign * DotFormats.GroupAlign;
+        UnitsPerGroup = PaddedGroup / Format.UnitK();
+        Panels = (N + DotFormats.PanelColumns - 1) / DotFormats.PanelColumns;
+        // Size assertion: a unit holds exactly Bits per weight of its 16 x UnitK codes.
+        if (DotFormats.UnitBytes * 8 != DotFormats.PanelColumns * Format.UnitK() * Format.Bits())
+            throw new InvalidOperationException($"The {Format} unit does not hold {Format.Bits()} bits per weight.");
+        PanelBytes = (long)Groups * UnitsPerGroup * DotFormats.UnitBytes;
+        long codeBytes = Panels * PanelBytes;
+        long perGroup = (long)Panels * Groups * DotFormats.PanelColumns * sizeof(float);
+        bool affine = !Format.IsSigned();
+        ByteSize = codeBytes + perGroup * (affine ? 2 : 1);
+        void* memory = HugePages.Allocate(ByteSize);
+        NativeMemory.Clear(memory, (nuint)ByteSize);
+        _memory = (nint)memory;
+        Codes = (byte*)memory;
+        Scales = (float*)(Codes + codeBytes);
+        Shifts = affine ? Scales + perGroup / sizeof(float) : null;
+        GC.AddMemoryPressure(ByteSize);
+        using var scope = NewDisposeScope();
+        if (source is WeightQBytesTensor bytes) FillInt8(bytes);
+        else FillPacked((WeightQBitsTensor)source);
+    }
+
+    ~DotWeight() => Free();
+
+    public DotFormat Format { get; }
+
+    /// <summary>Output columns.</summary>
+    public int N { get; }
+
+    /// <summary>Input features.</summary>
+    public int K { get; }
+
+    /// <summary>Inputs per weight group (K for qint8).</summary>
+    public int GroupLength { get; }
+
+    /// <summary>Groups per row.</summary>
+    public int Groups { get; }
+
+    /// <summary>Group length rounded up to a multiple of 32.</summary>
+    public int PaddedGroup { get; }
+
+    /// <summary>Activations per row in this layout (Groups * PaddedGroup).</summary>
+    public int PaddedK => Groups * PaddedGroup;
+
+    /// <summary>64-byte units per group.</summary>
+    public int UnitsPerGroup { get; }
+
+    /// <summary>Panels of 16 columns.</summary>
+    public int Panels { get; }
+
+    /// <summary>Code bytes per panel.</summary>
+    public long PanelBytes { get; }
+
+    /// <summary>Native bytes held.</summary>
+    public long ByteSize { get; }
+
+    /// <summary>Codes, panel after panel.</summary>
+    public byte* Codes { get; }
+
+    /// <summary>Scale per (panel, group, column), 16 floats per panel and group.</summary>
+    public float* Scales { get; }
+
+    /// <summary>Shift per (panel, group, column) for 2/4-bit weights, else null.</summary>
+    public float* Shifts { get; }
+
+    public void Dispose()
+    {
+        Free();
+        GC.SuppressFinalize(this);
+    }
+
+    private void Free()
+    {
+        nint memory = Interlocked.Exchange(ref _memory, 0);
+        if (memory == 0) return;
+        HugePages.Free((void*)memory);
+        GC.RemoveMemoryPressure(ByteSize);
+    }
+
+    /// <summary>The byte of column n, input k (within its row) and the bit position of its code there.</summary>
+    private (long Byte, int Shift) Place(int n, int k)
+    {
+        int unitK = Format.UnitK();
+        int g = k / GroupLength, kk = k % GroupLength;
+        long unit = ((long)(n / DotFormats.PanelColumns) * Groups + g) * UnitsPerGroup + kk / unitK;
+        int input = kk % unitK;
+        return (unit * DotFormats.UnitBytes + 4 * (n % DotFormats.PanelColumns) + (input & 3),
+            (input >> 2) * Format.Bits());
+    }
+
+    private long ScaleIndex(int n, int g) =>
+        ((long)(n / DotFormats.PanelColumns) * Groups + g) * DotFormats.PanelColumns + n % DotFormats.PanelColumns;
+
+    private void FillInt8(WeightQBytesTensor weight)
+    {
+        Tensor data = weight.Data.cpu().contiguous().reshape(-1); // a view: the scope frees it, never weight.Data
+        ReadOnlySpan<byte> codes = data.bytes;
+        for (int n = 0; n < N; n++)
+        {
+            for (int k = 0; k < K; k++)
+            {
+                (long at, _) = Place(n, k);
+                Codes[at] = (byte)(codes[n * K + k] ^ 0x80); // signed code + 128
+            }
+        }
+        ReadOnlySpan<float> scales = Floats(weight.Scale);
+        for (int n = 0; n < N; n++) Scales[ScaleIndex(n, 0)] = scales[n];
+    }
+
+    private void FillPacked(WeightQBitsTensor weight)
+    {
+        using Tensor unpacked = weight.UnpackCodes();
+        ReadOnlySpan<byte> codes = unpacked.bytes; // (N * Groups, GroupLength), row-major = (N, K)
+        for (int n = 0; n < N; n++)
+        {
+            for (int k = 0; k < K; k++)
+            {
+                (long at, int shift) = Place(n, k);
+                Codes[at] |= (byte)(codes[n * K + k] << shift);
+            }
+        }
+        ReadOnlySpan<float> scales = Floats(weight.Scale);
+        ReadOnlySpan<byte> zeroPoints = weight.HasZeroPoint ? Bytes(weight.Shift) : default;
+        ReadOnlySpan<float> shifts = weight.HasZeroPoint ? default : Floats(weight.Shift);
+        for (int n = 0; n < N; n++)
+        {
+            for (int g = 0; g < Groups; g++)
+            {
+                int i = n * Groups + g;
+                long at = ScaleIndex(n, g);
+                Scales[at] = scales[i];
+                // (q - zp) * scale == q * scale - zp * scale: the zero-point becomes a float shift once, here.
+                Shifts[at] = weight.HasZeroPoint ? zeroPoints[i] * scales[i] : shifts[i];
+            }
+        }
+    }
+
+    private static ReadOnlySpan<float> Floats(Tensor source) =>
+        MemoryMarshal.Cast<byte, float>(source.to(ScalarType.Float32).cpu().contiguous().reshape(-1).bytes);
+
+    private static ReadOnlySpan<byte> Bytes(Tensor source) => source.cpu().contiguous().reshape(-1).bytes;
+}
