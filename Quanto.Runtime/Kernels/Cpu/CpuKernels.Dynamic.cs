@@ -58,6 +58,6 @@ public sealed partial class CpuKernels
         using var activations = new DotActivations(x, rows, w, blocking, tileRows);
         int chunk = Math.Max(1, ChunkRows(w.N, rows) / DotFormats.PanelColumns);
         var job = new DotJob(w, activations, kernel, y, bias, chunk);
-        CpuParallel.Run(job, (w.Panels + chunk - 1) / chunk, MultiThreaded);
+        CpuParallel.Run(job, (w.Panels + chunk - 1) / chunk, Parallel(rows, w.K, w.N));
     }
 }

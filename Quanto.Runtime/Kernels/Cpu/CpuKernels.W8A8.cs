@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using Quanto.Kernels.Cpu.W8A8;
 using Quanto.Tensors;
@@ -66,14 +65,13 @@ public sealed partial class CpuKernels
     internal unsafe void RunInt8(CpuPreparedWeight w, sbyte* x, int rows, float xScale, float* y, float* bias,
         int* accumulators)
     {
+        w.EnsureBlocks();
         bool unsigned = UsesVnni;
         int paddedRows = (rows + CpuActivations.RowTile - 1) / CpuActivations.RowTile * CpuActivations.RowTile;
         int stride = w.RowBytes; // = padded K: one byte per code
-        nuint bytes = (nuint)((long)paddedRows * stride);
-        byte* xq = (byte*)NativeMemory.AlignedAlloc(bytes, 64);
-        try
+        using ScratchMemory.Lease memory = ScratchMemory.Rent((long)paddedRows * stride, clear: true);
+        byte* xq = (byte*)memory.Pointer;
         {
-            NativeMemory.Clear(xq, bytes);
             for (int r = 0; r < rows; r++)
             {
                 sbyte* source = x + (long)r * w.K;
@@ -84,11 +82,7 @@ public sealed partial class CpuKernels
             }
             var job = new Int8Job(w, xq, rows, paddedRows, stride, unsigned, xScale, y, bias, accumulators,
                 SelectInt8(), rows < CpuActivations.RowTile ? SelectInt8Row() : null, ChunkRows(w.N, rows));
-            CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, MultiThreaded);
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(xq);
+            CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, Parallel(rows, w.K, w.N));
         }
     }
 

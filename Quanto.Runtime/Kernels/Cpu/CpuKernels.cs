@@ -111,6 +111,7 @@ public sealed partial class CpuKernels : IQuantKernels
     /// <summary>Runs the float kernel on contiguous Float32 tensors (x: rows x K, y: rows x N).</summary>
     internal unsafe void LinearFloat(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
     {
+        w.EnsureBlocks();
         fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
         {
             fixed (byte* biasBytes = bias is null ? default : bias.bytes)
@@ -118,10 +119,19 @@ public sealed partial class CpuKernels : IQuantKernels
                 using var activations = CpuActivations.Create((float*)xBytes, rows, w);
                 var job = new FloatJob(w, activations, (float*)yBytes, (float*)biasBytes,
                     CpuKernelDispatch.Select(Path, w.Format, rows), ChunkRows(w.N, rows));
-                CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, MultiThreaded);
+                CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, Parallel(rows, w.K, w.N));
             }
         }
     }
+
+    /// <summary>
+    /// Multiply-adds from which a call is split over the threads: below it (a 128 x 512 layer at one row is 64 Ki),
+    /// waking the workers costs more than they save, so the caller does it all.
+    /// </summary>
+    internal const long ParallelMinMacs = 1L << 19;
+
+    /// <summary>True when a (rows x k) by (n x k) product is worth the thread pool.</summary>
+    private bool Parallel(int rows, int k, int n) => MultiThreaded && (long)rows * k * n >= ParallelMinMacs;
 
     /// <summary>
     /// Output rows per work item: about 8 items per thread for load balance (chunks are claimed dynamically), a

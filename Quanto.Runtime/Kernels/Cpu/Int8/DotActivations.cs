@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 
 namespace Quanto.Kernels.Cpu.Int8;
 
@@ -8,11 +7,12 @@ namespace Quanto.Kernels.Cpu.Int8;
 /// per block an absmax scale (max |x| / 127) and codes round(x / scale) with ties to even, written in the weight's
 /// padded group layout and interleaved by row in tiles of <see cref="TileRows"/> (see <see cref="DotArgs"/>); per
 /// block the correction 128 * sum(codes) (qint8 weights) and per group the dequantized sum, sum(scale * sum(codes))
-/// (the shift term of 2/4-bit weights, computed from the same quantized activations). Owns native memory: dispose it.
+/// (the shift term of 2/4-bit weights, computed from the same quantized activations). Holds scratch memory
+/// (see ScratchMemory): dispose it.
 /// </summary>
 internal sealed unsafe class DotActivations : IDisposable
 {
-    private readonly void* _memory;
+    private readonly ScratchMemory.Lease _memory;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public DotActivations(float* source, int rows, DotWeight weight, ActivationBlocking blocking, int tileRows)
@@ -34,10 +34,9 @@ internal sealed unsafe class DotActivations : IDisposable
         long correctionBytes = weight.Format.IsSigned() ? scaleBytes : 0;
         long sumBytes = weight.Format.IsSigned() ? 0 : Align((long)Tiles * tileRows * Groups * sizeof(float));
         long total = codeBytes + scaleBytes + correctionBytes + sumBytes;
-        _memory = NativeMemory.AlignedAlloc((nuint)total, 64);
-        NativeMemory.Clear(_memory, (nuint)total); // padded rows and inputs: code 0, scale 0
-        Codes = (sbyte*)_memory;
-        Scales = (float*)((byte*)_memory + codeBytes);
+        _memory = ScratchMemory.Rent(total, clear: true); // padded rows and inputs: code 0, scale 0
+        Codes = (sbyte*)_memory.Pointer;
+        Scales = (float*)((byte*)_memory.Pointer + codeBytes);
         Corrections = correctionBytes == 0 ? null : (int*)((byte*)Scales + scaleBytes);
         Sums = sumBytes == 0 ? null : (float*)((byte*)Scales + scaleBytes + correctionBytes);
         for (int m = 0; m < rows; m++) QuantizeRow(source + (long)m * weight.K, m, weight, blocking);
@@ -85,11 +84,7 @@ internal sealed unsafe class DotActivations : IDisposable
         args.Rows = TileRows;
     }
 
-    public void Dispose()
-    {
-        NativeMemory.AlignedFree(_memory);
-        GC.SuppressFinalize(this);
-    }
+    public void Dispose() => _memory.Dispose();
 
     private static long Align(long bytes) => (bytes + 63) / 64 * 64;
 

@@ -57,7 +57,24 @@ internal sealed unsafe class DotWeight : IDisposable
         else FillPacked((WeightQBitsTensor)source);
     }
 
+    private DotWeight(DotWeight other)
+    {
+        (Format, N, K, GroupLength, Groups, PaddedGroup) =
+            (other.Format, other.N, other.K, other.GroupLength, other.Groups, other.PaddedGroup);
+        (UnitsPerGroup, Panels, PanelBytes, ByteSize) = (other.UnitsPerGroup, other.Panels, other.PanelBytes, other.ByteSize);
+        void* memory = HugePages.Allocate(ByteSize);
+        Buffer.MemoryCopy(other.Codes, memory, ByteSize, ByteSize);
+        _memory = (nint)memory;
+        Codes = (byte*)memory;
+        Scales = (float*)(Codes + ((byte*)other.Scales - other.Codes));
+        Shifts = other.Shifts == null ? null : (float*)(Codes + ((byte*)other.Shifts - other.Codes));
+        GC.AddMemoryPressure(ByteSize);
+    }
+
     ~DotWeight() => Free();
+
+    /// <summary>A copy in its own memory (benchmarks rotate through copies).</summary>
+    public DotWeight Clone() => new(this);
 
     public DotFormat Format { get; }
 
