@@ -70,6 +70,9 @@ public abstract class QuantizedWeight : IDisposable
     /// (see <see cref="PreparedWeight.ByteSize"/>).</summary>
     public long PreparedByteSize => _prepared.Forms.Sum(form => form.ByteSize);
 
+    /// <summary>The float copies among <see cref="PreparedByteSize"/> (<see cref="PreparedWeight.FloatCopyBytes"/>).</summary>
+    public long PreparedFloatCopyBytes => _prepared.Forms.Sum(form => form.FloatCopyBytes);
+
     /// <summary>Disposes the prepared forms made by <see cref="PreparedFor"/>; the next request prepares again.
     /// Only call it while no thread runs this weight.</summary>
     public void ReleasePrepared() => _prepared.Clear(close: false);

@@ -33,6 +33,7 @@ public sealed partial class CpuKernels : IQuantKernels
             throw new PlatformNotSupportedException($"This CPU cannot run the {path} kernels; use one of " +
                 $"{string.Join(", ", CpuFeatures.Supported)} or Auto.");
         Path = path == CpuKernelPath.Auto ? CpuFeatures.Best : path;
+        KeepsFloatCopies = path == CpuKernelPath.Auto;
         MultiThreaded = multiThreaded;
         Name = "cpu-" + Path.ToString().ToLowerInvariant();
     }
@@ -49,6 +50,29 @@ public sealed partial class CpuKernels : IQuantKernels
         get => CpuParallel.Threads;
         set => CpuParallel.Threads = value;
     }
+
+    /// <summary>
+    /// Weights with at most this many elements also keep a float32 copy in the CPU backend's prepared form (64 Ki by
+    /// default: 256 KB, a 128 x 512 layer), so that each call can run libtorch's F.linear on it when that is faster
+    /// than the quantized kernel (small layers at many rows). Counted in <c>PreparedWeight.FloatCopyBytes</c>. Read
+    /// when a weight is prepared; 0 keeps no copies. Only <see cref="Instance"/> and other Auto-path instances keep
+    /// them: an instance made for one SIMD path runs that path.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Negative.</exception>
+    public static long FloatCopyLimit
+    {
+        get => Volatile.Read(ref _floatCopyLimit);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            Volatile.Write(ref _floatCopyLimit, value);
+        }
+    }
+
+    private static long _floatCopyLimit = 64 * 1024;
+
+    /// <summary>True when this instance may keep float copies (made for the Auto path).</summary>
+    internal bool KeepsFloatCopies { get; }
 
     /// <summary>The path every call of this instance runs.</summary>
     public CpuKernelPath Path { get; }
@@ -82,11 +106,15 @@ public sealed partial class CpuKernels : IQuantKernels
         if (!CanRun(weight, ScalarType.Float32, CPU))
             throw new NotSupportedException($"The CPU kernels cannot run {weight}: it must be at least 2-D, with " +
                 "fewer than 2^28 input features.");
-        return new CpuPreparedWeight(weight, this, format);
+        return new CpuPreparedWeight(weight, this, format,
+            floatCopy: KeepsFloatCopies && weight.NumberOfElements <= FloatCopyLimit);
     }
 
     /// <inheritdoc />
-    public unsafe Tensor Linear(Tensor input, PreparedWeight weight, Tensor? bias)
+    /// <remarks>Weights small enough to keep a float32 copy (<see cref="FloatCopyLimit"/>) run on whichever of this
+    /// kernel and libtorch's F.linear on the copy measured faster for their shape and row count (see
+    /// Cpu/FloatCopyRoutes.cs); both compute in float32.</remarks>
+    public Tensor Linear(Tensor input, PreparedWeight weight, Tensor? bias)
     {
         var w = KernelChecks.Expect<CpuPreparedWeight>(weight, this);
         KernelChecks.CheckLinear(input, w, bias);
@@ -94,6 +122,24 @@ public sealed partial class CpuKernels : IQuantKernels
         if (bias is not null) CheckCpu(bias, "bias");
         if (input.dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
             throw new ArgumentException($"The CPU kernels take Float32 or BFloat16 inputs; got {input.dtype}.", nameof(input));
+        if (w.FloatCopy is not { } copy) return KernelLinear(w, input, bias);
+        int rows = checked((int)(input.NumberOfElements / w.K));
+        var key = new FloatCopyRoutes.Key(w.Format, w.K, w.N, FloatCopyRoutes.Bucket(rows), bias is not null);
+        return FloatCopyRoutes.Run(key, () => KernelLinear(w, input, bias), () => CopyLinear(copy, input, bias));
+    }
+
+    /// <summary>F.linear on the float32 copy, in float32 (as the kernel computes), returned in x's dtype.</summary>
+    private static Tensor CopyLinear(Tensor copy, Tensor input, Tensor? bias)
+    {
+        if (input.dtype == ScalarType.Float32 && (bias is null || bias.dtype == ScalarType.Float32))
+            return nn.functional.linear(input, copy, bias);
+        using var scope = NewDisposeScope();
+        Tensor y = nn.functional.linear(input.to(ScalarType.Float32), copy, bias?.to(ScalarType.Float32));
+        return y.to(input.dtype).MoveToOuterDisposeScope();
+    }
+
+    private unsafe Tensor KernelLinear(CpuPreparedWeight w, Tensor input, Tensor? bias)
+    {
         // Every TorchSharp call costs microseconds against a ~0.3 ms GEMV: convert or copy only when needed.
         using var scope = NewDisposeScope();
         Tensor x = input.dtype == ScalarType.Float32 ? input : input.to(ScalarType.Float32);

@@ -16,9 +16,19 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
 {
     private nint _memory;
 
-    public CpuPreparedWeight(QuantizedWeight source, CpuKernels backend, CpuWeightFormat format)
+    /// <param name="source">The canonical weight.</param>
+    /// <param name="backend">The backend that runs it.</param>
+    /// <param name="format">Its CPU format.</param>
+    /// <param name="floatCopy">Also keep a float32 copy (<see cref="FloatCopy"/>).</param>
+    public CpuPreparedWeight(QuantizedWeight source, CpuKernels backend, CpuWeightFormat format, bool floatCopy = false)
         : base(source, backend)
     {
+        if (floatCopy)
+        {
+            using var scope = NewDisposeScope();
+            FloatCopy = source.Dequantize().to(ScalarType.Float32, CPU).reshape(source.Shape[0], -1).contiguous()
+                .DetachFromDisposeScope(); // lives as long as this prepared weight
+        }
         Format = format;
         N = checked((int)OutFeatures);
         K = checked((int)InFeatures);
@@ -124,9 +134,16 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
 
     /// <inheritdoc />
     public override long ByteSize =>
-        (Volatile.Read(ref _memory) != 0 ? _bytes : 0) + (Volatile.Read(ref _dot)?.ByteSize ?? 0);
+        (Volatile.Read(ref _memory) != 0 ? _bytes : 0) + (Volatile.Read(ref _dot)?.ByteSize ?? 0) + FloatCopyBytes;
 
     private Int8.DotWeight? _dot;
+
+    /// <summary>The weight dequantized to a float32 (N, K) tensor, for small weights (CpuKernels.FloatCopyLimit),
+    /// else null.</summary>
+    public Tensor? FloatCopy { get; }
+
+    /// <inheritdoc />
+    public override long FloatCopyBytes => FloatCopy is null ? 0 : FloatCopy.NumberOfElements * sizeof(float);
 
     /// <summary>The int8-activation kernels' layout of this weight, made on its first dynamic-activation call (once,
     /// under concurrent first calls) and freed with this prepared weight.</summary>
@@ -201,6 +218,7 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
                 _disposed = true;
                 Free();
                 Interlocked.Exchange(ref _dot, null)?.Dispose();
+                FloatCopy?.Dispose();
             }
         }
         else
