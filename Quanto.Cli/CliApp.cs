@@ -43,14 +43,14 @@ public static class CliApp
         Exit codes: 0 success, 1 bad or invalid input file, 2 bad command line.
         """;
 
-    /// <summary>The help of <c>quanto quantize</c>.</summary>
-    public const string QuantizeHelp = """
+    /// <summary>The help of <c>quanto quantize</c> (the tensor rule read from the registry of layer kinds).</summary>
+    public static string QuantizeHelp { get; } = """
         quanto quantize: quantize the weights of a safetensors checkpoint
 
         Usage:
           quanto quantize INPUT -o OUTPUT --weights QTYPE [options]
 
-        Quantizes every float (F32, F16, BF16) tensor named *.weight that is 2-D (Linear) or 4-D (Conv2d), the way
+        Quantizes every float (F32, F16, BF16) tensor named *.weight that is RANKS, the way
         optimum-quanto's quantize + freeze does; biases, norms, 1-D and integer tensors, and excluded weights are
         copied unchanged. Tensors are read and quantized one at a time.
 
@@ -80,7 +80,7 @@ public static class CliApp
         than 128 that changes any weight's group is refused there; use --format qnt.
 
         Output exists: refused unless --force. Exit codes: 0 success, 1 bad input file, 2 bad command line.
-        """;
+        """.Replace("RANKS", QuantizePlan.DescribeRanks(), StringComparison.Ordinal);
 
     /// <summary>The help of <c>quanto inspect</c>.</summary>
     public const string InspectHelp = """

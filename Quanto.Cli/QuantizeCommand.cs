@@ -27,7 +27,8 @@ public static class QuantizeCommand
         if (!plan.Any(p => p.Quantized))
         {
             stderr.WriteLine($"quanto: no tensor of {options.Input} matches: nothing to quantize " +
-                "(weights must be F32/F16/BF16, 2-D or 4-D, named *.weight, and pass --include/--exclude).");
+                $"(weights must be F32/F16/BF16, {QuantizePlan.DescribeRanks()}, named *.weight, and pass " +
+                "--include/--exclude).");
             return ExitCodes.BadInput;
         }
         var metadata = new Dictionary<string, string>(source.Metadata, StringComparer.Ordinal)

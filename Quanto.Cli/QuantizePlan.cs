@@ -17,8 +17,9 @@ public sealed record PlannedTensor(SourceTensor Source, string Module, int? Grou
 }
 
 /// <summary>
-/// Decides, from the headers alone, which tensors are quantized: float (F32, F16, BF16) weights of rank 2
-/// (Linear) or 4 (Conv2d) whose key ends in <c>.weight</c>, whose module path matches an --include pattern (when
+/// Decides, from the headers alone, which tensors are quantized: float (F32, F16, BF16) weights of a rank the
+/// registry of layer kinds quantizes by default (<see cref="LayerKinds.CliWeightRanks"/>: 2 for Linear, 4 for Conv2d)
+/// whose key ends in <c>.weight</c>, whose module path matches an --include pattern (when
 /// any is given) and no --exclude pattern (fnmatch). Everything else is copied unchanged.
 /// </summary>
 public static class QuantizePlan
@@ -52,7 +53,8 @@ public static class QuantizePlan
         string module = e.Name == QuantoKeys.Weight ? "" : e.Name[..^WeightSuffix.Length];
         if (e.DType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16))
             return new PlannedTensor(tensor, module, null, $"{SafetensorsDType.NameOf(e.DType)} is not F32/F16/BF16");
-        if (e.Shape.Count is not (2 or 4)) return new PlannedTensor(tensor, module, null, $"{e.Shape.Count}-D");
+        if (!LayerKinds.CliWeightRanks.ContainsKey(e.Shape.Count))
+            return new PlannedTensor(tensor, module, null, $"{e.Shape.Count}-D");
         if (e.Shape.Any(d => d == 0)) return new PlannedTensor(tensor, module, null, "empty");
         if (options.Include.Count > 0 && !options.Include.Any(p => Fnmatch.IsMatch(module, p)))
             return new PlannedTensor(tensor, module, null, "not included");
@@ -60,6 +62,14 @@ public static class QuantizePlan
             return new PlannedTensor(tensor, module, null, "excluded");
         int? group = options.Weights.Info().IsPacked ? GroupSize.Resolve(RowLength(e), options.GroupSize) : null;
         return new PlannedTensor(tensor, module, group, null);
+    }
+
+    /// <summary>The ranks quantized, in words: "2-D (Linear) or 4-D (Conv2d)".</summary>
+    public static string DescribeRanks()
+    {
+        string[] ranks = LayerKinds.CliWeightRanks.OrderBy(r => r.Key)
+            .Select(r => $"{r.Key}-D ({string.Join(", ", r.Value.Select(k => k.Name))})").ToArray();
+        return ranks.Length < 2 ? string.Concat(ranks) : string.Join(", ", ranks[..^1]) + " or " + ranks[^1];
     }
 
     /// <summary>Elements per output row (in_features, or in*kh*kw).</summary>

@@ -25,8 +25,8 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor UnsupportedField = new(
         "QNT003", "Annotated field has no quantized counterpart",
-        "Field '{0}' is annotated with [Quantize] but its type '{1}' cannot be quantized; supported are Linear, " +
-        "Conv2d, LayerNorm, [Quantize] classes and ModuleList of those",
+        "Field '{0}' is annotated with [Quantize] but its type '{1}' cannot be quantized; supported are {2}, " +
+        "[Quantize] classes and ModuleList of those",
         Category, DiagnosticSeverity.Error, true,
         "Remove the attribute, or hold the layer in one of the supported types.");
 

@@ -37,9 +37,9 @@ internal static class Emitter
 
     private static void WriteFields(CodeWriter w, ClassModel model)
     {
-        foreach (LayerModel layer in model.Layers.Where(l => l.Kind != LayerKind.Model))
+        foreach (LayerModel layer in model.Layers.Where(l => !l.IsModel))
         {
-            string type = WrapperType(layer.Kind);
+            string type = layer.Kind!.QuantizedType;
             w.Line($"/// <summary>Quantized twin of <c>{layer.FieldName}</c>: {Describe(layer)}.</summary>");
             w.Line(layer.IsList
                 ? $"private {type}[] {layer.WrapperName} = global::System.Array.Empty<{type}>();"
@@ -74,11 +74,11 @@ internal static class Emitter
         w.Line("/// </summary>");
         w.Open($"public {model.ReturnType} ForwardQuantized{model.Parameters}");
         w.Line("PrepareForward();");
-        if (model.Layers.Any(l => l.Kind != LayerKind.Model))
+        if (model.Layers.Any(l => !l.IsModel))
             w.Line("// Layers and their [Quantize] settings (Quantize(weights, activations, ...) may override them):");
         foreach (LayerModel layer in model.Layers)
         {
-            w.Line(layer.Kind == LayerKind.Model
+            w.Line(layer.IsModel
                 ? $"// {layer.FieldName}{(layer.IsList ? "[i]" : "")}: [Quantize] submodule -> its ForwardQuantized"
                 : $"// {layer.FieldName}{(layer.IsList ? "[i]" : "")} -> {layer.WrapperName}{(layer.IsList ? "[i]" : "")}: " +
                   Describe(layer));
@@ -88,26 +88,16 @@ internal static class Emitter
         w.Close();
     }
 
-    /// <summary>The Quanto.Nn type that wraps a layer kind.</summary>
-    public static string WrapperType(LayerKind kind) => kind switch
-    {
-        LayerKind.Linear => "global::Quanto.Nn.QLinear",
-        LayerKind.Conv2d => "global::Quanto.Nn.QConv2d",
-        _ => "global::Quanto.Nn.QLayerNorm",
-    };
-
     /// <summary>"QLinear, qint4 weights (group 128), float activations".</summary>
     public static string Describe(LayerModel layer)
     {
-        string weights = layer.Kind == LayerKind.LayerNorm
-            ? "float weights"
-            : layer.Weights is null
+        string weights = layer.Weights is null
                 ? "float weights"
                 : $"{QTypeNames.QuantoName(layer.Weights)} weights" + (layer.Group is int g ? $" (group {g})" : "");
         string activations = layer.Activations is null
             ? "float activations"
             : $"{QTypeNames.QuantoName(layer.Activations)} activations";
-        return $"{WrapperType(layer.Kind).Substring("global::Quanto.Nn.".Length)}, {weights}, {activations}";
+        return $"{layer.Kind!.QuantizedName}, {weights}, {activations}";
     }
 
     /// <summary>A C# expression for a qtype member name, or <c>null</c>.</summary>

@@ -96,12 +96,7 @@ internal sealed partial class ForwardRewriter
     private SyntaxNode Hoist(InvocationExpressionSyntax call, LayerModel layer, string wrapper, string argument)
     {
         string name = Unique(layer.FieldName.TrimStart('_'));
-        string op = layer.Kind switch
-        {
-            LayerKind.Linear => "linear",
-            LayerKind.Conv2d => "conv2d",
-            _ => "layer norm",
-        };
+        string op = layer.Kind!.Operation;
         _hoisted!.Add(
             $"// {((MemberAccessExpressionSyntax)call.Expression).Expression.WithoutTrivia()}: quant stub -> quantized {op} -> dequant stub\n" +
             $"var {name}Input = {wrapper}.InputStub({argument});\n" +

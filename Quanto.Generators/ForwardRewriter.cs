@@ -33,7 +33,7 @@ internal sealed partial class ForwardRewriter : CSharpSyntaxRewriter
     {
         _model = model;
         _type = type;
-        _layers = layers.Where(l => l.Kind != LayerKind.Model).ToDictionary(l => l.FieldName);
+        _layers = layers.Where(l => !l.IsModel).ToDictionary(l => l.FieldName);
         _diagnostics = diagnostics;
     }
 

@@ -11,7 +11,7 @@ internal static class LayerParser
 
     /// <summary>The layers of <paramref name="type"/>; diagnostics go to <paramref name="diagnostics"/> when given
     /// (null for nested classes, which report on their own).</summary>
-    public static List<LayerModel> Layers(INamedTypeSymbol type, QuantizeSettings classSettings,
+    public static List<LayerModel> Layers(INamedTypeSymbol type, QuantizeSettings classSettings, LayerKindTable kinds,
         List<DiagnosticInfo>? diagnostics)
     {
         var layers = new List<LayerModel>();
@@ -20,24 +20,25 @@ internal static class LayerParser
             if (field.IsStatic || field.IsImplicitlyDeclared) continue;
             if (QuantizeSettings.Find(field, QuantizeSettings.NoQuantizeName) is not null) continue;
             AttributeData? attribute = QuantizeSettings.Find(field);
-            (LayerKind? kind, bool isList) = Classify(field.Type);
-            if (kind is not LayerKind layerKind)
+            (LayerKindInfo? kind, bool isModel, bool isList) = Classify(field.Type, kinds);
+            if (kind is null && !isModel)
             {
                 if (attribute is not null)
                 {
                     Report(diagnostics, DiagnosticDescriptors.UnsupportedField, field.Locations.FirstOrDefault(),
-                        field.Name, field.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat));
+                        field.Name, field.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat),
+                        string.Join(", ", kinds.Kinds.Select(k => k.FloatName)));
                 }
                 continue;
             }
             if (attribute is null && classSettings.Excludes(field.Name)) continue;
-            if (layerKind == LayerKind.Model)
+            if (kind is null)
             {
-                layers.Add(new LayerModel(field.Name, layerKind, isList, null, null, null));
+                layers.Add(new LayerModel(field.Name, null, isList, null, null, null));
                 continue;
             }
             QuantizeSettings own = attribute is null ? new QuantizeSettings() : QuantizeSettings.Read(attribute);
-            LayerModel? layer = Resolve(field.Name, layerKind, isList, classSettings, own, diagnostics);
+            LayerModel? layer = Resolve(field.Name, kind, isList, classSettings, own, diagnostics);
             if (layer is not null) layers.Add(layer);
         }
         return layers;
@@ -48,13 +49,13 @@ internal static class LayerParser
         Validate(name, settings, settings.Weights ?? DefaultWeights(settings, null), diagnostics);
 
     /// <summary>quanto_qmap.json entries of <paramref name="type"/>'s layers under <paramref name="prefix"/>.</summary>
-    public static void MapEntries(INamedTypeSymbol type, QuantizeSettings settings, string prefix, List<MapEntry> map,
-        int depth = 0)
+    public static void MapEntries(INamedTypeSymbol type, QuantizeSettings settings, LayerKindTable kinds, string prefix,
+        List<MapEntry> map, int depth = 0)
     {
-        foreach (LayerModel layer in Layers(type, settings, null))
+        foreach (LayerModel layer in Layers(type, settings, kinds, null))
         {
             string path = prefix + layer.FieldName + (layer.IsList ? ".*" : "");
-            if (layer.Kind != LayerKind.Model)
+            if (!layer.IsModel)
             {
                 map.Add(new MapEntry(path, QTypeNames.QuantoName(layer.Weights),
                     QTypeNames.QuantoName(layer.Activations)));
@@ -64,35 +65,26 @@ internal static class LayerParser
             IFieldSymbol field = type.GetMembers(layer.FieldName).OfType<IFieldSymbol>().First();
             ITypeSymbol nested = layer.IsList ? ((INamedTypeSymbol)field.Type).TypeArguments[0] : field.Type;
             if (nested is INamedTypeSymbol named && QuantizeSettings.Find(named) is AttributeData attribute)
-                MapEntries(named, QuantizeSettings.Read(attribute), path + ".", map, depth + 1);
+                MapEntries(named, QuantizeSettings.Read(attribute), kinds, path + ".", map, depth + 1);
         }
     }
 
-    /// <summary>The layer kind a field type holds, and whether it is a ModuleList of it; null when unsupported.</summary>
-    public static (LayerKind? Kind, bool IsList) Classify(ITypeSymbol type)
+    /// <summary>The layer kind a field type holds (null: none), whether it is a [Quantize] model instead, and whether
+    /// it is a ModuleList of it.</summary>
+    public static (LayerKindInfo? Kind, bool IsModel, bool IsList) Classify(ITypeSymbol type, LayerKindTable kinds)
     {
-        if (type is INamedTypeSymbol { IsGenericType: true } named &&
-            named.OriginalDefinition.ToDisplayString() == "TorchSharp.Modules.ModuleList<T>")
-        {
-            return (Single(named.TypeArguments[0]), true);
-        }
-        return (Single(type), false);
+        bool isList = type is INamedTypeSymbol { IsGenericType: true } named &&
+                      named.OriginalDefinition.ToDisplayString() == "TorchSharp.Modules.ModuleList<T>";
+        ITypeSymbol item = isList ? ((INamedTypeSymbol)type).TypeArguments[0] : type;
+        LayerKindInfo? kind = kinds.Find(item);
+        return (kind, kind is null && IsAnnotated(item), isList);
     }
 
     /// <summary>True when <paramref name="type"/> is a [Quantize] class (its forward has a generated twin).</summary>
     public static bool IsAnnotated(ITypeSymbol? type) =>
         type is INamedTypeSymbol named && QuantizeSettings.Find(named) is not null;
 
-    private static LayerKind? Single(ITypeSymbol type) => type.ToDisplayString() switch
-    {
-        "TorchSharp.Modules.Linear" => LayerKind.Linear,
-        "TorchSharp.Modules.Conv2d" => LayerKind.Conv2d,
-        "TorchSharp.Modules.LayerNorm" => LayerKind.LayerNorm,
-        _ when IsAnnotated(type) => LayerKind.Model,
-        _ => null,
-    };
-
-    private static LayerModel? Resolve(string name, LayerKind kind, bool isList, QuantizeSettings cls,
+    private static LayerModel? Resolve(string name, LayerKindInfo kind, bool isList, QuantizeSettings cls,
         QuantizeSettings own, List<DiagnosticInfo>? diagnostics)
     {
         string? weights = own.Weights ?? cls.Weights ?? DefaultWeights(cls, own);
@@ -102,7 +94,7 @@ internal static class LayerParser
         int? group = own.Group ?? cls.Group;
         if (group is int g && (g <= 0 || g % 8 != 0)) group = null;
         if (weights is null || QTypeNames.Bits(weights) == 8) group = null;
-        if (kind == LayerKind.LayerNorm)
+        if (!kind.QuantizesWeights)
             return activations is null ? null : new LayerModel(name, kind, isList, null, activations, null);
         return weights is null && activations is null
             ? null

@@ -51,7 +51,7 @@ internal static class LifecycleEmitter
         w.Line("global::System.ArgumentNullException.ThrowIfNull(plan);");
         w.Line("if (_isQuantized)");
         w.Line($"    throw new global::System.InvalidOperationException(\"{Plain(model.Name)} is already quantized.\");");
-        foreach (LayerModel layer in model.Layers.Where(l => l.Kind == LayerKind.Model))
+        foreach (LayerModel layer in model.Layers.Where(l => l.IsModel))
         {
             const string Already = "throw global::Quanto.Generated.Twins.NestedAlreadyQuantized(pathPrefix + ";
             if (layer.IsList)
@@ -70,7 +70,7 @@ internal static class LifecycleEmitter
         w.Open("try");
         foreach (LayerModel layer in model.Layers)
         {
-            if (layer.Kind == LayerKind.Model)
+            if (layer.IsModel)
             {
                 if (layer.IsList)
                 {
@@ -85,7 +85,7 @@ internal static class LifecycleEmitter
             }
             if (layer.IsList)
             {
-                w.Line($"{layer.WrapperName} = new {Emitter.WrapperType(layer.Kind)}[{layer.FieldName}.Count];");
+                w.Line($"{layer.WrapperName} = new {layer.Kind!.QuantizedType}[{layer.FieldName}.Count];");
                 w.Line($"for (int i = 0; i < {layer.FieldName}.Count; i++)");
                 w.Lines($"    {layer.WrapperName}[i] = {NewTwin(layer, $"{layer.FieldName}[i]", $"\"{layer.FieldName}.\" + i", "        ")};");
             }
@@ -112,14 +112,14 @@ internal static class LifecycleEmitter
         w.Open("public void DisposeQuantized()");
         foreach (LayerModel layer in model.Layers)
         {
-            if (layer.Kind == LayerKind.Model && layer.IsList)
+            if (layer.IsModel && layer.IsList)
                 w.Line($"foreach (var item in {layer.FieldName}) item.DisposeQuantized();");
-            else if (layer.Kind == LayerKind.Model)
+            else if (layer.IsModel)
                 w.Line($"{layer.FieldName}.DisposeQuantized();");
             else if (layer.IsList)
             {
                 w.Line($"if ({layer.WrapperName} is not null)");
-                w.Line($"    foreach ({Emitter.WrapperType(layer.Kind)}? twin in {layer.WrapperName}) global::Quanto.Generated.Twins.Dispose(twin);");
+                w.Line($"    foreach ({layer.Kind!.QuantizedType}? twin in {layer.WrapperName}) global::Quanto.Generated.Twins.Dispose(twin);");
                 w.Line($"{layer.WrapperName} = null!;");
             }
             else
@@ -157,10 +157,10 @@ internal static class LifecycleEmitter
         w.Line("EnsureQuantized();");
         foreach (LayerModel layer in model.Layers)
         {
-            string target = layer.Kind == LayerKind.Model ? "item" : "twin";
-            if (layer.Kind == LayerKind.Model && !layer.IsList) w.Line($"{layer.FieldName}.Freeze();");
-            else if (layer.Kind == LayerKind.Model) w.Line($"foreach (var {target} in {layer.FieldName}) {target}.Freeze();");
-            else if (layer.IsList) w.Line($"foreach ({Emitter.WrapperType(layer.Kind)} {target} in {layer.WrapperName}) {target}.Freeze();");
+            string target = layer.IsModel ? "item" : "twin";
+            if (layer.IsModel && !layer.IsList) w.Line($"{layer.FieldName}.Freeze();");
+            else if (layer.IsModel) w.Line($"foreach (var {target} in {layer.FieldName}) {target}.Freeze();");
+            else if (layer.IsList) w.Line($"foreach ({layer.Kind!.QuantizedType} {target} in {layer.WrapperName}) {target}.Freeze();");
             else w.Line($"{layer.WrapperName}.Freeze();");
         }
         w.Line("ReleaseFloatWeights();");
@@ -169,7 +169,7 @@ internal static class LifecycleEmitter
         w.Line("/// <summary>Empties the float weight of each layer whose quantized twin is frozen.</summary>");
         w.Open("private void ReleaseFloatWeights()");
         // Every Linear and Conv2d: a Quantize override may quantize weights the attributes leave float.
-        foreach (LayerModel layer in model.Layers.Where(l => l.Kind is LayerKind.Linear or LayerKind.Conv2d))
+        foreach (LayerModel layer in model.Layers.Where(l => l.Kind is { QuantizesWeights: true }))
         {
             if (layer.IsList)
             {
@@ -188,7 +188,7 @@ internal static class LifecycleEmitter
     {
         string module = Emitter.ModuleType;
         w.Line("/// <summary>The quantized modules of this model, nested ones included, each with its path.</summary>");
-        if (model.Layers.Any(l => l.Kind == LayerKind.LayerNorm))
+        if (model.Layers.Any(l => l.Kind is { QuantizesWeights: false }))
         {
             w.Line("/// <remarks>A LayerNorm twin is listed only while it quantizes activations: a Quantize override without");
             w.Line("/// activations leaves it a pass-through, saved as the float LayerNorm it wraps.</remarks>");
@@ -197,13 +197,13 @@ internal static class LifecycleEmitter
         w.Line("EnsureQuantized();");
         foreach (LayerModel layer in model.Layers)
         {
-            if (layer.Kind == LayerKind.Model && layer.IsList)
+            if (layer.IsModel && layer.IsList)
                 w.Line($"foreach (var item in {layer.FieldName}) foreach ({module} m in item.QuantizedModules()) yield return m;");
-            else if (layer.Kind == LayerKind.Model)
+            else if (layer.IsModel)
                 w.Line($"foreach ({module} m in {layer.FieldName}.QuantizedModules()) yield return m;");
-            else if (layer.Kind == LayerKind.LayerNorm && layer.IsList)
+            else if (layer.Kind is { QuantizesWeights: false } && layer.IsList)
                 w.Line($"foreach ({module} m in {layer.WrapperName}) if (m.ActivationQType is not null) yield return m;");
-            else if (layer.Kind == LayerKind.LayerNorm)
+            else if (layer.Kind is { QuantizesWeights: false })
                 w.Line($"if ({layer.WrapperName}.ActivationQType is not null) yield return {layer.WrapperName};");
             else if (layer.IsList)
                 w.Line($"foreach ({module} m in {layer.WrapperName}) yield return m;");
@@ -243,10 +243,10 @@ internal static class LifecycleEmitter
         w.Line("/// (they are not registered submodules, so the model's train() and eval() do not reach them).</summary>");
         w.Open("private void PrepareForward()");
         w.Line("EnsureQuantized();");
-        foreach (LayerModel layer in model.Layers.Where(l => l.Kind != LayerKind.Model))
+        foreach (LayerModel layer in model.Layers.Where(l => !l.IsModel))
         {
             w.Line(layer.IsList
-                ? $"foreach ({Emitter.WrapperType(layer.Kind)} twin in {layer.WrapperName}) if (twin.training != training) twin.train(training);"
+                ? $"foreach ({layer.Kind!.QuantizedType} twin in {layer.WrapperName}) if (twin.training != training) twin.train(training);"
                 : $"if ({layer.WrapperName}.training != training) {layer.WrapperName}.train(training);");
         }
         w.Close().Line();
@@ -261,10 +261,9 @@ internal static class LifecycleEmitter
 
     /// <summary>The plan's call that builds a twin with the layer's [Quantize] settings, on two lines.</summary>
     private static string NewTwin(LayerModel layer, string source, string path, string indent) =>
-        layer.Kind == LayerKind.LayerNorm
-            ? $"plan.LayerNorm({source}, pathPrefix + {path},\n{indent}activations: {Emitter.QType(layer.Activations)})"
-            : $"plan.{layer.Kind}({source}, pathPrefix + {path},\n{indent}weights: {Emitter.QType(layer.Weights)}, " +
-              $"activations: {Emitter.QType(layer.Activations)}, groupSize: {(layer.Group?.ToString() ?? "null")})";
+        $"({layer.Kind!.QuantizedType})plan.Twin({source}, pathPrefix + {path},\n{indent}weights: " +
+        $"{Emitter.QType(layer.Weights)}, activations: {Emitter.QType(layer.Activations)}, groupSize: " +
+        $"{(layer.Group?.ToString() ?? "null")})";
 
     private static string Plain(string name) => name.Replace("\"", "");
 }

@@ -3,34 +3,31 @@ using Microsoft.CodeAnalysis.Text;
 
 namespace Quanto.Generators;
 
-/// <summary>What kind of layer a field holds.</summary>
-internal enum LayerKind
-{
-    /// <summary>TorchSharp Linear: becomes a QLinear.</summary>
-    Linear,
-
-    /// <summary>TorchSharp Conv2d: becomes a QConv2d.</summary>
-    Conv2d,
-
-    /// <summary>TorchSharp LayerNorm: becomes a QLayerNorm (activations only).</summary>
-    LayerNorm,
-
-    /// <summary>Another [Quantize] class: its own generated members do the work.</summary>
-    Model,
-}
+/// <summary>A quantizable layer kind of the referenced runtime (from its [QuantizedLayer] attribute).</summary>
+/// <param name="FloatName">The TorchSharp layer type's name ("Linear").</param>
+/// <param name="QuantizedType">The quantized module type, fully qualified ("global::Quanto.Nn.QLinear").</param>
+/// <param name="QuantizedName">Its short name ("QLinear").</param>
+/// <param name="Operation">The quantized operation in words ("linear").</param>
+/// <param name="QuantizesWeights">False for kinds whose weights stay float (LayerNorm).</param>
+internal sealed record LayerKindInfo(string FloatName, string QuantizedType, string QuantizedName, string Operation,
+    bool QuantizesWeights);
 
 /// <summary>One quantizable field of an annotated class, with its effective settings.</summary>
 /// <param name="FieldName">The user's field ("fc1"), also its module path segment.</param>
-/// <param name="Kind">Layer kind.</param>
+/// <param name="Kind">Layer kind, or null for a nested [Quantize] model (its own generated members do the work).
+/// </param>
 /// <param name="IsList">True for a ModuleList of such layers.</param>
 /// <param name="Weights">Weight qtype (QType member name, "QInt4"), or null.</param>
 /// <param name="Activations">Activation qtype member name, or null.</param>
 /// <param name="Group">Group size, or null for the default.</param>
-internal sealed record LayerModel(string FieldName, LayerKind Kind, bool IsList, string? Weights, string? Activations,
-    int? Group)
+internal sealed record LayerModel(string FieldName, LayerKindInfo? Kind, bool IsList, string? Weights,
+    string? Activations, int? Group)
 {
     /// <summary>The generated field holding the quantized twin ("_fc1Quantized").</summary>
     public string WrapperName => "_" + FieldName.TrimStart('_') + "Quantized";
+
+    /// <summary>True for a nested [Quantize] model (or a ModuleList of them).</summary>
+    public bool IsModel => Kind is null;
 }
 
 /// <summary>One line of quanto_qmap.json.</summary>

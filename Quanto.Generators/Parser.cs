@@ -29,9 +29,10 @@ internal static class Parser
 
         QuantizeSettings settings = QuantizeSettings.Read(context.Attributes[0]);
         LayerParser.ValidateClass(type.Name, settings, diagnostics);
-        List<LayerModel> layers = LayerParser.Layers(type, settings, diagnostics);
+        LayerKindTable kinds = LayerKindTable.For(context.SemanticModel.Compilation);
+        List<LayerModel> layers = LayerParser.Layers(type, settings, kinds, diagnostics);
         var map = new List<MapEntry>();
-        LayerParser.MapEntries(type, settings, "", map);
+        LayerParser.MapEntries(type, settings, kinds, "", map);
 
         SemanticModel model = forward.SyntaxTree == context.SemanticModel.SyntaxTree
             ? context.SemanticModel

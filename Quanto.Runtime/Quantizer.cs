@@ -1,6 +1,5 @@
 using Quanto.Nn;
 using Quanto.Quantization;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Quanto;
@@ -12,9 +11,9 @@ namespace Quanto;
 public static partial class Quantizer
 {
     /// <summary>
-    /// Replaces each Linear and Conv2d (and LayerNorm, when activations are quantized) whose path matches
-    /// <paramref name="include"/> (all when null) and none of <paramref name="exclude"/> by its quantized twin,
-    /// sharing the float parameters (dynamic mode until <see cref="Freeze"/>). Patterns use fnmatch syntax on module
+    /// Replaces each layer of a registered kind (<see cref="LayerKinds"/>: Linear, Conv2d, and LayerNorm when
+    /// activations are quantized, ...) whose path matches <paramref name="include"/> (all when null) and none of
+    /// <paramref name="exclude"/> by its quantized twin, sharing the float parameters (dynamic mode until <see cref="Freeze"/>). Patterns use fnmatch syntax on module
     /// paths ("blocks.*.mlp.*", "lm_head").
     /// </summary>
     /// <returns>What was quantized, and what was left float with the reason (unsupported layers are listed, not
@@ -41,29 +40,25 @@ public static partial class Quantizer
             if (includes.Length > 0 && !includes.Any(p => Fnmatch.IsMatch(path, p))) continue;
             if (excludes.Any(p => Fnmatch.IsMatch(path, p))) continue;
 
-            QModule? replacement;
-            try
-            {
-                replacement = module switch
-                {
-                    Linear linear => new QLinear(linear, weights, activations, groupSize, optimizer, path),
-                    Conv2d conv => new QConv2d(conv, weights, activations, groupSize, optimizer, path),
-                    LayerNorm norm when activations is not null => new QLayerNorm(norm, activations, path),
-                    _ => null,
-                };
-            }
-            catch (NotSupportedException e)
-            {
-                skipped.Add(new SkippedModuleInfo(path, module.GetType().Name, e.Message));
-                continue;
-            }
-            if (replacement is null)
+            LayerKind? kind = LayerKinds.For(module);
+            if (kind is null)
             {
                 if (!module.named_children().Any() && module.parameters(recurse: false).Any())
                 {
                     skipped.Add(new SkippedModuleInfo(path, module.GetType().Name,
-                        "no quantized counterpart (Linear, Conv2d and LayerNorm are supported); left float"));
+                        $"no quantized counterpart ({LayerKinds.Names} are supported); left float"));
                 }
+                continue;
+            }
+            if (!kind.QuantizesWeights && activations is null) continue; // nothing of it would be quantized
+            QModule replacement;
+            try
+            {
+                replacement = kind.Create(module, new LayerSettings(weights, activations, groupSize, optimizer, path));
+            }
+            catch (NotSupportedException e)
+            {
+                skipped.Add(new SkippedModuleInfo(path, module.GetType().Name, e.Message));
                 continue;
             }
             int dot = path.LastIndexOf('.');

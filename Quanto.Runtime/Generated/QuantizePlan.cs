@@ -1,7 +1,7 @@
 using Quanto.Nn;
 using Quanto.Quantization;
 using Quanto.Serialization;
-using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace Quanto.Generated;
 
@@ -68,54 +68,36 @@ public sealed class QuantizePlan
             QuantizedModel.StoredGroupSizes(checkpoint.StateDict), checkpoint.Path);
     }
 
-    /// <summary>The twin of a Linear layer.</summary>
+    /// <summary>The quantized twin of one layer, of the layer's kind (<see cref="LayerKinds"/>).</summary>
     /// <param name="layer">The user's float layer (the twin shares its parameters).</param>
     /// <param name="path">The layer's module path ("block.fc1").</param>
-    /// <param name="weights">The layer's [Quantize] weight qtype.</param>
+    /// <param name="weights">The layer's [Quantize] weight qtype (ignored by kinds whose weights stay float).</param>
     /// <param name="activations">The layer's [Quantize] activation qtype.</param>
     /// <param name="groupSize">The layer's [Quantize] group size.</param>
-    /// <exception cref="QuantoFormatException">(checkpoint plans) The map does not quantize this layer as a linear
-    /// layer can be.</exception>
-    public QLinear Linear(Linear layer, string path, QType? weights, QType? activations, int? groupSize)
+    /// <exception cref="ArgumentException"><paramref name="layer"/> is of no registered kind.</exception>
+    /// <exception cref="QuantoFormatException">(checkpoint plans) The map does not quantize this layer as a layer of
+    /// its kind can be.</exception>
+    public QModule Twin(nn.Module layer, string path, QType? weights, QType? activations, int? groupSize)
     {
-        Settings s = Choose(path, new Settings(weights, activations, groupSize), floatWeights: false);
-        return new QLinear(layer, s.Weights, s.Activations, s.GroupSize, _optimizer, path);
+        ArgumentNullException.ThrowIfNull(layer);
+        LayerKind kind = LayerKinds.For(layer) ?? throw new ArgumentException(
+            $"'{path}' is a {layer.GetType().Name}, which has no quantized counterpart ({LayerKinds.Names} have).",
+            nameof(layer));
+        Settings s = Choose(path, new Settings(weights, activations, groupSize), kind);
+        return kind.Create(layer, new LayerSettings(s.Weights, s.Activations, s.GroupSize, _optimizer, path));
     }
 
-    /// <summary>The twin of a Conv2d layer; see <see cref="Linear"/>.</summary>
-    /// <param name="layer">The user's float layer (the twin shares its parameters).</param>
-    /// <param name="path">The layer's module path.</param>
-    /// <param name="weights">The layer's [Quantize] weight qtype.</param>
-    /// <param name="activations">The layer's [Quantize] activation qtype.</param>
-    /// <param name="groupSize">The layer's [Quantize] group size.</param>
-    /// <exception cref="QuantoFormatException">(checkpoint plans) The map does not quantize this layer as a
-    /// convolution can be.</exception>
-    public QConv2d Conv2d(Conv2d layer, string path, QType? weights, QType? activations, int? groupSize)
+    private Settings Choose(string path, Settings attributes, LayerKind kind)
     {
-        Settings s = Choose(path, new Settings(weights, activations, groupSize), floatWeights: false);
-        return new QConv2d(layer, s.Weights, s.Activations, s.GroupSize, _optimizer, path);
-    }
-
-    /// <summary>The twin of a LayerNorm layer (its weights stay float; only activations are quantized).</summary>
-    /// <param name="layer">The user's float layer (the twin shares its parameters).</param>
-    /// <param name="path">The layer's module path.</param>
-    /// <param name="activations">The layer's [Quantize] activation qtype.</param>
-    /// <exception cref="QuantoFormatException">(checkpoint plans) The map quantizes this LayerNorm's weights.
-    /// </exception>
-    public QLayerNorm LayerNorm(LayerNorm layer, string path, QType? activations)
-    {
-        Settings s = Choose(path, new Settings(null, activations, null), floatWeights: true);
-        return new QLayerNorm(layer, s.Activations, path);
-    }
-
-    private Settings Choose(string path, Settings attributes, bool floatWeights)
-    {
+        bool floatWeights = !kind.QuantizesWeights;
         if (_override is Settings o) return floatWeights ? o with { Weights = null, GroupSize = null } : o;
-        return _map is null ? attributes : FromMap(path, floatWeights);
+        if (_map is null) return floatWeights ? attributes with { Weights = null, GroupSize = null } : attributes;
+        return FromMap(path, kind);
     }
 
-    private Settings FromMap(string path, bool floatWeights)
+    private Settings FromMap(string path, LayerKind kind)
     {
+        bool floatWeights = !kind.QuantizesWeights;
         const string Advice = "Load the file into a model whose [Quantize] attributes quantize the same layers, or " +
                               "requantize an eager model from it (Quantizer.Requantize).";
         if (!_map!.TryGet(path, out QuantizationSpec spec))
@@ -128,7 +110,7 @@ public sealed class QuantizePlan
         if (floatWeights && spec.Weights is QType w)
         {
             throw new QuantoFormatException(_source,
-                $"module '{path}' is a LayerNorm, whose weights stay float; the file quantizes them to " +
+                $"module '{path}' is a {kind.Name}, whose weights stay float; the file quantizes them to " +
                 $"{w.QuantoName()}. {Advice}");
         }
         int? group = _groups.TryGetValue(path, out int g) ? g : null;

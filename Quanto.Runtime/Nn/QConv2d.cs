@@ -10,9 +10,20 @@ namespace Quanto.Nn;
 
 /// <summary>A Conv2d layer with quantized weights (and optionally activations). Frozen, it runs as unfold + the
 /// backend's quantized matmul (optimum-quanto has no quantized convolution kernel). Bias stays float.</summary>
+[QuantizedLayer(typeof(Conv2d), Operation = "conv2d", WeightRank = 4, QuantizedByCli = true)]
 public sealed class QConv2d : QModule
 {
     private readonly long[] _weightShape;
+
+    /// <summary>Wraps <paramref name="source"/> with <paramref name="settings"/> (the registry's factory).</summary>
+    /// <param name="source">The float layer.</param>
+    /// <param name="settings">Qtypes, group size, optimizer and the layer's path.</param>
+    /// <exception cref="NotSupportedException">See the other constructor.</exception>
+    public QConv2d(Conv2d source, LayerSettings settings)
+        : this(source, (settings ?? throw new ArgumentNullException(nameof(settings))).Weights,
+            settings.Activations, settings.GroupSize, settings.Optimizer, settings.Path)
+    {
+    }
 
     /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until frozen.</summary>
     /// <exception cref="NotSupportedException">Padding modes other than zeros, or string padding ("same").</exception>

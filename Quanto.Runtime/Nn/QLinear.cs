@@ -6,8 +6,17 @@ using static TorchSharp.torch;
 namespace Quanto.Nn;
 
 /// <summary>A Linear layer with quantized weights (and optionally activations). Bias stays float.</summary>
+[QuantizedLayer(typeof(Linear), Operation = "linear", WeightRank = 2, QuantizedByCli = true)]
 public sealed class QLinear : QModule
 {
+    /// <summary>Wraps <paramref name="source"/> with <paramref name="settings"/> (the registry's factory).</summary>
+    /// <param name="source">The float layer.</param>
+    /// <param name="settings">Qtypes, group size, optimizer and the layer's path.</param>
+    public QLinear(Linear source, LayerSettings settings)
+        : this(source, (settings ?? throw new ArgumentNullException(nameof(settings))).Weights,
+            settings.Activations, settings.GroupSize, settings.Optimizer, settings.Path)
+    {
+    }
 
     /// <summary>Wraps <paramref name="source"/>, sharing its weight and bias until <see cref="QModule.Freeze"/>.</summary>
     /// <param name="source">The float layer.</param>

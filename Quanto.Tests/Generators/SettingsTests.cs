@@ -47,7 +47,7 @@ public sealed class SettingsTests
                                             "activations: global::Quanto.QType.QFloat8E4M3Fn, groupSize: null);"),
             "an attribute on the field wins over the pattern and drops the 4-bit group");
         Assert.That(generated, Does.Not.Contain("_normQuantized"), "LayerNorm without quantized activations");
-        Assert.That(generated, Does.Contain("_norm2Quantized = plan.LayerNorm(norm2,"));
+        Assert.That(generated, Does.Contain("_norm2Quantized = (global::Quanto.Nn.QLayerNorm)plan.Twin(norm2,"));
         Assert.That(generated, Does.Contain(
             "\"\\\"headOverride\\\": {\\\"weights\\\": \\\"qfloat8_e5m2\\\", \\\"activations\\\": \\\"qfloat8_e4m3fn\\\"}, \" +"));
     }

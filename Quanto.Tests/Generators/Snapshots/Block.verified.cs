@@ -79,11 +79,11 @@ partial class Block
             throw new global::System.InvalidOperationException("Block is already quantized.");
         try
         {
-            _normQuantized = plan.LayerNorm(norm, pathPrefix + "norm",
-                activations: global::Quanto.QType.QInt8);
-            _fc1Quantized = plan.Linear(fc1, pathPrefix + "fc1",
+            _normQuantized = (global::Quanto.Nn.QLayerNorm)plan.Twin(norm, pathPrefix + "norm",
+                weights: null, activations: global::Quanto.QType.QInt8, groupSize: null);
+            _fc1Quantized = (global::Quanto.Nn.QLinear)plan.Twin(fc1, pathPrefix + "fc1",
                 weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32);
-            _fc2Quantized = plan.Linear(fc2, pathPrefix + "fc2",
+            _fc2Quantized = (global::Quanto.Nn.QLinear)plan.Twin(fc2, pathPrefix + "fc2",
                 weights: global::Quanto.QType.QInt4, activations: global::Quanto.QType.QInt8, groupSize: 32);
         }
         catch

@@ -80,13 +80,13 @@ partial class BlockList
                 throw global::Quanto.Generated.Twins.NestedAlreadyQuantized(pathPrefix + "blocks." + i);
         try
         {
-            _embedQuantized = plan.Linear(embed, pathPrefix + "embed",
+            _embedQuantized = (global::Quanto.Nn.QLinear)plan.Twin(embed, pathPrefix + "embed",
                 weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32);
             for (int i = 0; i < blocks.Count; i++)
                 blocks[i].Quantize(pathPrefix + "blocks." + i + ".", plan);
             _headsQuantized = new global::Quanto.Nn.QLinear[heads.Count];
             for (int i = 0; i < heads.Count; i++)
-                _headsQuantized[i] = plan.Linear(heads[i], pathPrefix + "heads." + i,
+                _headsQuantized[i] = (global::Quanto.Nn.QLinear)plan.Twin(heads[i], pathPrefix + "heads." + i,
                     weights: global::Quanto.QType.QInt2, activations: null, groupSize: 32);
         }
         catch

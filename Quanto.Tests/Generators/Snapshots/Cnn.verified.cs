@@ -79,11 +79,11 @@ partial class Cnn
             throw new global::System.InvalidOperationException("Cnn is already quantized.");
         try
         {
-            _conv1Quantized = plan.Conv2d(conv1, pathPrefix + "conv1",
+            _conv1Quantized = (global::Quanto.Nn.QConv2d)plan.Twin(conv1, pathPrefix + "conv1",
                 weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
-            _conv2Quantized = plan.Conv2d(conv2, pathPrefix + "conv2",
+            _conv2Quantized = (global::Quanto.Nn.QConv2d)plan.Twin(conv2, pathPrefix + "conv2",
                 weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
-            _fcQuantized = plan.Linear(fc, pathPrefix + "fc",
+            _fcQuantized = (global::Quanto.Nn.QLinear)plan.Twin(fc, pathPrefix + "fc",
                 weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
         }
         catch

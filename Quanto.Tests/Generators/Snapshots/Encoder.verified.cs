@@ -79,10 +79,10 @@ partial class Encoder
             throw global::Quanto.Generated.Twins.NestedAlreadyQuantized(pathPrefix + "block");
         try
         {
-            _embedQuantized = plan.Linear(embed, pathPrefix + "embed",
+            _embedQuantized = (global::Quanto.Nn.QLinear)plan.Twin(embed, pathPrefix + "embed",
                 weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
             block.Quantize(pathPrefix + "block.", plan);
-            _headQuantized = plan.Linear(head, pathPrefix + "head",
+            _headQuantized = (global::Quanto.Nn.QLinear)plan.Twin(head, pathPrefix + "head",
                 weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
         }
         catch

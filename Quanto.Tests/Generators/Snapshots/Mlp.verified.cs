@@ -79,11 +79,11 @@ partial class Mlp
             throw new global::System.InvalidOperationException("Mlp is already quantized.");
         try
         {
-            _fc1Quantized = plan.Linear(fc1, pathPrefix + "fc1",
+            _fc1Quantized = (global::Quanto.Nn.QLinear)plan.Twin(fc1, pathPrefix + "fc1",
                 weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32);
-            _fc2Quantized = plan.Linear(fc2, pathPrefix + "fc2",
+            _fc2Quantized = (global::Quanto.Nn.QLinear)plan.Twin(fc2, pathPrefix + "fc2",
                 weights: global::Quanto.QType.QInt4, activations: null, groupSize: 32);
-            _headQuantized = plan.Linear(head, pathPrefix + "head",
+            _headQuantized = (global::Quanto.Nn.QLinear)plan.Twin(head, pathPrefix + "head",
                 weights: global::Quanto.QType.QInt8, activations: null, groupSize: null);
         }
         catch

@@ -79,11 +79,11 @@ partial class ResidualStack
             throw new global::System.InvalidOperationException("ResidualStack is already quantized.");
         try
         {
-            _projQuantized = plan.Linear(proj, pathPrefix + "proj",
+            _projQuantized = (global::Quanto.Nn.QLinear)plan.Twin(proj, pathPrefix + "proj",
                 weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
-            _upQuantized = plan.Linear(up, pathPrefix + "up",
+            _upQuantized = (global::Quanto.Nn.QLinear)plan.Twin(up, pathPrefix + "up",
                 weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
-            _downQuantized = plan.Linear(down, pathPrefix + "down",
+            _downQuantized = (global::Quanto.Nn.QLinear)plan.Twin(down, pathPrefix + "down",
                 weights: global::Quanto.QType.QFloat8E4M3Fn, activations: null, groupSize: null);
         }
         catch
