@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Quanto.Kernels.Cpu.Int8;
 
@@ -105,22 +106,12 @@ internal sealed unsafe class DotActivations : IDisposable
             {
                 int start = b * length, count = Math.Min(length, g - start);
                 float* p = x + (long)group * g + start;
-                float absmax = 0;
-                for (int i = 0; i < count; i++) absmax = Math.Max(absmax, Math.Abs(p[i]));
+                float absmax = AbsMax(p, count);
                 // A NaN or infinity makes the block's scale NaN, so the row's results are NaN as in float math.
                 float scale = float.IsFinite(absmax) ? absmax / 127f : float.NaN;
-                int sum = 0;
-                if (scale != 0 && float.IsFinite(scale))
-                {
-                    int padded = group * weight.PaddedGroup + start;
-                    for (int i = 0; i < count; i++)
-                    {
-                        int code = (int)Math.Clamp(MathF.Round(p[i] / scale), -127f, 127f);
-                        int k = padded + i;
-                        codes[(k >> 2) * 4 * rows + r * 4 + (k & 3)] = (sbyte)code;
-                        sum += code;
-                    }
-                }
+                int sum = scale != 0 && float.IsFinite(scale)
+                    ? Encode(p, count, scale, codes + r * 4, rows, group * weight.PaddedGroup + start)
+                    : 0;
                 int block = group * BlocksPerGroup + b;
                 scales[block * rows + r] = scale;
                 if (corrections != null) corrections[block * rows + r] = 128 * sum;
@@ -129,4 +120,71 @@ internal sealed unsafe class DotActivations : IDisposable
             if (sums != null) sums[group * rows + r] = groupSum;
         }
     }
+
+    /// <summary>max |p[i]| over <paramref name="count"/> values (NaN when one is NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float AbsMax(float* p, int count)
+    {
+        int i = 0;
+        float absmax = 0;
+        if (Vector256.IsHardwareAccelerated && count >= 8)
+        {
+            Vector256<float> max = Vector256<float>.Zero, nan = Vector256<float>.Zero;
+            for (; i + 8 <= count; i += 8)
+            {
+                Vector256<float> v = Vector256.Abs(Vector256.Load(p + i));
+                max = Vector256.Max(max, v);
+                nan |= ~Vector256.Equals(v, v);
+            }
+            if (nan != Vector256<float>.Zero) return float.NaN;
+            for (int lane = 0; lane < 8; lane++) absmax = Math.Max(absmax, max.GetElement(lane));
+        }
+        for (; i < count; i++) absmax = Math.Max(absmax, Math.Abs(p[i]));
+        return absmax;
+    }
+
+    /// <summary>
+    /// Writes round(p[i] / scale) (ties to even, clamped to [-127, 127]) for inputs [padded, padded + count) of one
+    /// row into its interleaved tile (<paramref name="row"/> points at the row's first quad; quads are 4 * rows bytes
+    /// apart) and returns their sum. <paramref name="padded"/> is a multiple of 4.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Encode(float* p, int count, float scale, sbyte* row, int rows, int padded)
+    {
+        int i = 0, sum = 0;
+        sbyte* quads = row + (long)(padded >> 2) * 4 * rows;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> s = Vector256.Create(scale);
+            Vector256<int> low = Vector256.Create(-127), high = Vector256.Create(127), total = Vector256<int>.Zero;
+            for (; i + 32 <= count; i += 32)
+            {
+                Vector256<int> c0 = Code(p + i, s, low, high), c1 = Code(p + i + 8, s, low, high);
+                Vector256<int> c2 = Code(p + i + 16, s, low, high), c3 = Code(p + i + 24, s, low, high);
+                total += (c0 + c1) + (c2 + c3);
+                Vector256<int> bytes = Vector256.Narrow(Vector256.Narrow(c0, c1), Vector256.Narrow(c2, c3)).AsInt32();
+                if (rows == 1)
+                {
+                    bytes.Store((int*)(quads + i));
+                }
+                else
+                {
+                    int* target = (int*)(quads + (long)(i >> 2) * 4 * rows);
+                    for (int q = 0; q < 8; q++) target[q * rows] = bytes.GetElement(q);
+                }
+            }
+            sum = Vector256.Sum(total);
+        }
+        for (; i < count; i++)
+        {
+            int code = (int)Math.Clamp(MathF.Round(p[i] / scale), -127f, 127f);
+            quads[(long)(i >> 2) * 4 * rows + (i & 3)] = (sbyte)code;
+            sum += code;
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Code(float* p, Vector256<float> scale, Vector256<int> low, Vector256<int> high) =>
+        Vector256.Min(Vector256.Max(Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(p) / scale)), low), high);
 }
