@@ -20,9 +20,8 @@ internal static class BenchHeader
             ("AVX512_VNNI", CpuIsa.Avx512Vnni), ("AVX512_BF16", CpuIsa.Avx512Bf16), ("AVX-VNNI", AvxVnni.IsSupported),
             ("AVX10.1", Avx10v1.IsSupported),
         }.Select(f => $"{f.Name} {(f.Present ? "yes" : "no")}"));
-        yield return $"Kernels: float activations {CpuKernels.Instance.Name}; int8 activations " +
-            $"{DotKernels.Get(DotKernels.Best, DotFormat.Int4, 1).Name} (paths here: {string.Join(", ", DotKernels.Supported)}); " +
-            $"W8A8 static {(CpuKernels.Instance.UsesVnni ? "AVX-VNNI" : "vpmaddwd")}";
+        yield return $"Kernels: float activations {CpuKernels.Instance.Name}; int8 activations (w8a8, *-dyn) " +
+            $"{DotKernels.Get(DotKernels.Best, DotFormat.Int4, 1).Name} (paths here: {string.Join(", ", DotKernels.Supported)})";
         yield return $"Threads: kernels {CpuKernels.Threads}, TorchSharp {get_num_threads()}; mode " +
             (options.Hot ? "hot (one weight matrix reused)" : "cold (each format rotates through >= 256 MiB of copies)") +
             $"; {options.Rounds} round(s) x {options.Seconds:0.##} s per format";

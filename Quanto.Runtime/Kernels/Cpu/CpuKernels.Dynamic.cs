@@ -53,11 +53,23 @@ public sealed partial class CpuKernels
     internal unsafe void RunDynamic(DotWeight w, float* x, int rows, ActivationBlocking blocking, float* y,
         float* bias)
     {
-        int tileRows = rows >= DotKernels.GemmMinRows ? DotKernels.GemmTileRows : 1;
-        DotKernel kernel = DotKernels.Get(ResolvedDotPath, w.Format, tileRows);
-        using var activations = new DotActivations(x, rows, w, blocking, tileRows);
-        int chunk = Math.Max(1, ChunkRows(w.N, rows) / DotFormats.PanelColumns);
-        var job = new DotJob(w, activations, kernel, y, bias, chunk);
-        CpuParallel.Run(job, (w.Panels + chunk - 1) / chunk, Parallel(rows, w.K, w.N));
+        DotKernel kernel = DotKernelFor(w.Format, rows, out int tileRows);
+        using DotActivations activations = DotActivations.Quantize(x, rows, w, blocking, tileRows);
+        RunDot(w, activations, kernel, y, bias);
+    }
+
+    /// <summary>The int8-activation matmul of prepared activations: y (rows, N) = x · dequant(W)ᵀ + bias.</summary>
+    private unsafe void RunDot(DotWeight w, DotActivations x, DotKernel kernel, float* y, float* bias)
+    {
+        int chunk = Math.Max(1, ChunkRows(w.N, x.Rows) / DotFormats.PanelColumns);
+        var job = new DotJob(w, x, kernel, y, bias, chunk);
+        CpuParallel.Run(job, (w.Panels + chunk - 1) / chunk, Parallel(x.Rows, w.K, w.N));
+    }
+
+    /// <summary>The tile height and kernel for <paramref name="rows"/> activation rows.</summary>
+    private DotKernel DotKernelFor(DotFormat format, int rows, out int tileRows)
+    {
+        tileRows = rows >= DotKernels.GemmMinRows ? DotKernels.GemmTileRows : 1;
+        return DotKernels.Get(ResolvedDotPath, format, tileRows);
     }
 }

@@ -5,11 +5,12 @@ using static TorchSharp.torch;
 namespace Quanto.Kernels.Cpu;
 
 /// <summary>
-/// Managed SIMD kernels for CPU inference: y = x · dequant(W)ᵀ (+ bias) on int8, int4, int2 and float8 weights
-/// without materialising the float weight, and W8A8 (int8 x int8, exact int32 accumulation, AVX-512 VNNI /
-/// AVX-VNNI where present). Dispatches at construction to Vector512, Vector256, Vector128 or scalar code
-/// (<see cref="CpuKernelPath"/>); uses every core with a light thread pool. Inputs are CPU Float32 or BFloat16
-/// (converted to Float32 at the edge; the result has the input's dtype).
+/// SIMD kernels for CPU inference: y = x · dequant(W)ᵀ (+ bias) on int8, int4, int2 and float8 weights without
+/// materialising the float weight (managed Vector512 / 256 / 128 or scalar code, chosen at construction:
+/// <see cref="CpuKernelPath"/>), and with int8 activations (W8A8, dynamic activations: exact int32 dot products on
+/// AVX-512 VNNI code assembled at run time, AVX-VNNI, or portable SIMD, chosen from CPUID). Uses every core with a
+/// light thread pool (<see cref="Threads"/>). Inputs are CPU Float32 or BFloat16 (converted to Float32 at the edge;
+/// the result has the input's dtype).
 /// </summary>
 /// <remarks>
 /// Register it ahead of the torch fallback with <c>QuantKernels.Register(CpuKernels.Instance, 100)</c>; it declines

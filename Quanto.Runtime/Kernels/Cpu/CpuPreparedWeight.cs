@@ -52,10 +52,9 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
 
         long codeBytes = (long)N * RowBytes;
         long perGroup = (long)N * Groups;
-        _bytes = Align(codeBytes) + Align(perGroup * 4) * 2 + Align((long)N * 4);
+        _bytes = Align(codeBytes) + Align(perGroup * 4) * 2;
         _scalesOffset = Align(codeBytes);
         _shiftsOffset = _scalesOffset + Align(perGroup * 4);
-        _rowSumsOffset = _shiftsOffset + Align(perGroup * 4);
     }
 
     private CpuPreparedWeight(CpuPreparedWeight other) : base(other.Source, other.Backend)
@@ -64,7 +63,7 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
             (other.Format, other.N, other.K, other.GroupSize, other.Groups, other.BlockWeights, other.BlockBytes);
         (PaddedGroup, BlocksPerGroup, PaddedK, RowBytes, _bytes) =
             (other.PaddedGroup, other.BlocksPerGroup, other.PaddedK, other.RowBytes, other._bytes);
-        (_scalesOffset, _shiftsOffset, _rowSumsOffset) = (other._scalesOffset, other._shiftsOffset, other._rowSumsOffset);
+        (_scalesOffset, _shiftsOffset) = (other._scalesOffset, other._shiftsOffset);
         if (other._memory != 0)
         {
             void* memory = HugePages.Allocate(_bytes);
@@ -81,7 +80,7 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
 
     /// <summary>
     /// Makes the block layout the float-activation kernels read (<see cref="Codes"/>, <see cref="Scales"/>,
-    /// <see cref="Shifts"/>, <see cref="RowSums"/>) on the first call; a weight that only runs the int8-activation
+    /// <see cref="Shifts"/>) on the first call; a weight that only runs the int8-activation
     /// kernels (<see cref="Dot"/>) never holds it. Safe under concurrent first calls.
     /// </summary>
     public void EnsureBlocks()
@@ -114,7 +113,6 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
         _codes = (byte*)memory;
         _scales = (float*)((byte*)memory + _scalesOffset);
         _shifts = (float*)((byte*)memory + _shiftsOffset);
-        _rowSums = (int*)((byte*)memory + _rowSumsOffset);
     }
 
     private void Publish(void* memory)
@@ -124,10 +122,9 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
         Volatile.Write(ref _memory, (nint)memory); // last: readers that see it see the pointers too
     }
 
-    private readonly long _scalesOffset, _shiftsOffset, _rowSumsOffset;
+    private readonly long _scalesOffset, _shiftsOffset;
     private byte* _codes;
     private float* _scales, _shifts;
-    private int* _rowSums;
     private bool _disposed;
 
     private readonly long _bytes;
@@ -205,10 +202,6 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
     /// <summary>Shift per (row, group) (zero for 8-bit formats; after <see cref="EnsureBlocks"/>).</summary>
     public float* Shifts => _shifts;
 
-    /// <summary>Per row, the sum of the int8 codes (W8A8's correction for unsigned activations; after
-    /// <see cref="EnsureBlocks"/>).</summary>
-    public int* RowSums => _rowSums;
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -245,12 +238,6 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
         {
             ReadOnlySpan<byte> row = codes.Slice(n * K, K);
             row.CopyTo(new Span<byte>(Codes + (long)n * RowBytes, K));
-            if (Format == CpuWeightFormat.Int8)
-            {
-                int sum = 0;
-                foreach (byte b in row) sum += (sbyte)b;
-                RowSums[n] = sum;
-            }
         }
         CopyFloats(weight.Scale, new Span<float>(Scales, N));
     }

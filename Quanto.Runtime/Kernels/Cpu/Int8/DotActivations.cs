@@ -4,7 +4,8 @@ using System.Runtime.Intrinsics;
 namespace Quanto.Kernels.Cpu.Int8;
 
 /// <summary>
-/// Float activation rows quantized to int8 for one <see cref="DotWeight"/> and <see cref="ActivationBlocking"/>:
+/// int8 activation rows for one <see cref="DotWeight"/>: float rows quantized with an <see cref="ActivationBlocking"/>
+/// (<see cref="Quantize"/>), or codes made elsewhere with one scale (<see cref="FromCodes"/>, static W8A8):
 /// per block an absmax scale (max |x| / 127) and codes round(x / scale) with ties to even, written in the weight's
 /// padded group layout and interleaved by row in tiles of <see cref="TileRows"/> (see <see cref="DotArgs"/>); per
 /// block the correction 128 * sum(codes) (qint8 weights) and per group the dequantized sum, sum(scale * sum(codes))
@@ -15,8 +16,7 @@ internal sealed unsafe class DotActivations : IDisposable
 {
     private readonly ScratchMemory.Lease _memory;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public DotActivations(float* source, int rows, DotWeight weight, ActivationBlocking blocking, int tileRows)
+    private DotActivations(int rows, DotWeight weight, ActivationBlocking blocking, int tileRows)
     {
         if (blocking.GroupLength != weight.GroupLength)
             throw new ArgumentException($"Activation blocks of {blocking} do not fit the weight's groups.");
@@ -40,7 +40,39 @@ internal sealed unsafe class DotActivations : IDisposable
         Scales = (float*)((byte*)_memory.Pointer + codeBytes);
         Corrections = correctionBytes == 0 ? null : (int*)((byte*)Scales + scaleBytes);
         Sums = sumBytes == 0 ? null : (float*)((byte*)Scales + scaleBytes + correctionBytes);
-        for (int m = 0; m < rows; m++) QuantizeRow(source + (long)m * weight.K, m, weight, blocking);
+    }
+
+    /// <summary>Quantizes <paramref name="rows"/> float rows of K (the dynamic modes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static DotActivations Quantize(float* source, int rows, DotWeight weight, ActivationBlocking blocking,
+        int tileRows)
+    {
+        var x = new DotActivations(rows, weight, blocking, tileRows);
+        for (int m = 0; m < rows; m++) x.QuantizeRow(source + (long)m * weight.K, m, weight, blocking);
+        return x;
+    }
+
+    /// <summary>Lays out int8 codes quantized elsewhere with one scale for every row (static W8A8) for a qint8
+    /// weight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static DotActivations FromCodes(sbyte* codes, int rows, DotWeight weight, float scale, int tileRows)
+    {
+        var x = new DotActivations(rows, weight, new ActivationBlocking(weight.K, weight.K), tileRows);
+        for (int m = 0; m < rows; m++)
+        {
+            int tile = m / tileRows, r = m % tileRows;
+            sbyte* source = codes + (long)m * weight.K;
+            sbyte* row = x.Codes + (long)tile * tileRows * x.PaddedK + r * 4;
+            int sum = 0;
+            for (int k = 0; k < weight.K; k++)
+            {
+                row[(long)(k >> 2) * 4 * tileRows + (k & 3)] = source[k];
+                sum += source[k];
+            }
+            x.Scales[tile * tileRows + r] = scale;
+            x.Corrections[tile * tileRows + r] = 128 * sum;
+        }
+        return x;
     }
 
     /// <summary>Real rows (M).</summary>
