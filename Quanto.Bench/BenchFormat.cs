@@ -153,7 +153,8 @@ internal sealed class DynamicFormat : QuantFormat
 /// would; the codes of the last input are reused when the same input comes again (the gemv/gemm rows time the kernel,
 /// the mlp row quantizes each new hidden activation inside the timed call).
 /// </summary>
-internal sealed class W8A8Format(Tensor weight, long rotationBytes) : QuantFormat("w8a8", weight, QType.QInt8, rotationBytes)
+internal sealed class W8A8Format(Tensor weight, long rotationBytes)
+    : QuantFormat("w8a8", weight, QType.QInt8, rotationBytes, int8Activations: true)
 {
     private Tensor? _lastInput;
     private Tensor? _codes;

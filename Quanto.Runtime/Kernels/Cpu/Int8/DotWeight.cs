@@ -131,32 +131,13 @@ internal sealed unsafe class DotWeight : IDisposable
         GC.RemoveMemoryPressure(ByteSize);
     }
 
-    /// <summary>The byte of column n, input k (within its row) and the bit position of its code there.</summary>
-    private (long Byte, int Shift) Place(int n, int k)
-    {
-        int unitK = Format.UnitK();
-        int g = k / GroupLength, kk = k % GroupLength;
-        long unit = ((long)(n / DotFormats.PanelColumns) * Groups + g) * UnitsPerGroup + kk / unitK;
-        int input = kk % unitK;
-        return (unit * DotFormats.UnitBytes + 4 * (n % DotFormats.PanelColumns) + (input & 3),
-            (input >> 2) * Format.Bits());
-    }
-
     private long ScaleIndex(int n, int g) =>
         ((long)(n / DotFormats.PanelColumns) * Groups + g) * DotFormats.PanelColumns + n % DotFormats.PanelColumns;
 
     private void FillInt8(WeightQBytesTensor weight)
     {
         Tensor data = weight.Data.cpu().contiguous().reshape(-1); // a view: the scope frees it, never weight.Data
-        ReadOnlySpan<byte> codes = data.bytes;
-        for (int n = 0; n < N; n++)
-        {
-            for (int k = 0; k < K; k++)
-            {
-                (long at, _) = Place(n, k);
-                Codes[at] = (byte)(codes[n * K + k] ^ 0x80); // signed code + 128
-            }
-        }
+        PackCodes(data.bytes, offset: 0x80); // signed code + 128
         ReadOnlySpan<float> scales = Floats(weight.Scale);
         for (int n = 0; n < N; n++) Scales[ScaleIndex(n, 0)] = scales[n];
     }
@@ -164,15 +145,7 @@ internal sealed unsafe class DotWeight : IDisposable
     private void FillPacked(WeightQBitsTensor weight)
     {
         using Tensor unpacked = weight.UnpackCodes();
-        ReadOnlySpan<byte> codes = unpacked.bytes; // (N * Groups, GroupLength), row-major = (N, K)
-        for (int n = 0; n < N; n++)
-        {
-            for (int k = 0; k < K; k++)
-            {
-                (long at, int shift) = Place(n, k);
-                Codes[at] |= (byte)(codes[n * K + k] << shift);
-            }
-        }
+        PackCodes(unpacked.bytes, offset: 0); // (N * Groups, GroupLength), row-major = (N, K)
         ReadOnlySpan<float> scales = Floats(weight.Scale);
         ReadOnlySpan<byte> zeroPoints = weight.HasZeroPoint ? Bytes(weight.Shift) : default;
         ReadOnlySpan<float> shifts = weight.HasZeroPoint ? default : Floats(weight.Shift);
@@ -185,6 +158,42 @@ internal sealed unsafe class DotWeight : IDisposable
                 Scales[at] = scales[i];
                 // (q - zp) * scale == q * scale - zp * scale: the zero-point becomes a float shift once, here.
                 Shifts[at] = weight.HasZeroPoint ? zeroPoints[i] * scales[i] : shifts[i];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes (N, K) row-major codes into the units, in their order: unit u of group g of panel p holds, for column
+    /// j and i in 0..3, plane c of byte 4j + i = input u * UnitK + 4c + i (codes past the group stay zero).
+    /// </summary>
+    private void PackCodes(ReadOnlySpan<byte> codes, byte offset)
+    {
+        int unitK = Format.UnitK(), planes = unitK / 4, bits = Format.Bits();
+        byte* unit = Codes;
+        for (int p = 0; p < Panels; p++)
+        {
+            for (int g = 0; g < Groups; g++)
+            {
+                for (int u = 0; u < UnitsPerGroup; u++, unit += DotFormats.UnitBytes)
+                {
+                    int k0 = u * unitK;
+                    for (int j = 0; j < DotFormats.PanelColumns; j++)
+                    {
+                        int n = p * DotFormats.PanelColumns + j;
+                        if (n >= N) break;
+                        ReadOnlySpan<byte> row = codes.Slice(n * K + g * GroupLength);
+                        for (int i = 0; i < 4; i++)
+                        {
+                            int value = 0;
+                            for (int c = 0; c < planes; c++)
+                            {
+                                int kk = k0 + 4 * c + i;
+                                if (kk < GroupLength) value |= (byte)(row[kk] ^ offset) << (c * bits);
+                            }
+                            unit[4 * j + i] = (byte)value;
+                        }
+                    }
+                }
             }
         }
     }
