@@ -30,15 +30,7 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
                 .DetachFromDisposeScope(); // lives as long as this prepared weight
         }
         Format = format;
-        N = checked((int)OutFeatures);
-        K = checked((int)InFeatures);
-        GroupSize = source is WeightQBitsTensor bits ? bits.GroupSize : K;
-        if (K % GroupSize != 0)
-        {
-            throw new NotSupportedException(
-                $"The CPU kernels need groups inside rows: group size {GroupSize} does not divide the {K} input " +
-                $"features of {source}.");
-        }
+        (N, K, GroupSize) = CpuWeightFormats.Geometry(source);
         Groups = K / GroupSize;
         BlockWeights = format.BlockWeights();
         BlockBytes = format.BlockBytes();

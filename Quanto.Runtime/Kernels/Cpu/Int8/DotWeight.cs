@@ -24,15 +24,7 @@ internal sealed unsafe class DotWeight : IDisposable
             QType.QInt2 => DotFormat.Int2,
             _ => throw new NotSupportedException($"No int8-activation kernel runs {source.QType.QuantoName()} weights."),
         };
-        N = checked((int)source.Shape[0]);
-        K = checked((int)(source.NumberOfElements / source.Shape[0]));
-        GroupLength = source is WeightQBitsTensor bits ? bits.GroupSize : K;
-        if (K % GroupLength != 0)
-        {
-            throw new NotSupportedException(
-                $"The CPU kernels need groups inside rows: group size {GroupLength} does not divide the {K} input " +
-                $"features of {source}.");
-        }
+        (N, K, GroupLength) = CpuWeightFormats.Geometry(source);
         Groups = K / GroupLength;
         PaddedGroup = (GroupLength + DotFormats.GroupAlign - 1) / DotFormats.GroupAlign * DotFormats.GroupAlign;
         UnitsPerGroup = PaddedGroup / Format.UnitK();

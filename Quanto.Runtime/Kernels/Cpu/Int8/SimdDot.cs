@@ -70,10 +70,8 @@ internal readonly unsafe struct Int4Planes : IDotDecoder
     {
         Unsafe.SkipInit(out planes);
         Vector256<byte> a = Vector256.Load(unit), b = Vector256.Load(unit + 32), mask = Vector256.Create((byte)15);
-        planes.A0 = a & mask;
-        planes.B0 = b & mask;
-        planes.A1 = (a.AsUInt16() >>> 4).AsByte() & mask;
-        planes.B1 = (b.AsUInt16() >>> 4).AsByte() & mask;
+        (planes.A0, planes.B0) = (a & mask, b & mask);
+        (planes.A1, planes.B1) = (Bits.Shifted(a, 4, mask), Bits.Shifted(b, 4, mask));
     }
 }
 
@@ -86,15 +84,19 @@ internal readonly unsafe struct Int2Planes : IDotDecoder
     {
         Unsafe.SkipInit(out planes);
         Vector256<byte> a = Vector256.Load(unit), b = Vector256.Load(unit + 32), mask = Vector256.Create((byte)3);
-        planes.A0 = a & mask;
-        planes.B0 = b & mask;
-        planes.A1 = (a.AsUInt16() >>> 2).AsByte() & mask;
-        planes.B1 = (b.AsUInt16() >>> 2).AsByte() & mask;
-        planes.A2 = (a.AsUInt16() >>> 4).AsByte() & mask;
-        planes.B2 = (b.AsUInt16() >>> 4).AsByte() & mask;
-        planes.A3 = (a.AsUInt16() >>> 6).AsByte() & mask;
-        planes.B3 = (b.AsUInt16() >>> 6).AsByte() & mask;
+        (planes.A0, planes.B0) = (a & mask, b & mask);
+        (planes.A1, planes.B1) = (Bits.Shifted(a, 2, mask), Bits.Shifted(b, 2, mask));
+        (planes.A2, planes.B2) = (Bits.Shifted(a, 4, mask), Bits.Shifted(b, 4, mask));
+        (planes.A3, planes.B3) = (Bits.Shifted(a, 6, mask), Bits.Shifted(b, 6, mask));
     }
+}
+
+/// <summary>Byte-plane extraction (AVX2 has no byte shift: shift 16-bit lanes, then mask).</summary>
+internal static class Bits
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Shifted(Vector256<byte> v, int shift, Vector256<byte> mask) =>
+        (v.AsUInt16() >>> shift).AsByte() & mask;
 }
 
 /// <summary>
