@@ -1,8 +1,9 @@
 namespace Quanto.Kernels.Cpu.Int8;
 
 /// <summary>
-/// Runs a kernel and <see cref="DotReference"/> on the same random arguments (two groups of two blocks of two units,
-/// codes over their full range, random scales, shifts, corrections and sums) and requires equal results bit for bit:
+/// Runs a kernel and <see cref="DotReference"/> on the same random arguments (two tiles of two groups of two blocks of
+/// two units, codes over their full range, random scales, shifts, corrections, sums and biases, output rows 20 floats
+/// apart) and requires equal results bit for bit:
 /// both make the same exact integer sums and the same float steps. Assembled kernels go through this on first use in
 /// Debug builds; the tests run it for every path.
 /// </summary>
@@ -13,17 +14,18 @@ internal static unsafe class DotKernelCheck
     /// difference.</exception>
     public static void AgainstReference(DotKernel kernel, DotFormat format, int seed = 1)
     {
-        const int groups = 2, blocks = 2, units = 2;
+        const int groups = 2, blocks = 2, units = 2, tiles = 2, stride = 20;
         int rows = kernel.TileRows, unitK = format.UnitK();
         var random = new Random(seed);
         byte[] weights = Bytes(random, groups * blocks * units * DotFormats.UnitBytes, 0, 256);
         float[] scales = Floats(random, groups * DotFormats.PanelColumns), shifts = Floats(random, scales.Length);
-        byte[] x = Bytes(random, groups * blocks * units * unitK * rows, -127, 128);
-        float[] xScales = Floats(random, groups * blocks * rows), xSums = Floats(random, groups * rows);
-        int[] corrections = Enumerable.Range(0, groups * blocks * rows).Select(_ => random.Next(-40000, 40000)).ToArray();
-        float[] actual = new float[rows * DotFormats.PanelColumns], expected = new float[actual.Length];
+        byte[] x = Bytes(random, tiles * groups * blocks * units * unitK * rows, -127, 128);
+        float[] xScales = Floats(random, tiles * groups * blocks * rows), xSums = Floats(random, tiles * groups * rows);
+        float[] bias = Floats(random, DotFormats.PanelColumns);
+        int[] corrections = Enumerable.Range(0, xScales.Length).Select(_ => random.Next(-40000, 40000)).ToArray();
+        float[] actual = new float[tiles * rows * stride], expected = new float[actual.Length];
         fixed (byte* w = weights, xp = x)
-        fixed (float* s = scales, t = shifts, xs = xScales, sums = xSums, y = actual, reference = expected)
+        fixed (float* s = scales, t = shifts, xs = xScales, sums = xSums, b = bias, y = actual, reference = expected)
         fixed (int* c = corrections)
         {
             var args = new DotArgs
@@ -31,6 +33,7 @@ internal static unsafe class DotKernelCheck
                 Weights = w, Scales = s, Shifts = format.IsSigned() ? null : t, X = (sbyte*)xp, XScales = xs,
                 XCorrections = format.IsSigned() ? c : null, XSums = format.IsSigned() ? null : sums,
                 Groups = groups, BlocksPerGroup = blocks, UnitsPerBlock = units, Rows = rows, Output = y,
+                Tiles = tiles, OutputStride = stride, Bias = seed % 2 == 0 ? null : b,
             };
             kernel.Invoke(&args);
             args.Output = reference;
@@ -41,9 +44,8 @@ internal static unsafe class DotKernelCheck
             if (BitConverter.SingleToInt32Bits(actual[i]) != BitConverter.SingleToInt32Bits(expected[i]))
             {
                 throw new InvalidOperationException(
-                    $"The {kernel.Name} int8 kernel for {format} x {rows} rows computed {actual[i]} at row " +
-                    $"{i / DotFormats.PanelColumns}, column {i % DotFormats.PanelColumns}; the scalar reference " +
-                    $"{expected[i]}. It was not used.");
+                    $"The {kernel.Name} int8 kernel for {format} x {rows} rows computed {actual[i]} at output row " +
+                    $"{i / stride}, column {i % stride}; the scalar reference {expected[i]}. It was not used.");
             }
         }
     }

@@ -12,12 +12,22 @@ internal static unsafe class DotReference
     {
         int rows = a->Rows, unitK = format.UnitK();
         Span<float> tile = stackalloc float[rows * DotFormats.PanelColumns];
-        tile.Clear();
         Span<int> sums = stackalloc int[rows * DotFormats.PanelColumns];
-        byte* w = a->Weights;
         sbyte* x = a->X;
         float* xScales = a->XScales, xSums = a->XSums;
         int* xCorrections = a->XCorrections;
+        for (int t = 0; t < a->Tiles; t++)
+        {
+            tile.Clear();
+            Tile(format, a, rows, unitK, tile, sums, ref x, ref xScales, ref xCorrections, ref xSums);
+            DotTiles.Store(a, t, tile);
+        }
+    }
+
+    private static void Tile(DotFormat format, DotArgs* a, int rows, int unitK, Span<float> tile, Span<int> sums,
+        ref sbyte* x, ref float* xScales, ref int* xCorrections, ref float* xSums)
+    {
+        byte* w = a->Weights;
         for (int g = 0; g < a->Groups; g++)
         {
             float* scales = a->Scales + g * DotFormats.PanelColumns;
@@ -61,6 +71,5 @@ internal static unsafe class DotReference
             }
             xSums += rows;
         }
-        tile.CopyTo(new Span<float>(a->Output, tile.Length));
     }
 }

@@ -125,12 +125,25 @@ internal static unsafe class SimdDot
         where TRows : struct, ITileRows
     {
         int rows = TRows.Rows;
-        float* tile = a->Output;
-        new Span<float>(tile, rows * DotFormats.PanelColumns).Clear();
-        byte* w = a->Weights;
+        float* tile = stackalloc float[rows * DotFormats.PanelColumns];
         int* x = (int*)a->X; // one int = four codes of one row
         float* xScales = a->XScales, xSums = a->XSums;
         int* xCorrections = a->XCorrections;
+        for (int t = 0; t < a->Tiles; t++)
+        {
+            new Span<float>(tile, rows * DotFormats.PanelColumns).Clear();
+            Tile<TStep, TDecoder>(a, rows, tile, ref x, ref xScales, ref xCorrections, ref xSums);
+            DotTiles.Store(a, t, new ReadOnlySpan<float>(tile, rows * DotFormats.PanelColumns));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile<TStep, TDecoder>(DotArgs* a, int rows, float* tile, ref int* x, ref float* xScales,
+        ref int* xCorrections, ref float* xSums)
+        where TStep : struct, IDotStep
+        where TDecoder : struct, IDotDecoder
+    {
+        byte* w = a->Weights;
         for (int g = 0; g < a->Groups; g++)
         {
             float* scales = a->Scales + g * DotFormats.PanelColumns;

@@ -61,30 +61,36 @@ internal static unsafe class DotAssembler
         AssemblerRegister64[] saved = [rbx, rbp, rsi, rdi, r12, r13, r14, r15];
         foreach (AssemblerRegister64 register in saved) a.push(register);
         a.mov(rbx, OperatingSystem.IsWindows() ? rcx : rdi);
-        a.mov(rax, __qword_ptr[rbx + DotArgs.WeightsOffset]);
-        a.mov(r9, __qword_ptr[rbx + DotArgs.ScalesOffset]);
-        a.mov(r10, __qword_ptr[rbx + DotArgs.ShiftsOffset]);
         a.mov(rcx, __qword_ptr[rbx + DotArgs.XOffset]);
         a.mov(rdx, __qword_ptr[rbx + DotArgs.XScalesOffset]);
         a.mov(r8, __qword_ptr[rbx + DotArgs.XCorrectionsOffset]);
         a.mov(r11, __qword_ptr[rbx + DotArgs.XSumsOffset]);
-        a.mov(r12d, __dword_ptr[rbx + DotArgs.GroupsOffset]);
-        a.mov(ebp, __dword_ptr[rbx + DotArgs.BlocksPerGroupOffset]);
-        a.mov(r15d, __dword_ptr[rbx + DotArgs.UnitsPerBlockOffset]);
+        a.mov(rdi, __qword_ptr[rbx + DotArgs.OutputOffset]);
+        a.mov(rbp, __qword_ptr[rbx + DotArgs.OutputStrideOffset]);
+        a.shl(rbp, 2); // bytes between output rows
+        a.mov(r15d, __dword_ptr[rbx + DotArgs.TilesOffset]);
         if (format != DotFormat.Int8)
         {
             a.mov(esi, format == DotFormat.Int4 ? 0x0F0F0F0F : 0x03030303);
             a.vpbroadcastd(zmm4, esi);
         }
+
+        // The activation pointers run on from one tile to the next; the panel's pointers restart per tile.
+        Label tileLoop = a.CreateLabel(), groupLoop = a.CreateLabel(), blockLoop = a.CreateLabel();
+        Label unitLoop = a.CreateLabel(), noBias = a.CreateLabel();
+        a.Label(ref tileLoop);
+        a.mov(rax, __qword_ptr[rbx + DotArgs.WeightsOffset]);
+        a.mov(r9, __qword_ptr[rbx + DotArgs.ScalesOffset]);
+        a.mov(r10, __qword_ptr[rbx + DotArgs.ShiftsOffset]);
+        a.mov(r12d, __dword_ptr[rbx + DotArgs.GroupsOffset]);
         for (int r = 0; r < rows; r++) a.vpxord(Tile(r), Tile(r), Tile(r));
 
-        Label groupLoop = a.CreateLabel(), blockLoop = a.CreateLabel(), unitLoop = a.CreateLabel();
         a.Label(ref groupLoop);
         a.vmovups(zmm5, __zmmword_ptr[r9]);
-        a.mov(r13d, ebp);
+        a.mov(r13d, __dword_ptr[rbx + DotArgs.BlocksPerGroupOffset]);
         a.Label(ref blockLoop);
         for (int r = 0; r < rows; r++) a.vpxord(Sum(r), Sum(r), Sum(r));
-        a.mov(r14d, r15d);
+        a.mov(r14d, __dword_ptr[rbx + DotArgs.UnitsPerBlockOffset]);
         a.Label(ref unitLoop);
         int planes = format.UnitK() / 4;
         EmitPlanes(a, format);
@@ -122,8 +128,22 @@ internal static unsafe class DotAssembler
         a.dec(r12d);
         a.jnz(groupLoop);
 
-        a.mov(rsi, __qword_ptr[rbx + DotArgs.OutputOffset]);
-        for (int r = 0; r < rows; r++) a.vmovups(__zmmword_ptr[rsi + r * 64], Tile(r));
+        // Tile end: + bias, then row r to rdi + r * stride.
+        a.mov(rsi, __qword_ptr[rbx + DotArgs.BiasOffset]);
+        a.test(rsi, rsi);
+        a.jz(noBias);
+        for (int r = 0; r < rows; r++) a.vaddps(Tile(r), Tile(r), __zmmword_ptr[rsi]);
+        a.Label(ref noBias);
+        a.mov(rsi, rdi);
+        for (int r = 0; r < rows; r++)
+        {
+            a.vmovups(__zmmword_ptr[rsi], Tile(r));
+            a.add(rsi, rbp);
+        }
+        a.mov(rdi, rsi);
+        a.dec(r15d);
+        a.jnz(tileLoop);
+
         a.vzeroupper();
         for (int i = saved.Length - 1; i >= 0; i--) a.pop(saved[i]);
         a.ret();
