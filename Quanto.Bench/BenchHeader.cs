@@ -24,7 +24,8 @@ internal static class BenchHeader
             $"{DotKernels.Get(DotKernels.Best, DotFormat.Int4, 1).Name} (paths here: {string.Join(", ", DotKernels.Supported)})";
         yield return $"Threads: kernels {CpuKernels.Threads}, TorchSharp {get_num_threads()}; mode " +
             (options.Hot ? "hot (one weight matrix reused)" : "cold (each format rotates through >= 256 MiB of copies)") +
-            $"; {options.Rounds} round(s) x {options.Seconds:0.##} s per format";
+            $"; {options.Rounds} round(s) x {options.Seconds:0.##} s per format; float copies for weights <= " +
+            $"{CpuKernels.FloatCopyLimit} elements";
         yield return "Each row: median ms; weight GB/s = stored weight bytes / median; probe = 2-thread read bandwidth " +
             "measured just before that row; ratios against TorchSharp F.linear fp32 / bf16 on the same shape.";
     }

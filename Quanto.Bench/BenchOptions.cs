@@ -13,7 +13,7 @@ internal sealed record BenchOptions
 {
     public const string Usage =
         "Quanto.Bench [--shape m,k,n]... [--grid] [--formats a,b,...] [--rounds R] [--seconds S] [--hot] [--quick]\n" +
-        "             [--cnn] [--mlp] [--ilgpu] [--csv FILE] [--overhead]\n" +
+        "             [--cnn] [--mlp] [--ilgpu] [--csv FILE] [--overhead] [--float-copy-limit ELEMENTS]\n" +
         "With no shape option: the 4096 x 4096 GEMV and GEMM rows (m = 1, 16, 128), Llama-7B's MLP and the CNN.";
 
     /// <summary>Shapes from --shape (in order) and --grid.</summary>
@@ -41,6 +41,9 @@ internal sealed record BenchOptions
     public bool Overhead { get; init; }
 
     public string? CsvPath { get; init; }
+
+    /// <summary>CpuKernels.FloatCopyLimit for the run (null: the library's default).</summary>
+    public long? FloatCopyLimit { get; init; }
 
     /// <summary>True when shapes were given: only they are run (plus --mlp / --cnn when asked).</summary>
     public bool Custom => Shapes.Count > 0;
@@ -75,6 +78,7 @@ internal sealed record BenchOptions
                 case "--rounds": options = options with { Rounds = Positive(arg, Value()) }; break;
                 case "--seconds": options = options with { Seconds = ParseSeconds(Value()) }; break;
                 case "--csv": options = options with { CsvPath = Value() }; break;
+                case "--float-copy-limit": options = options with { FloatCopyLimit = Positive(arg, Value(), zero: true) }; break;
                 case "--hot": options = options with { Hot = true }; break;
                 case "--quick": options = options with { Quick = true }; break;
                 case "--cnn": options = options with { CnnOnly = true }; break;
@@ -97,10 +101,10 @@ internal sealed record BenchOptions
         return new BenchShape(v[0], v[1], v[2]);
     }
 
-    private static int Positive(string option, string text) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0
+    private static int Positive(string option, string text, bool zero = false) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && (value > 0 || zero)
             ? value
-            : throw new ArgumentException($"{option} takes a positive integer; got '{text}'.");
+            : throw new ArgumentException($"{option} takes a {(zero ? "non-negative" : "positive")} integer; got '{text}'.");
 
     private static double ParseSeconds(string text) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value > 0

@@ -23,6 +23,7 @@ catch (ArgumentException e)
     return 2;
 }
 
+if (options.FloatCopyLimit is long limit) Quanto.Kernels.Cpu.CpuKernels.FloatCopyLimit = limit;
 foreach (string line in BenchHeader.Lines(options)) Console.WriteLine(line);
 if (options.Overhead)
 {

@@ -54,8 +54,8 @@ public sealed partial class CpuKernels : IQuantKernels
 
     /// <summary>
     /// Weights with at most this many elements also keep a float32 copy in the CPU backend's prepared form (64 Ki by
-    /// default: 256 KB, a 128 x 512 layer), so that each call can run libtorch's F.linear on it when that is faster
-    /// than the quantized kernel (small layers at many rows). Counted in <c>PreparedWeight.FloatCopyBytes</c>. Read
+    /// default: 256 KB, a 128 x 512 layer), so that calls of 16 rows and more run libtorch's F.linear on it, which is
+    /// faster there than the quantized kernel. Counted in <c>PreparedWeight.FloatCopyBytes</c>. Read
     /// when a weight is prepared; 0 keeps no copies. Only <see cref="Instance"/> and other Auto-path instances keep
     /// them: an instance made for one SIMD path runs that path.
     /// </summary>
@@ -112,9 +112,8 @@ public sealed partial class CpuKernels : IQuantKernels
     }
 
     /// <inheritdoc />
-    /// <remarks>Weights small enough to keep a float32 copy (<see cref="FloatCopyLimit"/>) run on whichever of this
-    /// kernel and libtorch's F.linear on the copy measured faster for their shape and row count (see
-    /// Cpu/FloatCopyRoutes.cs); both compute in float32.</remarks>
+    /// <remarks>Weights small enough to keep a float32 copy (<see cref="FloatCopyLimit"/>) run libtorch's F.linear on
+    /// it from 16 activation rows on, where it is faster (see Cpu/FloatCopyRoutes.cs); both compute in float32.</remarks>
     public Tensor Linear(Tensor input, PreparedWeight weight, Tensor? bias)
     {
         var w = KernelChecks.Expect<CpuPreparedWeight>(weight, this);
@@ -123,10 +122,9 @@ public sealed partial class CpuKernels : IQuantKernels
         if (bias is not null) CheckCpu(bias, "bias");
         if (input.dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
             throw new ArgumentException($"The CPU kernels take Float32 or BFloat16 inputs; got {input.dtype}.", nameof(input));
-        if (w.FloatCopy is not { } copy) return KernelLinear(w, input, bias);
-        int rows = checked((int)(input.NumberOfElements / w.K));
-        var key = new FloatCopyRoutes.Key(w.Format, w.K, w.N, FloatCopyRoutes.Bucket(rows), bias is not null);
-        return FloatCopyRoutes.Run(key, () => KernelLinear(w, input, bias), () => CopyLinear(copy, input, bias));
+        return w.FloatCopy is { } copy && FloatCopyRoutes.UseCopy(checked((int)(input.NumberOfElements / w.K)))
+            ? CopyLinear(copy, input, bias)
+            : KernelLinear(w, input, bias);
     }
 
     /// <summary>F.linear on the float32 copy, in float32 (as the kernel computes), returned in x's dtype.</summary>

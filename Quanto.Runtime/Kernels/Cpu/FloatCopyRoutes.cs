@@ -1,63 +1,23 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
-using static TorchSharp.torch;
-
 namespace Quanto.Kernels.Cpu;
 
 /// <summary>
-/// The float-activation dispatch of small weights: per weight shape and row count, whether the quantized kernel or
-/// libtorch's F.linear on the weight's float32 copy (<see cref="CpuPreparedWeight.FloatCopy"/>) is faster, measured
-/// the first time that (format, K, N, row bucket) comes up: a warm-up call of each, then three alternating timed calls
-/// of each, the lower minimum wins. Both compute x · dequant(W)ᵀ in float32, so the choice changes results only by
-/// float rounding, and it is made once per process for every weight of that shape (the same layer in two models
-/// takes the same route). Layers too large for a copy always run the kernel.
+/// The float-activation dispatch of small weights (those with a <see cref="CpuPreparedWeight.FloatCopy"/>): from
+/// <see cref="CopyMinRows"/> activation rows on, libtorch's F.linear on the float32 copy beats the quantized kernel,
+/// below it the kernel wins on fixed cost. A fixed rule rather than a timing taken at run time, so that the same input
+/// gives the same output bit for bit in every process (both routes compute x · dequant(W)ᵀ in float32, but in a
+/// different order).
 /// </summary>
+/// <remarks>
+/// The crossover, from Quanto.Bench on one thread (2026-12-01, Zen 5, load average about 20, `--float-copy-limit 0
+/// --shape m,128,512 --shape m,256,256 --rounds 3`): int8 / int4 kernel against F.linear fp32 at 128 x 512: m = 1
+/// 2.98x / 2.59x, m = 8 1.25x / 1.06x, m = 32 1.03x / 0.72x, m = 128 0.59x / 0.62x, m = 512 0.51x / 0.46x; at
+/// 256 x 256: m = 64 1.08x / 0.92x, m = 512 0.86x / 0.76x.
+/// </remarks>
 internal static class FloatCopyRoutes
 {
-    private static readonly ConcurrentDictionary<Key, bool> UseCopy = new();
-    private static readonly Lock Gate = new();
+    /// <summary>Rows from which a weight with a float copy runs F.linear on it.</summary>
+    public const int CopyMinRows = 16;
 
-    /// <summary>The decisions made so far (the bench prints them).</summary>
-    public static IReadOnlyDictionary<Key, bool> Decisions => UseCopy;
-
-    /// <summary>Forgets every decision (tests).</summary>
-    internal static void Reset() => UseCopy.Clear();
-
-    /// <summary>Sets a decision without measuring (tests run each route).</summary>
-    internal static void Force(Key key, bool useCopy) => UseCopy[key] = useCopy;
-
-    /// <summary>Powers of two: rows 1, 2-3, 4-7, ... share a decision.</summary>
-    public static int Bucket(int rows) => rows <= 1 ? 0 : 31 - int.LeadingZeroCount(rows);
-
-    /// <summary>y from the faster of <paramref name="kernel"/> and <paramref name="copy"/> for this key, measuring
-    /// both the first time.</summary>
-    public static Tensor Run(Key key, Func<Tensor> kernel, Func<Tensor> copy)
-    {
-        if (UseCopy.TryGetValue(key, out bool useCopy)) return useCopy ? copy() : kernel();
-        lock (Gate)
-        {
-            if (UseCopy.TryGetValue(key, out useCopy)) return useCopy ? copy() : kernel();
-            kernel().Dispose();
-            copy().Dispose();
-            double kernelTime = double.MaxValue, copyTime = double.MaxValue;
-            for (int i = 0; i < 3; i++)
-            {
-                kernelTime = Math.Min(kernelTime, Time(kernel));
-                copyTime = Math.Min(copyTime, Time(copy));
-            }
-            useCopy = copyTime < kernelTime;
-            UseCopy[key] = useCopy;
-            return useCopy ? copy() : kernel();
-        }
-    }
-
-    private static double Time(Func<Tensor> run)
-    {
-        long start = Stopwatch.GetTimestamp();
-        run().Dispose();
-        return Stopwatch.GetElapsedTime(start).TotalMicroseconds;
-    }
-
-    /// <summary>What a decision is made for.</summary>
-    internal readonly record struct Key(CpuWeightFormat Format, int K, int N, int RowBucket, bool Bias);
+    /// <summary>True when <paramref name="rows"/> activation rows should run on the float copy.</summary>
+    public static bool UseCopy(int rows) => rows >= CopyMinRows;
 }

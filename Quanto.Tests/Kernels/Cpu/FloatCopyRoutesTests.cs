@@ -8,47 +8,34 @@ using static TorchSharp.torch;
 namespace Quanto.Tests.Kernels.Cpu;
 
 /// <summary>
-/// Small weights keep a float32 copy, and each call runs the faster of the quantized kernel and F.linear on the copy
-/// (decided once per shape and row bucket): both routes give x · dequant(W)ᵀ, the copy is counted, and an instance
-/// made for one SIMD path never takes the copy.
+/// Small weights keep a float32 copy; calls of 16 rows and more run F.linear on it, fewer rows the quantized kernel.
+/// Both give x · dequant(W)ᵀ; the copy is counted; an instance made for one SIMD path never takes it.
 /// </summary>
 [TestFixture]
-[NonParallelizable] // the route table and the copy limit are process-wide
+[NonParallelizable] // the copy limit is process-wide
 public sealed class FloatCopyRoutesTests
 {
     [TearDown]
-    public void Restore()
-    {
-        FloatCopyRoutes.Reset();
-        CpuKernels.FloatCopyLimit = 64 * 1024;
-    }
+    public void Restore() => CpuKernels.FloatCopyLimit = 64 * 1024;
 
-    [TestCase(false)]
-    [TestCase(true)]
-    public void EitherRoute_GivesTheDequantizedProduct(bool useCopy)
+    [TestCase(1)]
+    [TestCase(15)]
+    [TestCase(16)]
+    [TestCase(40)]
+    public void EitherRoute_GivesTheDequantizedProduct_AndManyRowsTakeTheCopy(int rows)
     {
         using var scope = NewDisposeScope();
         using QuantizedWeight weight = Weight(new CpuWeightCase(QType.QInt4, 32), 48, 96, 4);
         using PreparedWeight prepared = CpuKernels.Instance.Prepare(weight);
-        Tensor x = Input(3, 96, 4), bias = Bias(48, 4);
-        FloatCopyRoutes.Force(new FloatCopyRoutes.Key(CpuWeightFormat.Int4, 96, 48, FloatCopyRoutes.Bucket(3), true),
-            useCopy);
+        Tensor x = Input(rows, 96, 4), bias = Bias(48, 4);
         Tensor y = CpuKernels.Instance.Linear(x, prepared, bias);
         double[] expected = ScalarReference(x, weight.Dequantize(), bias);
         Assert.That(RelativeError(y.data<float>().ToArray(), expected), Is.LessThanOrEqualTo(1e-5));
+        float[] copyRoute = nn.functional.linear(x, weight.Dequantize(), bias).data<float>().ToArray();
+        if (rows >= FloatCopyRoutes.CopyMinRows)
+            Assert.That(y.data<float>().ToArray(), Is.EqualTo(copyRoute), "F.linear on the copy, bit for bit");
         Assert.That(CpuKernels.Instance.Linear(x.to(ScalarType.BFloat16), prepared, bias).dtype,
             Is.EqualTo(ScalarType.BFloat16), "bf16 in, bf16 out on either route");
-    }
-
-    [Test]
-    public void TheFirstCall_DecidesOncePerShapeAndRowBucket()
-    {
-        using var scope = NewDisposeScope();
-        using QuantizedWeight weight = Weight(new CpuWeightCase(QType.QInt8), 16, 64, 5);
-        using PreparedWeight prepared = CpuKernels.Instance.Prepare(weight);
-        foreach (int rows in new[] { 1, 5, 6, 7 }) CpuKernels.Instance.Linear(Input(rows, 64, rows), prepared, null);
-        var keys = FloatCopyRoutes.Decisions.Keys.Where(k => k is { K: 64, N: 16 }).ToArray();
-        Assert.That(keys.Select(k => k.RowBucket).Order(), Is.EqualTo(new[] { 0, 2 }), "1 row; 4-7 rows");
     }
 
     [Test]
