@@ -28,6 +28,13 @@ internal static class DynamicActivationReference
         return dq.reshape(input.shape).MoveToOuterDisposeScope();
     }
 
+    /// <summary>x rounded to bfloat16 (libtorch's cast: nearest even), in Float32.</summary>
+    public static Tensor RoundToBFloat16(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        return input.to(ScalarType.BFloat16).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
     /// <summary>F.linear semantics of <see cref="IQuantKernels.LinearDynamic"/> through <paramref name="backend"/>'s
     /// float <see cref="IQuantKernels.Linear"/>.</summary>
     public static Tensor Linear(IQuantKernels backend, Tensor input, PreparedWeight weight, Tensor? bias,
@@ -35,9 +42,12 @@ internal static class DynamicActivationReference
     {
         KernelChecks.CheckDynamic(mode);
         KernelChecks.CheckLinear(input, weight, bias);
-        if (ActivationBlocking.For(weight.Source, mode) is not { } blocking) return backend.Linear(input, weight, bias);
         using var scope = NewDisposeScope();
-        Tensor y = backend.Linear(FakeQuantize(input, blocking), weight, bias);
+        Tensor? x = mode == DynamicActivations.BFloat16 ? RoundToBFloat16(input)
+            : ActivationBlocking.For(weight.Source, mode) is { } blocking ? FakeQuantize(input, blocking)
+            : null;
+        if (x is null) return backend.Linear(input, weight, bias).MoveToOuterDisposeScope();
+        Tensor y = backend.Linear(x, weight, bias);
         return (y.dtype == input.dtype ? y : y.to(input.dtype)).MoveToOuterDisposeScope();
     }
 }

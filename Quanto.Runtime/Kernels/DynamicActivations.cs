@@ -30,6 +30,14 @@ public enum DynamicActivations
     /// <summary>As <see cref="Int8"/>, but one scale per weight group (128 by default) for qint4 and qint2: fewer
     /// rescales, coarser activations.</summary>
     Int8PerGroup,
+
+    /// <summary>
+    /// Activations rounded to bfloat16 (round to nearest even, as libtorch's cast; exact for bfloat16 inputs), the
+    /// precision of TorchSharp's bf16 matmul, for every weight format: the weights' codes, exact in bfloat16, are
+    /// multiplied with AVX-512 BF16's vdpbf16ps (products exact, sums in float32) where the CPU has it, else the
+    /// float kernels run on the rounded activations.
+    /// </summary>
+    BFloat16,
 }
 
 /// <summary>How <see cref="DynamicActivations"/> splits a row of K activations for one weight.</summary>
@@ -41,11 +49,11 @@ internal readonly record struct ActivationBlocking(int GroupLength, int BlockLen
     /// <summary>Inputs per block in the Int8 mode of 2/4-bit weights.</summary>
     public const int Block = 32;
 
-    /// <summary>The blocking <paramref name="mode"/> gives <paramref name="weight"/>, or null when the mode keeps
-    /// float activations for it (None, float8 weights).</summary>
+    /// <summary>The int8 blocking <paramref name="mode"/> gives <paramref name="weight"/>, or null when the mode
+    /// quantizes no activation to int8 for it (None, BFloat16, float8 weights).</summary>
     public static ActivationBlocking? For(QuantizedWeight weight, DynamicActivations mode)
     {
-        if (mode == DynamicActivations.None) return null;
+        if (mode is DynamicActivations.None or DynamicActivations.BFloat16) return null;
         long k = weight.NumberOfElements / weight.Shape[0];
         return weight switch
         {

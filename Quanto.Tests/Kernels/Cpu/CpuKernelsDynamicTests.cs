@@ -84,6 +84,7 @@ public class CpuKernelsDynamicTests
     [TestCase(QType.QInt4, 32, DynamicActivations.Int8)]
     [TestCase(QType.QInt4, 128, DynamicActivations.Int8)]
     [TestCase(QType.QInt2, 128, DynamicActivations.Int8PerGroup)]
+    [TestCase(QType.QFloat8E4M3Fn, 128, DynamicActivations.BFloat16)]
     public void TorchBackendDefault_MatchesTheReference(QType qtype, int group, DynamicActivations mode)
     {
         using var scope = NewDisposeScope();
@@ -93,7 +94,10 @@ public class CpuKernelsDynamicTests
         IQuantKernels torch = TorchKernels.Instance; // the interface's default implementation
         Tensor y = torch.LinearDynamic(x, prepared, null, mode);
         (int g, int b) = Blocking(weight, mode == DynamicActivations.Int8PerGroup);
-        double[] expected = ScalarReference(FakeQuantize(x, g, b), weight.Dequantize(), null);
+        Tensor activations = mode == DynamicActivations.BFloat16
+            ? x.to(ScalarType.BFloat16).to(ScalarType.Float32)
+            : FakeQuantize(x, g, b);
+        double[] expected = ScalarReference(activations, weight.Dequantize(), null);
         Assert.That(RelativeError(y.data<float>().ToArray(), expected), Is.LessThanOrEqualTo(Tolerance));
     }
 
@@ -118,6 +122,55 @@ public class CpuKernelsDynamicTests
         RequireSupported(path);
         DotKernel kernel = DotKernels.Get(path, format, rows);
         for (int seed = 1; seed <= 3; seed++) Assert.DoesNotThrow(() => DotKernelCheck.AgainstReference(kernel, format, seed));
+    }
+
+    public static IEnumerable<TestCaseData> Bf16Cases()
+    {
+        foreach (bool assembled in new[] { true, false })
+        {
+            foreach (CpuWeightCase format in Formats.Append(new CpuWeightCase(QType.QInt2, 128, ShiftMode.ZeroPoint)))
+            {
+                foreach ((int m, int k, int n) in new[] { (1, 256, 37), (6, 100, 9), (9, 2304, 21), (64, 288, 45) })
+                {
+                    yield return new TestCaseData(assembled, format, m, k, n)
+                        .SetName($"BFloat16_{(assembled ? "assembled" : "float")}_{format}_M{m}_K{k}_N{n}");
+                }
+            }
+        }
+    }
+
+    /// <summary>BFloat16 mode: F.linear on the activations rounded by libtorch's bf16 cast and the dequantized
+    /// weight; products are exact, sums float32.</summary>
+    [TestCaseSource(nameof(Bf16Cases))]
+    public void LinearDynamic_BFloat16_MatchesTheRoundedActivationReference(bool assembled, CpuWeightCase format,
+        int m, int k, int n)
+    {
+        if (assembled && Quanto.Kernels.Cpu.Jit.Bf16Assembler.MissingFeature is { } missing)
+            Assert.Ignore($"This CPU cannot run the assembled bf16 kernels: it lacks {missing}.");
+        using var scope = NewDisposeScope();
+        int seed = m * 31 + k * 7 + n;
+        using QuantizedWeight weight = Weight(format, n, k, seed);
+        Tensor x = Input(m, k, seed), bias = Bias(n, seed);
+        var kernels = new CpuKernels(CpuKernelPath.Auto) { AssembledBf16 = assembled };
+        using PreparedWeight prepared = kernels.Prepare(weight);
+        Tensor y = kernels.LinearDynamic(x, prepared, bias, DynamicActivations.BFloat16);
+        double[] expected = ScalarReference(x.to(ScalarType.BFloat16).to(ScalarType.Float32), weight.Dequantize(), bias);
+        Assert.That(RelativeError(y.data<float>().ToArray(), expected), Is.LessThanOrEqualTo(Tolerance));
+    }
+
+    [TestCase("Int8", 1)]
+    [TestCase("Int8", 4)]
+    [TestCase("Int4", 1)]
+    [TestCase("Int4", 4)]
+    [TestCase("Int2", 1)]
+    [TestCase("Int2", 4)]
+    public void Bf16Kernel_MatchesTheScalarReference(string formatName, int rows)
+    {
+        if (Quanto.Kernels.Cpu.Jit.Bf16Assembler.MissingFeature is { } missing)
+            Assert.Ignore($"This CPU cannot run the assembled bf16 kernels: it lacks {missing}.");
+        DotFormat format = Enum.Parse<DotFormat>(formatName);
+        DotKernel kernel = DotKernels.Bf16(format, rows)!.Value;
+        for (int seed = 1; seed <= 3; seed++) Assert.DoesNotThrow(() => DotKernelCheck.Bf16AgainstReference(kernel, format, seed));
     }
 
     [Test]

@@ -12,7 +12,7 @@ namespace Quanto.Kernels.Cpu.Int8;
 /// (the shift term of 2/4-bit weights, computed from the same quantized activations). Holds scratch memory
 /// (see ScratchMemory): dispose it.
 /// </summary>
-internal sealed unsafe class DotActivations : IDisposable
+internal sealed unsafe class DotActivations : IDotActivations
 {
     private readonly ScratchMemory.Lease _memory;
 

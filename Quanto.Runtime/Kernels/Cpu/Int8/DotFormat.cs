@@ -60,4 +60,16 @@ internal static unsafe class DotFormats
         DotFormat.Int4 => (unit[4 * column + (input & 3)] >> (4 * (input >> 2))) & 15,
         _ => (unit[4 * column + (input & 3)] >> (2 * (input >> 2))) & 3,
     };
+
+    /// <summary>
+    /// For the bf16 kernels, the input pairs (offsets inside a unit) that each bf16 code plane of a unit holds, in
+    /// the order the kernels decode them: 16-bit word 2j of the unit (bytes 4j, 4j + 1) gives a plane's first input
+    /// and word 2j + 1 (bytes 4j + 2, 4j + 3) its second, so every plane pairs input i with input i + 2.
+    /// </summary>
+    public static ReadOnlySpan<byte> Bf16Pairs(this DotFormat format) => format switch
+    {
+        DotFormat.Int8 => [0, 2, 1, 3],
+        DotFormat.Int4 => [0, 2, 1, 3, 4, 6, 5, 7],
+        _ => [0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15],
+    };
 }

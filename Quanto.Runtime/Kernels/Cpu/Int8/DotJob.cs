@@ -9,7 +9,7 @@ namespace Quanto.Kernels.Cpu.Int8;
 /// one kernel call runs a panel against all whole tiles of a block, writing y directly (at K = 384 a 4 x 16 tile is
 /// only about 200 cycles of arithmetic, so a call per tile would spend a large share on call setup and stores).
 /// </summary>
-internal sealed unsafe class DotJob(DotWeight weight, DotActivations x, DotKernel kernel, float* y, float* bias,
+internal sealed unsafe class DotJob(DotWeight weight, IDotActivations x, DotKernel kernel, float* y, float* bias,
     int panelsPerChunk) : CpuJob
 {
     /// <summary>Tiles per activation block (with 4-row tiles, 128 rows).</summary>

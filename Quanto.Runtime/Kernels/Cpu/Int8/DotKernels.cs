@@ -44,6 +44,26 @@ internal static unsafe class DotKernels
         };
     }
 
+    /// <summary>The bf16 kernel (DynamicActivations.BFloat16) for <paramref name="format"/> and tiles of
+    /// <paramref name="tileRows"/> rows, or null when this CPU has no vdpbf16ps (or run-time assembly is off): the
+    /// caller then runs the float kernels on the rounded activations.</summary>
+    public static DotKernel? Bf16(DotFormat format, int tileRows) =>
+        Jit.Bf16Assembler.MissingFeature is null ? Jit.Bf16Assembler.Get(format, tileRows) : null;
+
+    /// <summary>The scalar bf16 kernel (tests compare the assembled one with it on real layouts).</summary>
+    internal static DotKernel ScalarBf16(DotFormat format, int tileRows) => new("bf16-scalar", tileRows, format switch
+    {
+        DotFormat.Int8 => &ScalarBf16Int8,
+        DotFormat.Int4 => &ScalarBf16Int4,
+        _ => &ScalarBf16Int2,
+    });
+
+    private static void ScalarBf16Int8(DotArgs* a) => Bf16Reference.Run(DotFormat.Int8, a);
+
+    private static void ScalarBf16Int4(DotArgs* a) => Bf16Reference.Run(DotFormat.Int4, a);
+
+    private static void ScalarBf16Int2(DotArgs* a) => Bf16Reference.Run(DotFormat.Int2, a);
+
     private static DotKernel Scalar(DotFormat format, int tileRows) => new("scalar", tileRows, format switch
     {
         DotFormat.Int8 => &ScalarInt8,
