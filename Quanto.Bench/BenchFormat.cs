@@ -23,17 +23,37 @@ internal abstract class BenchFormat : IDisposable
     public static int CopyCount(long bytesPerCopy, long rotationBytes) =>
         (int)Math.Max(1, (rotationBytes + bytesPerCopy - 1) / bytesPerCopy);
 
-    public static IEnumerable<Func<Tensor, long, BenchFormat>> All() =>
+    /// <summary>Every format, in table order: name and how to make it from a float weight and a rotation budget.</summary>
+    public static IReadOnlyList<(string Name, Func<Tensor, long, BenchFormat> Make)> All { get; } =
     [
-        (w, r) => new TorchFormat("fp32", w, ScalarType.Float32, r),
-        (w, r) => new TorchFormat("bf16", w, ScalarType.BFloat16, r),
-        (w, r) => new QuantFormat("int8", w, QType.QInt8, r),
-        (w, r) => new QuantFormat("int4", w, QType.QInt4, r),
-        (w, r) => new QuantFormat("int2", w, QType.QInt2, r),
-        (w, r) => new QuantFormat("fp8_e4m3fn", w, QType.QFloat8E4M3Fn, r),
-        (w, r) => new QuantFormat("fp8_e5m2", w, QType.QFloat8E5M2, r),
-        (w, r) => new W8A8Format(w, r),
+        ("fp32", (w, r) => new TorchFormat("fp32", w, ScalarType.Float32, r)),
+        ("bf16", (w, r) => new TorchFormat("bf16", w, ScalarType.BFloat16, r)),
+        ("int8", (w, r) => new QuantFormat("int8", w, QType.QInt8, r)),
+        ("int4", (w, r) => new QuantFormat("int4", w, QType.QInt4, r)),
+        ("int2", (w, r) => new QuantFormat("int2", w, QType.QInt2, r)),
+        ("fp8_e4m3fn", (w, r) => new QuantFormat("fp8_e4m3fn", w, QType.QFloat8E4M3Fn, r)),
+        ("fp8_e5m2", (w, r) => new QuantFormat("fp8_e5m2", w, QType.QFloat8E5M2, r)),
+        ("w8a8", (w, r) => new W8A8Format(w, r)),
+        ("int8-dyn", (w, r) => new DynamicFormat("int8-dyn", w, QType.QInt8, DynamicActivations.Int8, r)),
+        ("int4-dyn", (w, r) => new DynamicFormat("int4-dyn", w, QType.QInt4, DynamicActivations.Int8, r)),
+        ("int4-dyng", (w, r) => new DynamicFormat("int4-dyng", w, QType.QInt4, DynamicActivations.Int8PerGroup, r)),
+        ("int2-dyn", (w, r) => new DynamicFormat("int2-dyn", w, QType.QInt2, DynamicActivations.Int8, r)),
     ];
+
+    /// <summary>The formats <paramref name="only"/> selects (null: all), always with the fp32 and bf16 baselines
+    /// that every row's ratios need.</summary>
+    /// <exception cref="ArgumentException">An unknown name.</exception>
+    public static IReadOnlyList<(string Name, Func<Tensor, long, BenchFormat> Make)> Selected(IReadOnlySet<string>? only)
+    {
+        if (only is null) return All;
+        string[] unknown = only.Where(name => All.All(f => f.Name != name)).ToArray();
+        if (unknown.Length > 0)
+        {
+            throw new ArgumentException($"Unknown format(s) {string.Join(", ", unknown)}; the formats are " +
+                $"{string.Join(", ", All.Select(f => f.Name))}.");
+        }
+        return All.Where(f => f.Name is "fp32" or "bf16" || only.Contains(f.Name)).ToArray();
+    }
 }
 
 /// <summary>TorchSharp F.linear on a float weight (the baselines).</summary>
@@ -71,7 +91,13 @@ internal class QuantFormat : BenchFormat
 {
     private static readonly Dictionary<(Tensor, QType), QuantizedWeight> Quantized = [];
 
-    public QuantFormat(string name, Tensor weight, QType qtype, long rotationBytes)
+    /// <param name="name">Row name.</param>
+    /// <param name="weight">The float weight.</param>
+    /// <param name="qtype">Its quantized type.</param>
+    /// <param name="rotationBytes">Copies are made until they exceed this many bytes.</param>
+    /// <param name="int8Activations">Make the int8-activation layout (the dynamic formats) instead of the
+    /// float-activation one, before the copies are cloned from it.</param>
+    public QuantFormat(string name, Tensor weight, QType qtype, long rotationBytes, bool int8Activations = false)
     {
         Name = name;
         // Quantized once per weight and qtype (w8a8 reuses int8's): quantizing 4096^2 takes seconds.
@@ -79,6 +105,8 @@ internal class QuantFormat : BenchFormat
             Quantized[(weight, qtype)] = quantized = WeightQuantizer.Quantize(weight, qtype);
         WeightBytes = quantized.ByteSize;
         var first = (CpuPreparedWeight)CpuKernels.Instance.Prepare(quantized);
+        if (int8Activations) _ = first.Dot;
+        else first.EnsureBlocks();
         Copies = Enumerable.Range(0, CopyCount(WeightBytes, rotationBytes))
             .Select(i => i == 0 ? first : (PreparedWeight)first.Clone()).ToArray();
     }
@@ -89,6 +117,13 @@ internal class QuantFormat : BenchFormat
 
     protected PreparedWeight[] Copies { get; }
 
+    /// <summary>Drops the quantized weights kept for reuse (after each shape).</summary>
+    public static void ForgetQuantized()
+    {
+        foreach (QuantizedWeight q in Quantized.Values) q.Dispose();
+        Quantized.Clear();
+    }
+
     public override Tensor Run(Tensor x, int copy) => CpuKernels.Instance.Linear(x, Copies[copy % Copies.Length], null);
 
     public override void Dispose()
@@ -98,11 +133,28 @@ internal class QuantFormat : BenchFormat
 }
 
 /// <summary>
+/// Dynamic int8 activations (<see cref="DynamicActivations"/>): the float input is quantized per token or per block
+/// inside every timed call, then the int8-activation kernels run. Each copy's int8 layout is made before timing.
+/// </summary>
+internal sealed class DynamicFormat : QuantFormat
+{
+    private readonly DynamicActivations _mode;
+
+    public DynamicFormat(string name, Tensor weight, QType qtype, DynamicActivations mode, long rotationBytes)
+        : base(name, weight, qtype, rotationBytes, int8Activations: true) =>
+        _mode = mode;
+
+    public override Tensor Run(Tensor x, int copy) =>
+        CpuKernels.Instance.LinearDynamic(x, Copies[copy % Copies.Length], null, _mode);
+}
+
+/// <summary>
 /// W8A8: int8 weights x int8 activations. Activations are quantized per tensor (absmax / 127) as a dynamic quant stub
 /// would; the codes of the last input are reused when the same input comes again (the gemv/gemm rows time the kernel,
 /// the mlp row quantizes each new hidden activation inside the timed call).
 /// </summary>
-internal sealed class W8A8Format(Tensor weight, long rotationBytes) : QuantFormat("w8a8", weight, QType.QInt8, rotationBytes)
+internal sealed class W8A8Format(Tensor weight, long rotationBytes)
+    : QuantFormat("w8a8", weight, QType.QInt8, rotationBytes, int8Activations: true)
 {
     private Tensor? _lastInput;
     private Tensor? _codes;

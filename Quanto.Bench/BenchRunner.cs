@@ -3,73 +3,100 @@ using static TorchSharp.torch;
 namespace Quanto.Bench;
 
 /// <summary>
-/// Runs every format on one shape and appends rows with ratios against the fp32 and bf16 rows. The read bandwidth is
-/// measured again before each shape: on a shared VM it moved between 35 and 58 GB/s from one minute to the next, so
-/// each row's "% bandwidth" is against the probe taken next to it in time.
+/// Runs the selected formats on one shape and appends rows with ratios against the fp32 and bf16 rows of the same
+/// shape. Formats are timed one after another within each round (interleaved A/B), and the read bandwidth is probed
+/// just before each format's timing: each row's "% bandwidth" is against the probes next to it in time.
 /// </summary>
-internal sealed class BenchRunner(Func<double> measureBandwidthGBps, List<BenchRow> rows)
+internal sealed class BenchRunner(BenchOptions options, List<BenchRow> rows)
 {
-    private double _bandwidthGBps;
+    private long RotationBytes => options.Hot ? 0 : 256L << 20;
 
-    /// <summary>Measures the read bandwidth for the rows that follow, and prints it.</summary>
-    public void ProbeBandwidth(string what)
-    {
-        _bandwidthGBps = measureBandwidthGBps();
-        Console.WriteLine($"Read bandwidth before {what}: {_bandwidthGBps:F1} GB/s");
-    }
+    private IReadOnlyList<(string Name, Func<Tensor, long, BenchFormat> Make)> Formats =>
+        BenchFormat.Selected(options.Formats);
 
-    public void Linear(string kernel, Tensor weight, int m, long rotationBytes)
+    /// <summary>y = x · Wᵀ for x (m, k), W (n, k) (Gaussian, std 0.02, a fixed seed per (n, k)).</summary>
+    public void Linear(BenchShape shape)
     {
-        ProbeBandwidth($"{kernel} m={m}");
-        int n = (int)weight.shape[0], k = (int)weight.shape[1];
-        using Tensor x = randn(m, k);
-        var results = new List<(string Format, double Ms, long Bytes)>();
-        foreach (var make in BenchFormat.All())
+        using Tensor weight = Weight(shape.N, shape.K);
+        using Tensor x = randn(shape.M, shape.K);
+        string kernel = shape.M == 1 ? "gemv" : "gemm";
+        Measure(kernel, shape, format =>
         {
-            using BenchFormat format = make(weight, rotationBytes);
+            using BenchFormat f = format.Make(weight, RotationBytes);
             double ms = Timing.MedianMs(call =>
             {
-                using Tensor y = format.Run(x, call);
-            }, measureSeconds: m >= 128 ? 1.5 : 1.0);
-            results.Add((format.Name, ms, format.WeightBytes));
-            Console.WriteLine($"  {kernel} m={m} {format.Name}: {ms:F3} ms");
-        }
-        Add(kernel, m, k, n, results);
+                using Tensor y = f.Run(x, call);
+            }, warmupSeconds: 0.2, measureSeconds: options.Seconds);
+            return (ms, f.WeightBytes);
+        });
+        QuantFormat.ForgetQuantized();
     }
 
     /// <summary>Llama-7B's MLP at one token: down(silu(gate(x)) * up(x)), gate/up k -> hidden, down hidden -> k.</summary>
-    public void Mlp(int k, int hidden, long rotationBytes)
+    public void Mlp(int k, int hidden)
     {
-        ProbeBandwidth("mlp");
-        using Tensor gateW = randn(hidden, k).mul(0.02f), upW = randn(hidden, k).mul(0.02f);
-        using Tensor downW = randn(k, hidden).mul(0.02f);
+        using Tensor gateW = Weight(hidden, k), upW = Weight(hidden, k, seed: 2), downW = Weight(k, hidden, seed: 3);
         using Tensor x = randn(1, k);
-        var results = new List<(string Format, double Ms, long Bytes)>();
-        foreach (var make in BenchFormat.All())
+        Measure("mlp", new BenchShape(1, k, hidden, "llama7b"), format =>
         {
             // A third of the rotation budget per matrix: the three together exceed it.
-            using BenchFormat gate = make(gateW, rotationBytes / 3), up = make(upW, rotationBytes / 3);
-            using BenchFormat down = make(downW, rotationBytes / 3);
+            using BenchFormat gate = format.Make(gateW, RotationBytes / 3), up = format.Make(upW, RotationBytes / 3);
+            using BenchFormat down = format.Make(downW, RotationBytes / 3);
             double ms = Timing.MedianMs(call =>
             {
                 using var scope = NewDisposeScope();
                 Tensor h = nn.functional.silu(gate.Run(x, call)).mul(up.Run(x, call));
                 down.Run(h.to(ScalarType.Float32), call);
-            });
-            results.Add((gate.Name, ms, gate.WeightBytes + up.WeightBytes + down.WeightBytes));
-            Console.WriteLine($"  mlp {gate.Name}: {ms:F3} ms");
-        }
-        Add("mlp", 1, k, hidden, results);
+            }, measureSeconds: options.Seconds);
+            return (ms, gate.WeightBytes + up.WeightBytes + down.WeightBytes);
+        });
+        QuantFormat.ForgetQuantized();
     }
 
-    /// <summary>Appends rows with GB/s, % of bandwidth and ratios against this shape's fp32 and bf16 results.</summary>
-    public void Add(string kernel, int m, int k, int n, List<(string Format, double Ms, long Bytes)> results)
+    /// <summary>Rounds x formats of <paramref name="time"/>(format) -> (median ms, weight bytes), then the rows.</summary>
+    public void Measure(string kernel, BenchShape shape,
+        Func<(string Name, Func<Tensor, long, BenchFormat> Make), (double Ms, long Bytes)> time) =>
+        Measure(kernel, shape, Formats.Select(f => f.Name).ToArray(), name => time(Formats.First(f => f.Name == name)));
+
+    /// <summary>The same for formats given by name (the CNN rows time whole models).</summary>
+    public void Measure(string kernel, BenchShape shape, IReadOnlyList<string> formats,
+        Func<string, (double Ms, long Bytes)> time)
     {
-        double fp32 = results.First(r => r.Format == "fp32").Ms, bf16 = results.First(r => r.Format == "bf16").Ms;
-        foreach ((string format, double ms, long bytes) in results)
+        var results = formats.ToDictionary(f => f, _ => (Ms: new List<double>(), Probes: new List<double>(), Bytes: 0L));
+        for (int round = 0; round < options.Rounds; round++)
         {
-            double gbps = bytes / (ms * 1e6);
-            rows.Add(new BenchRow(kernel, format, m, k, n, ms, gbps, 100 * gbps / _bandwidthGBps, fp32 / ms, bf16 / ms));
+            foreach (string format in formats)
+            {
+                double probe = MemoryBandwidth.MeasureGBps();
+                (double ms, long bytes) = time(format);
+                var entry = results[format];
+                entry.Ms.Add(ms);
+                entry.Probes.Add(probe);
+                results[format] = entry with { Bytes = bytes };
+                Console.WriteLine($"  {kernel} {shape.Label} {shape} {format}" +
+                    $"{(options.Rounds > 1 ? $" round {round + 1}" : "")}: {ms:F3} ms (probe {probe:F1} GB/s)");
+            }
         }
+        double fp32 = Median(results["fp32"].Ms), bf16 = Median(results["bf16"].Ms);
+        foreach (string format in formats)
+        {
+            var (ms, probes, bytes) = results[format];
+            double median = Median(ms);
+            rows.Add(new BenchRow(kernel, shape.Label, format, shape.M, shape.K, shape.N, median, ms.Min(), ms.Max(),
+                bytes / (median * 1e6), Median(probes), fp32 / median, bf16 / median));
+        }
+    }
+
+    private static double Median(List<double> values)
+    {
+        double[] sorted = [.. values.Order()];
+        int mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    private static Tensor Weight(int n, int k, int seed = 1)
+    {
+        using var generator = new TorchSharp.torch.Generator((ulong)(seed * 1_000_003 + n * 31 + k));
+        return randn([n, k], generator: generator).mul(0.02f);
     }
 }

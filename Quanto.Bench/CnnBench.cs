@@ -18,19 +18,18 @@ internal static class CnnBench
 
     public static void Run(BenchRunner runner, int batch = 64)
     {
-        runner.ProbeBandwidth("cnn");
         using Tensor x = rand(batch, 1, 28, 28);
-        var results = new List<(string Format, double Ms, long Bytes)>();
-        using (var model = Create())
-        {
-            results.Add(("fp32", Time(model, x), FloatBytes(model)));
-            model.to(ScalarType.BFloat16);
-            using Tensor x16 = x.to(ScalarType.BFloat16);
-            results.Add(("bf16", Time(model, x16), FloatBytes(model)));
-        }
-        foreach ((string name, QType? weights, QType? activations) in Formats)
+        string[] names = ["fp32", "bf16", .. Formats.Select(f => f.Name)];
+        runner.Measure("cnn", new BenchShape(batch, 28 * 28, 10, "mnist"), names, name =>
         {
             using var model = Create();
+            if (name is "fp32" or "bf16")
+            {
+                if (name == "bf16") model.to(ScalarType.BFloat16);
+                using Tensor input = x.to(model.parameters().First().dtype);
+                return (Time(model, input), FloatBytes(model));
+            }
+            (_, QType? weights, QType? activations) = Formats.First(f => f.Name == name);
             Quantizer.Quantize(model, weights: weights, activations: activations);
             if (activations is not null)
             {
@@ -38,11 +37,8 @@ internal static class CnnBench
                 model.forward(x).Dispose();
             }
             Quantizer.Freeze(model);
-            long bytes = Quantizer.QuantizedModules(model).Sum(m => m.QuantizedWeight!.ByteSize);
-            results.Add((name, Time(model, x), bytes));
-        }
-        foreach ((string format, double ms, _) in results) Console.WriteLine($"  cnn {format}: {ms:F3} ms");
-        runner.Add("cnn", batch, 28 * 28, 10, results);
+            return (Time(model, x), Quantizer.QuantizedModules(model).Sum(m => m.QuantizedWeight!.ByteSize));
+        });
     }
 
     private static TorchSharp.Modules.Sequential Create()

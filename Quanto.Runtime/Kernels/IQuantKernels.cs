@@ -39,6 +39,18 @@ public interface IQuantKernels
     Tensor LinearInt8(Tensor inputCodes, Tensor inputScale, PreparedWeight weight, Tensor? bias, ScalarType outputDtype);
 
     /// <summary>
+    /// y = x̂ · dequant(W)ᵀ (+ bias), where x̂ is x quantized to int8 on the fly as <paramref name="mode"/> says (per
+    /// token for qint8 weights, per block for qint4 / qint2; see <see cref="DynamicActivations"/>). x is (..., K)
+    /// float; y is (..., N) in x's dtype. Backends with integer kernels compute the dot products exactly in int32;
+    /// the default quantizes and dequantizes x with TorchSharp ops and calls <see cref="Linear"/>: the same values
+    /// up to float rounding, without the speed. Weights the mode does not cover (float8) run <see cref="Linear"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Shapes disagree (message names both shapes).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An undefined mode.</exception>
+    Tensor LinearDynamic(Tensor input, PreparedWeight weight, Tensor? bias, DynamicActivations mode) =>
+        DynamicActivationReference.Linear(this, input, weight, bias, mode);
+
+    /// <summary>
     /// 2-D convolution with a prepared (out, in/groups, kh, kw) weight; input (batch, in, h, w) float, output in the
     /// input's dtype. The default is an unfold (im2col) followed by this backend's <see cref="Linear"/>, so every
     /// backend's matmul serves convolutions; grouped convolutions have no unfold form and run F.conv2d on the

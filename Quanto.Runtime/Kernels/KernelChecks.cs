@@ -34,4 +34,14 @@ public static class KernelChecks
                 "output features.", nameof(bias));
         }
     }
+
+    /// <summary>Throws for an undefined <see cref="DynamicActivations"/> value.</summary>
+    public static void CheckDynamic(DynamicActivations mode)
+    {
+        if (!Enum.IsDefined(mode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(mode), mode,
+                $"Not a DynamicActivations mode; use one of {string.Join(", ", Enum.GetNames<DynamicActivations>())}.");
+        }
+    }
 }

@@ -29,6 +29,10 @@ public abstract class PreparedWeight : IDisposable
     /// memory); 0 when it only refers to the source.</summary>
     public virtual long ByteSize => 0;
 
+    /// <summary>The part of <see cref="ByteSize"/> that is a float copy of the weight (kept for speed, e.g. small
+    /// layers the CPU backend may run through libtorch); 0 when there is none.</summary>
+    public virtual long FloatCopyBytes => 0;
+
     /// <summary>Frees the backend's copy.</summary>
     public void Dispose()
     {

@@ -17,6 +17,24 @@ public static class QuantKernels
     private static readonly Lock Gate = new();
     private static (IQuantKernels Backend, int Priority)[] _registered = [(Cpu.CpuKernels.Instance, CpuPriority)];
 
+    /// <summary>
+    /// The <see cref="Kernels.DynamicActivations"/> mode of quantized modules that do not set their own
+    /// (<c>QModule.DynamicActivations</c>): <see cref="Kernels.DynamicActivations.None"/> (float activations) unless
+    /// changed. Read at every call, so it can be switched between forwards.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An undefined mode.</exception>
+    public static DynamicActivations DynamicActivations
+    {
+        get => (DynamicActivations)Volatile.Read(ref _dynamicActivations);
+        set
+        {
+            KernelChecks.CheckDynamic(value);
+            Volatile.Write(ref _dynamicActivations, (int)value);
+        }
+    }
+
+    private static int _dynamicActivations;
+
     /// <summary>When set, every selection returns this backend (which must be able to run the weight).</summary>
     public static IQuantKernels? Forced { get; set; }
 

@@ -69,6 +69,8 @@ public sealed class TorchKernels : IQuantKernels
 
         public override long ByteSize => Weight.NumberOfElements * Weight.ElementSize;
 
+        public override long FloatCopyBytes => ByteSize;
+
         protected override void Dispose(bool disposing)
         {
             if (disposing) Weight.Dispose();

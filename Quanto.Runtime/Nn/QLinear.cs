@@ -49,7 +49,7 @@ public sealed class QLinear : QModule
     public override Tensor Compute(QActivation input) => RunLinear(
         input,
         weight => nn.functional.linear(input.Value, weight, FloatBias),
-        prepared => QuantizedOps.linear(input.Value, prepared, FloatBias),
+        prepared => QuantizedOps.linear_dynamic(input.Value, prepared, FloatBias, EffectiveDynamicActivations),
         prepared => QuantizedOps.linear_int8(input.Codes!, input.Scale!, prepared, FloatBias, input.Value.dtype));
 
     /// <inheritdoc />

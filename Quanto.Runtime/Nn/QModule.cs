@@ -105,6 +105,30 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     /// <summary>The weight optimizer (null: the qtype's default).</summary>
     public Optimizer? Optimizer { get; }
 
+    /// <summary>
+    /// Whether the matmul quantizes this module's float activations to int8 on the fly at inference
+    /// (<see cref="Kernels.DynamicActivations"/>; frozen or dynamic mode, never while training). Null follows
+    /// <see cref="QuantKernels.DynamicActivations"/>. Ignored when activations are quantized statically
+    /// (<see cref="ActivationQType"/> set). A run-time choice: it is not saved.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An undefined mode.</exception>
+    public DynamicActivations? DynamicActivations
+    {
+        get => _dynamicActivations;
+        set
+        {
+            if (value is { } mode) KernelChecks.CheckDynamic(mode);
+            _dynamicActivations = value;
+        }
+    }
+
+    private DynamicActivations? _dynamicActivations;
+
+    /// <summary>The <see cref="DynamicActivations"/> mode this module's next inference call uses.</summary>
+    public DynamicActivations EffectiveDynamicActivations => ActivationQType is null
+        ? DynamicActivations ?? QuantKernels.DynamicActivations
+        : Kernels.DynamicActivations.None;
+
     /// <summary>Path of this module in its model ("blocks.0.mlp.fc1"), used in messages and files.</summary>
     public string Path { get; set; }
 
@@ -273,15 +297,16 @@ public abstract class QModule : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Bytes the backends' prepared forms of the frozen weight hold besides it (its kernel view's
-    /// included): only the float copies the torch backend runs on (small convolutions), or with
-    /// <paramref name="kernelLayouts"/> every form (the CPU kernels' layout, a device upload too).</summary>
+    /// included): only the float copies (the torch backend's for small convolutions, the CPU kernels' for small
+    /// layers: <see cref="PreparedWeight.FloatCopyBytes"/>), or with <paramref name="kernelLayouts"/> every form
+    /// (the CPU kernels' layout, a device upload too).</summary>
     internal long PreparedByteSize(bool kernelLayouts)
     {
         lock (_viewGate)
         {
             IEnumerable<PreparedWeight> forms = (QuantizedWeight?.PreparedForms ?? [])
                 .Concat(_kernelView?.View.PreparedForms ?? []);
-            return forms.Where(f => kernelLayouts || f.Backend is TorchKernels).Sum(f => f.ByteSize);
+            return forms.Sum(f => kernelLayouts ? f.ByteSize : f.FloatCopyBytes);
         }
     }
 

@@ -73,6 +73,9 @@ public abstract class QuantizedWeight : IDisposable
     /// <summary>The prepared forms made so far (Quantizer.ModelBytes tells float copies from kernel layouts).</summary>
     internal IReadOnlyList<PreparedWeight> PreparedForms => _prepared.Forms;
 
+    /// <summary>The float copies among <see cref="PreparedByteSize"/> (<see cref="PreparedWeight.FloatCopyBytes"/>).</summary>
+    public long PreparedFloatCopyBytes => _prepared.Forms.Sum(form => form.FloatCopyBytes);
+
     /// <summary>Disposes the prepared forms made by <see cref="PreparedFor"/>; the next request prepares again.
     /// Only call it while no thread runs this weight.</summary>
     public void ReleasePrepared() => _prepared.Clear(close: false);

@@ -26,7 +26,9 @@ public sealed class TinyLlamaDemoTests : TempFolderTests
         foreach (DemoRow row in rows.Skip(2))
         {
             Assert.That(row.ReloadedPerplexity, Is.EqualTo(row.Perplexity), row.Name);
-            Assert.That(row.Bytes, Is.LessThan(fp32.Bytes), row.Name);
+            // At toy width every layer is under CpuKernels.FloatCopyLimit, so the CPU kernels also keep a float32
+            // copy of each (counted in ModelBytes and shown in its own column); without them the model is smaller.
+            Assert.That(row.Bytes - row.FloatCopyBytes, Is.LessThan(fp32.Bytes), row.Name);
         }
         Assert.That(rows.All(r => r.Continuation.Length > 0), Is.True);
         Assert.That(output.ToString(), Does.Contain("| w4 (qint4) |"));

@@ -24,8 +24,9 @@ public sealed class QConvModelBytesTests
     [Test]
     public void KernelLayoutsAreCountedWhenAsked()
     {
-        // 128 x 512 int8 weights: the CPU kernels run them from their own layout, made at the first forward.
-        using var model = Sequential(("fc", Linear(512, 128)));
+        // 256 x 512 int8 weights (over CpuKernels.FloatCopyLimit): the CPU kernels run them from their own layout,
+        // made at the first forward, and keep no float copy.
+        using var model = Sequential(("fc", Linear(512, 256)));
         model.eval();
         Quantizer.Quantize(model, weights: QType.QInt8);
         Quantizer.Freeze(model);
@@ -33,9 +34,23 @@ public sealed class QConvModelBytesTests
         Assert.That(Quantizer.ModelBytes(model, kernelLayouts: true), Is.EqualTo(frozen), "nothing prepared yet");
         using (no_grad()) model.forward(ones(2, 512)).Dispose();
         var weight = Quantizer.QuantizedModules(model).Single().QuantizedWeight!;
-        Assert.That(weight.PreparedByteSize, Is.GreaterThanOrEqualTo(512 * 128), "at least one byte per weight");
+        Assert.That(weight.PreparedByteSize, Is.GreaterThanOrEqualTo(512 * 256), "at least one byte per weight");
         Assert.That(Quantizer.ModelBytes(model), Is.EqualTo(frozen), "no float copy for a Linear");
         Assert.That(Quantizer.ModelBytes(model, kernelLayouts: true), Is.EqualTo(frozen + weight.PreparedByteSize));
+    }
+
+    [Test]
+    public void TheCpuKernelsFloatCopyOfASmallLinearIsCounted()
+    {
+        // 128 x 512 = 64 Ki weights, at CpuKernels.FloatCopyLimit: the CPU kernels also keep a float32 copy
+        // (libtorch runs it at 16 rows and more), 4 bytes per weight.
+        using var model = Sequential(("fc", Linear(512, 128)));
+        model.eval();
+        Quantizer.Quantize(model, weights: QType.QInt8);
+        Quantizer.Freeze(model);
+        long frozen = Quantizer.ModelBytes(model);
+        using (no_grad()) model.forward(ones(2, 512)).Dispose();
+        Assert.That(Quantizer.ModelBytes(model), Is.EqualTo(frozen + 512 * 128 * 4));
     }
 
     private static void AssertBytes(Module<Tensor, Tensor> model, Tensor input, long frozen, long floatCopy)

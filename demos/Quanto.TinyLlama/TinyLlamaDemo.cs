@@ -12,9 +12,11 @@ namespace Quanto.TinyLlama;
 internal sealed record DemoOptions(string Folder, int Steps = 500, int Hidden = 128, int Layers = 4, int Vocab = 512,
     int Batch = 8, int Window = 96, long Seed = 1, int EvalTokens = int.MaxValue);
 
-/// <summary>One configuration's results.</summary>
+/// <summary>One configuration's results. <paramref name="Bytes"/> is <see cref="Quantizer.ModelBytes(nn.Module)"/>
+/// after the run, <paramref name="FloatCopyBytes"/> the part of it that is the CPU kernels' float32 copies of small
+/// layers (those of at most CpuKernels.FloatCopyLimit weights, run by libtorch at 16 rows and more).</summary>
 internal sealed record DemoRow(string Name, double Perplexity, long Bytes, double ReloadedPerplexity,
-    double DecodeTokensPerSecond, string Continuation);
+    double DecodeTokensPerSecond, string Continuation, long FloatCopyBytes = 0);
 
 /// <summary>
 /// The whole demo: corpus -> BPE tokenizer (written as a SentencePiece tokenizer.model) -> train a small Llama ->
@@ -99,7 +101,8 @@ internal static class TinyLlamaDemo
         GenerationResult result = model.Generate(prompt, generation);
         string continuation = tokenizer.Decode(result.Tokens.Select(t => (int)t));
         double tokensPerSecond = result.Tokens.Count > 1 ? (result.Tokens.Count - 1) / result.DecodeSeconds : 0;
-        return new DemoRow(name, perplexity, bytes, reloaded, tokensPerSecond, continuation);
+        long floatCopies = Quantizer.QuantizedModules(model).Sum(m => m.QuantizedWeight?.PreparedFloatCopyBytes ?? 0);
+        return new DemoRow(name, perplexity, bytes, reloaded, tokensPerSecond, continuation, floatCopies);
     }
 
     private static void Calibrate(Llama model, long[] train, int window)
@@ -148,15 +151,17 @@ internal static class TinyLlamaDemo
         DemoRow reference = rows[0];
         output.WriteLine();
         output.WriteLine(
-            "| configuration | held-out perplexity | vs fp32 | bytes | ratio | reloaded | decode tokens/s |");
-        output.WriteLine("|---|--:|--:|--:|--:|---|--:|");
+            "| configuration | held-out perplexity | vs fp32 | bytes | ratio | of which float copies | reloaded | " +
+            "decode tokens/s |");
+        output.WriteLine("|---|--:|--:|--:|--:|--:|---|--:|");
         foreach (DemoRow row in rows)
         {
             string reload = double.IsNaN(row.ReloadedPerplexity) ? "-"
                 : row.ReloadedPerplexity == row.Perplexity ? "identical" : $"{row.ReloadedPerplexity:F3}";
             output.WriteLine($"| {row.Name} | {row.Perplexity:F3} | " +
                              $"{row.Perplexity - reference.Perplexity:+0.000;-0.000} | " +
-                             $"{row.Bytes:N0} | {(double)reference.Bytes / row.Bytes:F2}x | {reload} | " +
+                             $"{row.Bytes:N0} | {(double)reference.Bytes / row.Bytes:F2}x | {row.FloatCopyBytes:N0} | " +
+                             $"{reload} | " +
                              $"{row.DecodeTokensPerSecond:F1} |");
         }
         output.WriteLine();

@@ -7,15 +7,19 @@ namespace Quanto.Kernels.Cpu;
 /// Float activations laid out for one weight: each row copied into the weight's padded group layout (zeros in the
 /// padding, so padded codes add nothing), rows padded with zeros to a multiple of <see cref="RowTile"/> when the GEMM
 /// micro-kernels run, and (affine formats) the sum of each row's group, for the shift term: sum_k (q*s - t) x_k =
-/// s * sum_k q x_k - t * sum_k x_k. Owns native memory: dispose it.
+/// s * sum_k q x_k - t * sum_k x_k. Holds scratch memory (see ScratchMemory): dispose it.
 /// </summary>
 internal readonly unsafe struct CpuActivations : IDisposable
 {
     /// <summary>Rows per GEMM micro-kernel tile; row counts are padded to a multiple of this.</summary>
     public const int RowTile = 4;
 
-    private CpuActivations(float* x, float* groupSums, int rows, int paddedRows, int stride, int groups)
+    private readonly ScratchMemory.Lease _memory;
+
+    private CpuActivations(ScratchMemory.Lease memory, float* x, float* groupSums, int rows, int paddedRows, int stride,
+        int groups)
     {
+        _memory = memory;
         X = x;
         GroupSums = groupSums;
         Rows = rows;
@@ -49,9 +53,11 @@ internal readonly unsafe struct CpuActivations : IDisposable
         // Only the GEMM (RowTile rows and more) reads padded rows; a GEMV needs exactly its rows.
         int paddedRows = rows < CpuKernelDispatch.GemmMinRows ? rows : (rows + RowTile - 1) / RowTile * RowTile;
         int stride = weight.PaddedK;
-        nuint bytes = (nuint)((long)paddedRows * stride * sizeof(float));
-        float* x = (float*)NativeMemory.AlignedAlloc(bytes, 64);
-        NativeMemory.Clear(x, bytes);
+        long bytes = (long)paddedRows * stride * sizeof(float);
+        long sumBytes = weight.Format.IsAffine() ? (long)rows * weight.Groups * sizeof(float) : 0;
+        ScratchMemory.Lease memory = ScratchMemory.Rent(bytes + sumBytes, clear: false);
+        float* x = (float*)memory.Pointer;
+        NativeMemory.Clear(x, (nuint)bytes); // the padding must be zero; the sums are all written
         int groups = weight.Groups;
         int g = weight.GroupSize;
         for (int r = 0; r < rows; r++)
@@ -65,7 +71,7 @@ internal readonly unsafe struct CpuActivations : IDisposable
         float* sums = null;
         if (weight.Format.IsAffine())
         {
-            sums = (float*)NativeMemory.Alloc((nuint)((long)rows * groups * sizeof(float)));
+            sums = (float*)((byte*)x + bytes);
             for (int r = 0; r < rows; r++)
             {
                 for (int j = 0; j < groups; j++)
@@ -79,12 +85,8 @@ internal readonly unsafe struct CpuActivations : IDisposable
                 }
             }
         }
-        return new CpuActivations(x, sums, rows, paddedRows, stride, groups);
+        return new CpuActivations(memory, x, sums, rows, paddedRows, stride, groups);
     }
 
-    public void Dispose()
-    {
-        NativeMemory.AlignedFree(X);
-        if (GroupSums != null) NativeMemory.Free(GroupSums);
-    }
+    public void Dispose() => _memory.Dispose();
 }

@@ -3,7 +3,8 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Quanto.Kernels.Cpu;
 
-/// <summary>The SIMD width a <see cref="CpuKernels"/> instance runs with.</summary>
+/// <summary>The SIMD width a <see cref="CpuKernels"/> instance runs its float-activation kernels with (the
+/// int8-activation kernels pick their own instructions from CPUID: Cpu/Int8/DotKernels.cs).</summary>
 public enum CpuKernelPath
 {
     /// <summary>The widest path this CPU supports (Vector512, then Vector256, then Vector128, then scalar).</summary>
@@ -15,10 +16,10 @@ public enum CpuKernelPath
     /// <summary>128-bit vectors through the portable <see cref="Vector128"/> API (SSE on x64, AdvSimd on Arm).</summary>
     Vector128,
 
-    /// <summary>256-bit vectors: x64 AVX2 + FMA (+ AVX-VNNI for W8A8 where present).</summary>
+    /// <summary>256-bit vectors: x64 AVX2 + FMA.</summary>
     Vector256,
 
-    /// <summary>512-bit vectors: x64 AVX-512 F/BW (+ AVX-VNNI for W8A8 where present).</summary>
+    /// <summary>512-bit vectors: x64 AVX-512 F/BW.</summary>
     Vector512,
 }
 
@@ -32,7 +33,7 @@ public static class CpuFeatures
         : IsSupported(CpuKernelPath.Vector128) ? CpuKernelPath.Vector128
         : CpuKernelPath.Scalar;
 
-    /// <summary>True when AVX-VNNI (vpdpbusd on 256-bit registers) is available for W8A8.</summary>
+    /// <summary>True when AVX-VNNI (vpdpbusd on 256-bit registers, which the JIT emits) is available.</summary>
     public static bool HasAvxVnni => AvxVnni.IsSupported;
 
     /// <summary>True when <paramref name="path"/> can run on this CPU (Auto and Scalar always can).</summary>

@@ -5,11 +5,12 @@ using static TorchSharp.torch;
 namespace Quanto.Kernels.Cpu;
 
 /// <summary>
-/// Managed SIMD kernels for CPU inference: y = x · dequant(W)ᵀ (+ bias) on int8, int4, int2 and float8 weights
-/// without materialising the float weight, and W8A8 (int8 x int8, exact int32 accumulation, AVX-512 VNNI /
-/// AVX-VNNI where present). Dispatches at construction to Vector512, Vector256, Vector128 or scalar code
-/// (<see cref="CpuKernelPath"/>); uses every core with a light thread pool. Inputs are CPU Float32 or BFloat16
-/// (converted to Float32 at the edge; the result has the input's dtype).
+/// SIMD kernels for CPU inference: y = x · dequant(W)ᵀ (+ bias) on int8, int4, int2 and float8 weights without
+/// materialising the float weight (managed Vector512 / 256 / 128 or scalar code, chosen at construction:
+/// <see cref="CpuKernelPath"/>), and with int8 activations (W8A8, dynamic activations: exact int32 dot products on
+/// AVX-512 VNNI code assembled at run time, AVX-VNNI, or portable SIMD, chosen from CPUID). Uses every core with a
+/// light thread pool (<see cref="Threads"/>). Inputs are CPU Float32 or BFloat16 (converted to Float32 at the edge;
+/// the result has the input's dtype).
 /// </summary>
 /// <remarks>
 /// Register it ahead of the torch fallback with <c>QuantKernels.Register(CpuKernels.Instance, 100)</c>; it declines
@@ -33,6 +34,7 @@ public sealed partial class CpuKernels : IQuantKernels
             throw new PlatformNotSupportedException($"This CPU cannot run the {path} kernels; use one of " +
                 $"{string.Join(", ", CpuFeatures.Supported)} or Auto.");
         Path = path == CpuKernelPath.Auto ? CpuFeatures.Best : path;
+        KeepsFloatCopies = path == CpuKernelPath.Auto;
         MultiThreaded = multiThreaded;
         Name = "cpu-" + Path.ToString().ToLowerInvariant();
     }
@@ -49,6 +51,29 @@ public sealed partial class CpuKernels : IQuantKernels
         get => CpuParallel.Threads;
         set => CpuParallel.Threads = value;
     }
+
+    /// <summary>
+    /// Weights with at most this many elements also keep a float32 copy in the CPU backend's prepared form (64 Ki by
+    /// default: 256 KB, a 128 x 512 layer), so that calls of 16 rows and more run libtorch's F.linear on it, which is
+    /// faster there than the quantized kernel. Counted in <c>PreparedWeight.FloatCopyBytes</c>. Read
+    /// when a weight is prepared; 0 keeps no copies. Only <see cref="Instance"/> and other Auto-path instances keep
+    /// them: an instance made for one SIMD path runs that path.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Negative.</exception>
+    public static long FloatCopyLimit
+    {
+        get => Volatile.Read(ref _floatCopyLimit);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            Volatile.Write(ref _floatCopyLimit, value);
+        }
+    }
+
+    private static long _floatCopyLimit = 64 * 1024;
+
+    /// <summary>True when this instance may keep float copies (made for the Auto path).</summary>
+    internal bool KeepsFloatCopies { get; }
 
     /// <summary>The path every call of this instance runs.</summary>
     public CpuKernelPath Path { get; }
@@ -82,11 +107,14 @@ public sealed partial class CpuKernels : IQuantKernels
         if (!CanRun(weight, ScalarType.Float32, CPU))
             throw new NotSupportedException($"The CPU kernels cannot run {weight}: it must be at least 2-D, with " +
                 "fewer than 2^28 input features.");
-        return new CpuPreparedWeight(weight, this, format);
+        return new CpuPreparedWeight(weight, this, format,
+            floatCopy: KeepsFloatCopies && weight.NumberOfElements <= FloatCopyLimit);
     }
 
     /// <inheritdoc />
-    public unsafe Tensor Linear(Tensor input, PreparedWeight weight, Tensor? bias)
+    /// <remarks>Weights small enough to keep a float32 copy (<see cref="FloatCopyLimit"/>) run libtorch's F.linear on
+    /// it from 16 activation rows on, where it is faster (see Cpu/FloatCopyRoutes.cs); both compute in float32.</remarks>
+    public Tensor Linear(Tensor input, PreparedWeight weight, Tensor? bias)
     {
         var w = KernelChecks.Expect<CpuPreparedWeight>(weight, this);
         KernelChecks.CheckLinear(input, w, bias);
@@ -94,6 +122,23 @@ public sealed partial class CpuKernels : IQuantKernels
         if (bias is not null) CheckCpu(bias, "bias");
         if (input.dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
             throw new ArgumentException($"The CPU kernels take Float32 or BFloat16 inputs; got {input.dtype}.", nameof(input));
+        return w.FloatCopy is { } copy && FloatCopyRoutes.UseCopy(checked((int)(input.NumberOfElements / w.K)))
+            ? CopyLinear(copy, input, bias)
+            : KernelLinear(w, input, bias);
+    }
+
+    /// <summary>F.linear on the float32 copy, in float32 (as the kernel computes), returned in x's dtype.</summary>
+    private static Tensor CopyLinear(Tensor copy, Tensor input, Tensor? bias)
+    {
+        if (input.dtype == ScalarType.Float32 && (bias is null || bias.dtype == ScalarType.Float32))
+            return nn.functional.linear(input, copy, bias);
+        using var scope = NewDisposeScope();
+        Tensor y = nn.functional.linear(input.to(ScalarType.Float32), copy, bias?.to(ScalarType.Float32));
+        return y.to(input.dtype).MoveToOuterDisposeScope();
+    }
+
+    private unsafe Tensor KernelLinear(CpuPreparedWeight w, Tensor input, Tensor? bias)
+    {
         // Every TorchSharp call costs microseconds against a ~0.3 ms GEMV: convert or copy only when needed.
         using var scope = NewDisposeScope();
         Tensor x = input.dtype == ScalarType.Float32 ? input : input.to(ScalarType.Float32);
@@ -111,6 +156,7 @@ public sealed partial class CpuKernels : IQuantKernels
     /// <summary>Runs the float kernel on contiguous Float32 tensors (x: rows x K, y: rows x N).</summary>
     internal unsafe void LinearFloat(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
     {
+        w.EnsureBlocks();
         fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
         {
             fixed (byte* biasBytes = bias is null ? default : bias.bytes)
@@ -118,10 +164,19 @@ public sealed partial class CpuKernels : IQuantKernels
                 using var activations = CpuActivations.Create((float*)xBytes, rows, w);
                 var job = new FloatJob(w, activations, (float*)yBytes, (float*)biasBytes,
                     CpuKernelDispatch.Select(Path, w.Format, rows), ChunkRows(w.N, rows));
-                CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, MultiThreaded);
+                CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, Parallel(rows, w.K, w.N));
             }
         }
     }
+
+    /// <summary>
+    /// Multiply-adds from which a call is split over the threads: below it (a 128 x 512 layer at one row is 64 Ki),
+    /// waking the workers costs more than they save, so the caller does it all.
+    /// </summary>
+    internal const long ParallelMinMacs = 1L << 19;
+
+    /// <summary>True when a (rows x k) by (n x k) product is worth the thread pool.</summary>
+    private bool Parallel(int rows, int k, int n) => MultiThreaded && (long)rows * k * n >= ParallelMinMacs;
 
     /// <summary>
     /// Output rows per work item: about 8 items per thread for load balance (chunks are claimed dynamically), a

@@ -5,7 +5,9 @@ using static TorchSharp.torch;
 namespace Quanto.Kernels.Cpu;
 
 /// <summary>
-/// A weight in the CPU kernels' layout, in 64-byte aligned native memory: each output row is a run of blocks
+/// A weight in the CPU kernels' layouts, each made on first use: for the int8-activation kernels
+/// <see cref="Dot"/> (Int8/DotWeight.cs), and for the float-activation kernels this block layout, in 64-byte
+/// aligned native memory (<see cref="EnsureBlocks"/>): each output row is a run of blocks
 /// (see <see cref="CpuWeightFormat"/>), groups padded to whole blocks with zero codes, plus one float scale and
 /// (affine formats) one float shift per group, so that w = code * scale - shift. 8-bit formats have one group per
 /// row. A uint8 zero-point becomes the float shift zp * scale here. Made once, never saved.
@@ -14,19 +16,21 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
 {
     private nint _memory;
 
-    public CpuPreparedWeight(QuantizedWeight source, CpuKernels backend, CpuWeightFormat format)
+    /// <param name="source">The canonical weight.</param>
+    /// <param name="backend">The backend that runs it.</param>
+    /// <param name="format">Its CPU format.</param>
+    /// <param name="floatCopy">Also keep a float32 copy (<see cref="FloatCopy"/>).</param>
+    public CpuPreparedWeight(QuantizedWeight source, CpuKernels backend, CpuWeightFormat format, bool floatCopy = false)
         : base(source, backend)
     {
-        Format = format;
-        N = checked((int)OutFeatures);
-        K = checked((int)InFeatures);
-        GroupSize = source is WeightQBitsTensor bits ? bits.GroupSize : K;
-        if (K % GroupSize != 0)
+        if (floatCopy)
         {
-            throw new NotSupportedException(
-                $"The CPU kernels need groups inside rows: group size {GroupSize} does not divide the {K} input " +
-                $"features of {source}.");
+            using var scope = NewDisposeScope();
+            FloatCopy = source.Dequantize().to(ScalarType.Float32, CPU).reshape(source.Shape[0], -1).contiguous()
+                .DetachFromDisposeScope(); // lives as long as this prepared weight
         }
+        Format = format;
+        (N, K, GroupSize) = CpuWeightFormats.Geometry(source);
         Groups = K / GroupSize;
         BlockWeights = format.BlockWeights();
         BlockBytes = format.BlockBytes();
@@ -40,20 +44,9 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
 
         long codeBytes = (long)N * RowBytes;
         long perGroup = (long)N * Groups;
-        long total = Align(codeBytes) + Align(perGroup * 4) * 2 + Align((long)N * 4);
-        void* memory = HugePages.Allocate(total);
-        NativeMemory.Clear(memory, (nuint)total);
-        _memory = (nint)memory;
-        Codes = (byte*)memory;
-        Scales = (float*)(Codes + Align(codeBytes));
-        Shifts = Scales + Align(perGroup * 4) / 4;
-        RowSums = (int*)(Shifts + Align(perGroup * 4) / 4);
-        GC.AddMemoryPressure(total);
-        _bytes = total;
-
-        using var scope = NewDisposeScope();
-        if (source is WeightQBytesTensor bytes) Fill8Bit(bytes);
-        else Fill(source as WeightQBitsTensor ?? throw new NotSupportedException($"Unknown weight type {source}."));
+        _bytes = Align(codeBytes) + Align(perGroup * 4) * 2;
+        _scalesOffset = Align(codeBytes);
+        _shiftsOffset = _scalesOffset + Align(perGroup * 4);
     }
 
     private CpuPreparedWeight(CpuPreparedWeight other) : base(other.Source, other.Backend)
@@ -62,14 +55,14 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
             (other.Format, other.N, other.K, other.GroupSize, other.Groups, other.BlockWeights, other.BlockBytes);
         (PaddedGroup, BlocksPerGroup, PaddedK, RowBytes, _bytes) =
             (other.PaddedGroup, other.BlocksPerGroup, other.PaddedK, other.RowBytes, other._bytes);
-        void* memory = HugePages.Allocate(_bytes);
-        Buffer.MemoryCopy((void*)other._memory, memory, _bytes, _bytes);
-        _memory = (nint)memory;
-        Codes = (byte*)memory;
-        Scales = (float*)((byte*)memory + ((byte*)other.Scales - other.Codes));
-        Shifts = (float*)((byte*)memory + ((byte*)other.Shifts - other.Codes));
-        RowSums = (int*)((byte*)memory + ((byte*)other.RowSums - other.Codes));
-        GC.AddMemoryPressure(_bytes);
+        (_scalesOffset, _shiftsOffset) = (other._scalesOffset, other._shiftsOffset);
+        if (other._memory != 0)
+        {
+            void* memory = HugePages.Allocate(_bytes);
+            Buffer.MemoryCopy((void*)other._memory, memory, _bytes, _bytes);
+            Publish(memory);
+        }
+        if (other._dot is { } dot) _dot = dot.Clone();
     }
 
     ~CpuPreparedWeight() => Free();
@@ -77,10 +70,88 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
     /// <summary>A copy in its own memory (benchmarks rotate through copies so caches cannot hold the weight).</summary>
     internal CpuPreparedWeight Clone() => new(this);
 
+    /// <summary>
+    /// Makes the block layout the float-activation kernels read (<see cref="Codes"/>, <see cref="Scales"/>,
+    /// <see cref="Shifts"/>) on the first call; a weight that only runs the int8-activation
+    /// kernels (<see cref="Dot"/>) never holds it. Safe under concurrent first calls.
+    /// </summary>
+    public void EnsureBlocks()
+    {
+        if (Volatile.Read(ref _memory) != 0) return;
+        lock (_gate)
+        {
+            if (_memory != 0) return;
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            void* memory = HugePages.Allocate(_bytes);
+            try
+            {
+                NativeMemory.Clear(memory, (nuint)_bytes);
+                Point(memory);
+                using var scope = NewDisposeScope();
+                if (Source is WeightQBytesTensor bytes) Fill8Bit(bytes);
+                else Fill(Source as WeightQBitsTensor ?? throw new NotSupportedException($"Unknown weight type {Source}."));
+            }
+            catch
+            {
+                HugePages.Free(memory);
+                throw;
+            }
+            Publish(memory);
+        }
+    }
+
+    private void Point(void* memory)
+    {
+        _codes = (byte*)memory;
+        _scales = (float*)((byte*)memory + _scalesOffset);
+        _shifts = (float*)((byte*)memory + _shiftsOffset);
+    }
+
+    private void Publish(void* memory)
+    {
+        Point(memory);
+        GC.AddMemoryPressure(_bytes);
+        Volatile.Write(ref _memory, (nint)memory); // last: readers that see it see the pointers too
+    }
+
+    private readonly long _scalesOffset, _shiftsOffset;
+    private byte* _codes;
+    private float* _scales, _shifts;
+    private bool _disposed;
+
     private readonly long _bytes;
 
     /// <inheritdoc />
-    public override long ByteSize => _bytes;
+    public override long ByteSize =>
+        (Volatile.Read(ref _memory) != 0 ? _bytes : 0) + (Volatile.Read(ref _dot)?.ByteSize ?? 0) + FloatCopyBytes;
+
+    private Int8.DotWeight? _dot;
+
+    /// <summary>The weight dequantized to a float32 (N, K) tensor, for small weights (CpuKernels.FloatCopyLimit),
+    /// else null.</summary>
+    public Tensor? FloatCopy { get; }
+
+    /// <inheritdoc />
+    public override long FloatCopyBytes => FloatCopy is null ? 0 : FloatCopy.NumberOfElements * sizeof(float);
+
+    /// <summary>The int8-activation kernels' layout of this weight, made on its first dynamic-activation call (once,
+    /// under concurrent first calls) and freed with this prepared weight.</summary>
+    /// <exception cref="NotSupportedException">The weight is not qint8, qint4 or qint2.</exception>
+    public Int8.DotWeight Dot
+    {
+        get
+        {
+            Int8.DotWeight? dot = Volatile.Read(ref _dot);
+            if (dot is not null) return dot;
+            lock (_gate)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                return _dot ??= new Int8.DotWeight(Source);
+            }
+        }
+    }
+
+    private readonly Lock _gate = new();
 
     public CpuWeightFormat Format { get; }
 
@@ -114,19 +185,32 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
     /// <summary>Bytes of one output row of codes.</summary>
     public int RowBytes { get; }
 
-    /// <summary>Codes, N rows of RowBytes.</summary>
-    public byte* Codes { get; }
+    /// <summary>Codes, N rows of RowBytes (after <see cref="EnsureBlocks"/>).</summary>
+    public byte* Codes => _codes;
 
-    /// <summary>Scale per (row, group), row-major.</summary>
-    public float* Scales { get; }
+    /// <summary>Scale per (row, group), row-major (after <see cref="EnsureBlocks"/>).</summary>
+    public float* Scales => _scales;
 
-    /// <summary>Shift per (row, group) (zero for 8-bit formats).</summary>
-    public float* Shifts { get; }
+    /// <summary>Shift per (row, group) (zero for 8-bit formats; after <see cref="EnsureBlocks"/>).</summary>
+    public float* Shifts => _shifts;
 
-    /// <summary>Per row, the sum of the int8 codes (W8A8's correction for unsigned activations).</summary>
-    public int* RowSums { get; }
-
-    protected override void Dispose(bool disposing) => Free();
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            lock (_gate)
+            {
+                _disposed = true;
+                Free();
+                Interlocked.Exchange(ref _dot, null)?.Dispose();
+                FloatCopy?.Dispose();
+            }
+        }
+        else
+        {
+            Free();
+        }
+    }
 
     private void Free()
     {
@@ -140,18 +224,12 @@ internal sealed unsafe class CpuPreparedWeight : PreparedWeight
 
     private void Fill8Bit(WeightQBytesTensor weight)
     {
-        Tensor data = weight.Data.cpu().contiguous().reshape(N, K);
+        Tensor data = weight.Data.cpu().contiguous().reshape(N, K); // a view: the scope frees it, never weight.Data
         ReadOnlySpan<byte> codes = data.bytes;
         for (int n = 0; n < N; n++)
         {
             ReadOnlySpan<byte> row = codes.Slice(n * K, K);
             row.CopyTo(new Span<byte>(Codes + (long)n * RowBytes, K));
-            if (Format == CpuWeightFormat.Int8)
-            {
-                int sum = 0;
-                foreach (byte b in row) sum += (sbyte)b;
-                RowSums[n] = sum;
-            }
         }
         CopyFloats(weight.Scale, new Span<float>(Scales, N));
     }

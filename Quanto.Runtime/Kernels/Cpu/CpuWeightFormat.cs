@@ -1,3 +1,5 @@
+using Quanto.Tensors;
+
 namespace Quanto.Kernels.Cpu;
 
 /// <summary>
@@ -72,4 +74,23 @@ internal static class CpuWeightFormats
         QType.QFloat8E4M3Fnuz => CpuWeightFormat.Fp8E4M3Fnuz,
         _ => null,
     };
+
+    /// <summary>
+    /// Output rows, inputs per row and inputs per group of <paramref name="source"/> (the row length for 8-bit
+    /// weights): the geometry every CPU layout starts from.
+    /// </summary>
+    /// <exception cref="NotSupportedException">A group crosses rows (the group size does not divide K).</exception>
+    public static (int N, int K, int Group) Geometry(QuantizedWeight source)
+    {
+        int n = checked((int)source.Shape[0]);
+        int k = checked((int)(source.NumberOfElements / source.Shape[0]));
+        int group = source is WeightQBitsTensor bits ? bits.GroupSize : k;
+        if (k % group != 0)
+        {
+            throw new NotSupportedException(
+                $"The CPU kernels need groups inside rows: group size {group} does not divide the {k} input " +
+                $"features of {source}.");
+        }
+        return (n, k, group);
+    }
 }

@@ -1,0 +1,217 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Iced.Intel;
+using Quanto.Kernels.Cpu.Int8;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Quanto.Kernels.Cpu.Jit;
+
+/// <summary>
+/// The bf16 panel kernels as AVX-512 BF16 machine code, assembled at run time with Iced (.NET 10 has no intrinsic
+/// for vdpbf16ps). The weights stay in their int8/int4/int2 panel layout (Int8/DotWeight.cs); each unit is decoded in
+/// registers into bf16 code planes, which bf16 holds exactly: 2/4-bit codes through a 16-entry vpermw table, qint8
+/// codes through int32 -> float32, whose upper half is the exact bf16. One vdpbf16ps per plane and row adds two
+/// products per column to a float32 accumulator; per group the sum is scaled (and shifted) as in
+/// <see cref="Bf16Reference"/>. Registers and ABI as <see cref="DotAssembler"/>; checked against the reference on
+/// first use in Debug builds.
+/// </summary>
+internal static unsafe class Bf16Assembler
+{
+    private static readonly ConcurrentDictionary<(DotFormat, int), DotKernel> Kernels = new();
+    private static readonly Lock Gate = new();
+
+    /// <summary>bfloat16 of 0..15 in words 0..15 (the vpermw table of the 2/4-bit decoders); lives for the process.</summary>
+    private static readonly nint Table = CodeTable();
+
+    /// <summary>Null when the kernels can be assembled and run here, else what is missing.</summary>
+    public static string? MissingFeature { get; } =
+        DotAssembler.MissingFeature is { } missing && !missing.StartsWith("AVX512", StringComparison.Ordinal)
+            ? missing
+            : !CpuIsa.Avx512Bf16 ? "AVX512_BF16"
+            : null;
+
+    /// <summary>The kernel for <paramref name="format"/> and tiles of <paramref name="rows"/> rows (1 to 4).</summary>
+    public static DotKernel Get(DotFormat format, int rows)
+    {
+        if (MissingFeature is { } missing)
+            throw new PlatformNotSupportedException($"The assembled bf16 kernels need {missing}.");
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, 4);
+        if (Kernels.TryGetValue((format, rows), out DotKernel kernel)) return kernel;
+        lock (Gate)
+        {
+            if (Kernels.TryGetValue((format, rows), out kernel)) return kernel;
+            void* code = ExecutableMemory.Publish(Assemble(format, rows));
+            kernel = new DotKernel("bf16-asm", rows, (delegate* unmanaged[SuppressGCTransition]<DotArgs*, void>)code);
+#if DEBUG
+            DotKernelCheck.Bf16AgainstReference(kernel, format);
+#endif
+            Kernels[(format, rows)] = kernel;
+            return kernel;
+        }
+    }
+
+    internal static byte[] Assemble(DotFormat format, int rows)
+    {
+        var a = new Assembler(64);
+        AssemblerRegister64[] saved = [rbx, rbp, rsi, rdi, r12, r13, r14, r15];
+        foreach (AssemblerRegister64 register in saved) a.push(register);
+        a.mov(rbx, OperatingSystem.IsWindows() ? rcx : rdi);
+        a.mov(rcx, __qword_ptr[rbx + DotArgs.XOffset]);
+        a.mov(r11, __qword_ptr[rbx + DotArgs.XSumsOffset]);
+        a.mov(rdi, __qword_ptr[rbx + DotArgs.OutputOffset]);
+        a.mov(rbp, __qword_ptr[rbx + DotArgs.OutputStrideOffset]);
+        a.shl(rbp, 2);
+        a.mov(r15d, __dword_ptr[rbx + DotArgs.TilesOffset]);
+        switch (format)
+        {
+            case DotFormat.Int8:
+                a.mov(esi, unchecked((int)0x80808080)); // +128 offset off: signed bytes
+                a.vpbroadcastd(zmm4, esi);
+                a.mov(esi, unchecked((int)0xFFFF0000));
+                a.vpbroadcastd(zmm5, esi);
+                break;
+            default:
+                a.mov(esi, format == DotFormat.Int4 ? 0x000F000F : 0x00030003);
+                a.vpbroadcastd(zmm4, esi);
+                a.mov(rsi, (ulong)Table);
+                a.vmovdqu16(zmm5, __zmmword_ptr[rsi]);
+                break;
+        }
+
+        Label tileLoop = a.CreateLabel(), groupLoop = a.CreateLabel(), unitLoop = a.CreateLabel();
+        Label noBias = a.CreateLabel();
+        a.Label(ref tileLoop);
+        a.mov(rax, __qword_ptr[rbx + DotArgs.WeightsOffset]);
+        a.mov(r9, __qword_ptr[rbx + DotArgs.ScalesOffset]);
+        a.mov(r10, __qword_ptr[rbx + DotArgs.ShiftsOffset]);
+        a.mov(r12d, __dword_ptr[rbx + DotArgs.GroupsOffset]);
+        for (int r = 0; r < rows; r++) a.vpxord(Tile(r), Tile(r), Tile(r));
+        a.Label(ref groupLoop);
+        for (int r = 0; r < rows; r++) a.vpxord(Sum(r), Sum(r), Sum(r));
+        a.mov(r14d, __dword_ptr[rbx + DotArgs.UnitsPerBlockOffset]);
+        a.Label(ref unitLoop);
+        int planes = format.Bf16Pairs().Length / 2;
+        if (format == DotFormat.Int2)
+        {
+            // Eight planes, four registers: the low bytes' planes, then the high bytes'.
+            a.vmovdqu16(zmm26, __zmmword_ptr[rax]);
+            for (int half = 0; half < 2; half++)
+            {
+                for (int p = 0; p < 4; p++)
+                {
+                    int shift = 8 * half + 2 * p;
+                    if (shift == 0) a.vpandd(Plane(p), zmm26, zmm4);
+                    else
+                    {
+                        a.vpsrlw(Plane(p), zmm26, (byte)shift);
+                        if (shift != 14) a.vpandd(Plane(p), Plane(p), zmm4);
+                    }
+                    a.vpermw(Plane(p), Plane(p), zmm5);
+                }
+                for (int p = 0; p < 4; p++) Dot(a, rows, Plane(p), 4 * half + p);
+            }
+        }
+        else
+        {
+            EmitPlanes(a, format);
+            for (int p = 0; p < planes; p++) Dot(a, rows, PlaneOf(format, p), p);
+        }
+        a.add(rax, DotFormats.UnitBytes);
+        a.add(rcx, planes * rows * 4);
+        a.dec(r14d);
+        a.jnz(unitLoop);
+
+        // Group end: tile += sum * scale; 2/4-bit: tile -= shift * xSum.
+        for (int r = 0; r < rows; r++) a.vfmadd231ps(Tile(r), Sum(r), __zmmword_ptr[r9]);
+        if (!format.IsSigned())
+        {
+            a.vmovups(zmm1, __zmmword_ptr[r10]);
+            for (int r = 0; r < rows; r++) a.vfnmadd231ps(Tile(r), zmm1, __dword_bcst[r11 + r * 4]);
+            a.add(r10, DotFormats.PanelColumns * 4);
+            a.add(r11, rows * 4);
+        }
+        a.add(r9, DotFormats.PanelColumns * 4);
+        a.dec(r12d);
+        a.jnz(groupLoop);
+
+        a.mov(rsi, __qword_ptr[rbx + DotArgs.BiasOffset]);
+        a.test(rsi, rsi);
+        a.jz(noBias);
+        for (int r = 0; r < rows; r++) a.vaddps(Tile(r), Tile(r), __zmmword_ptr[rsi]);
+        a.Label(ref noBias);
+        a.mov(rsi, rdi);
+        for (int r = 0; r < rows; r++)
+        {
+            a.vmovups(__zmmword_ptr[rsi], Tile(r));
+            a.add(rsi, rbp);
+        }
+        a.mov(rdi, rsi);
+        a.dec(r15d);
+        a.jnz(tileLoop);
+
+        a.vzeroupper();
+        for (int i = saved.Length - 1; i >= 0; i--) a.pop(saved[i]);
+        a.ret();
+        using var stream = new MemoryStream();
+        a.Assemble(new StreamCodeWriter(stream), 0);
+        return stream.ToArray();
+    }
+
+    /// <summary>Row r's sum += plane · the row's pair of plane <paramref name="index"/> of this unit.</summary>
+    private static void Dot(Assembler a, int rows, AssemblerRegisterZMM plane, int index)
+    {
+        for (int r = 0; r < rows; r++) a.vdpbf16ps(Sum(r), plane, __dword_bcst[rcx + (index * rows + r) * 4]);
+    }
+
+    /// <summary>qint8 and qint4: loads the unit at rax and leaves its bf16 code planes in registers.</summary>
+    private static void EmitPlanes(Assembler a, DotFormat format)
+    {
+        if (format == DotFormat.Int8)
+        {
+            a.vpxord(zmm3, zmm4, __zmmword_ptr[rax]);
+            // Plane (input 0, input 2): bytes 0 and 2 of each lane, sign-extended, to float; bf16 = the upper half.
+            a.vpslld(zmm24, zmm3, 24);
+            a.vpsrad(zmm24, zmm24, 24);
+            a.vcvtdq2ps(zmm24, zmm24);
+            a.vpsrld(zmm24, zmm24, 16);
+            a.vpslld(zmm25, zmm3, 8);
+            a.vpsrad(zmm25, zmm25, 24);
+            a.vcvtdq2ps(zmm25, zmm25);
+            a.vpternlogd(zmm24, zmm25, zmm5, 0xF8); // zmm24 | (zmm25 & 0xFFFF0000)
+            // Plane (input 1, input 3).
+            a.vpslld(zmm26, zmm3, 16);
+            a.vpsrad(zmm26, zmm26, 24);
+            a.vcvtdq2ps(zmm26, zmm26);
+            a.vpsrld(zmm26, zmm26, 16);
+            a.vpsrad(zmm27, zmm3, 24);
+            a.vcvtdq2ps(zmm27, zmm27);
+            a.vpternlogd(zmm26, zmm27, zmm5, 0xF8);
+            return;
+        }
+        a.vmovdqu16(zmm3, __zmmword_ptr[rax]);
+        a.vpandd(zmm0, zmm3, zmm4);            // words & 15: inputs 0, 2
+        a.vpsrlw(zmm1, zmm3, 8);
+        a.vpandd(zmm1, zmm1, zmm4);            // inputs 1, 3
+        a.vpsrlw(zmm2, zmm3, 4);
+        a.vpandd(zmm2, zmm2, zmm4);            // inputs 4, 6
+        a.vpsrlw(zmm3, zmm3, 12);              // inputs 5, 7
+        for (int p = 0; p < 4; p++) a.vpermw(Plane(p), Plane(p), zmm5);
+    }
+
+    private static AssemblerRegisterZMM PlaneOf(DotFormat format, int p) =>
+        format == DotFormat.Int8 ? (p == 0 ? zmm24 : zmm26) : Plane(p);
+
+    private static nint CodeTable()
+    {
+        var table = (ushort*)NativeMemory.AlignedAlloc(64, 64);
+        for (int i = 0; i < 32; i++) table[i] = i < 16 ? (ushort)Bf16Activations.Round(i) : (ushort)0;
+        return (nint)table;
+    }
+
+    private static AssemblerRegisterZMM Plane(int p) => p switch { 0 => zmm0, 1 => zmm1, 2 => zmm2, _ => zmm3 };
+
+    private static AssemblerRegisterZMM Tile(int r) => r switch { 0 => zmm16, 1 => zmm17, 2 => zmm18, _ => zmm19 };
+
+    private static AssemblerRegisterZMM Sum(int r) => r switch { 0 => zmm20, 1 => zmm21, 2 => zmm22, _ => zmm23 };
+}
