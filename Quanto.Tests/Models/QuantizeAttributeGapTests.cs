@@ -70,7 +70,7 @@ public sealed class QuantizeAttributeGapTests
             #pragma warning disable QNT007
                 private void Tie()
                 {
-                    if (head is Linear linear && embed is Embedding { weight: Parameter shared }) linear.weight = shared;
+                    if (head is Linear l && embed is Embedding { weight: Parameter shared }) l.weight = shared;
                 }
             #pragma warning restore QNT007
             }
