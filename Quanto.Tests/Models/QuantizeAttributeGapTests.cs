@@ -7,7 +7,7 @@ namespace Quanto.Tests.Models;
 /// <summary>
 /// Known gaps (issue 15.1): why Bert and Llama are not [Quantize] classes yet. Each case is the smallest class that
 /// shows one gap, compiled with the generator; when the generator closes a gap its case fails, and the models can
-/// take the attribute (see /work/notes/models.md, "15.1 [Quantize] attempt", for the full attempt).
+/// take the attribute.
 /// </summary>
 [TestFixture]
 public sealed class QuantizeAttributeGapTests
