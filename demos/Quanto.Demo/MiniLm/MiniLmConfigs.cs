@@ -56,8 +56,6 @@ internal static class MiniLmConfigs
             QType.QInt4, 128, new HqqOptimizer(), runTime: MiniLmRecipes.DynamicInt8),
         Static("w8a8 static", "int8 weights + calibrated int8 activations", []),
         Static("w8a8 static, LN float", "as w8a8, LayerNorm inputs/outputs left float", [LayerNorms]),
-        Static("w8a8 SmoothQuant, LN float", "as w8a8 LN float, SmoothQuant scales first", [LayerNorms],
-            smooth: true),
         Weights("w8 + embeddings", "int8 per channel, embedding tables int8 per row too", QType.QInt8,
             embeddings: true),
         Weights("w4 HQQ + embeddings", "int4 group 128 HQQ, embedding tables too", QType.QInt4, 128,
@@ -65,10 +63,14 @@ internal static class MiniLmConfigs
     ];
 
     /// <summary>Configurations left out of the default run because they take minutes to quantize and do not beat a
-    /// default row (<c>--only plan</c> runs them): the planner measures every layer under every candidate, one pass
-    /// of the calibration batches each (13 candidates x 36 layers: 5 minutes on 2 cores).</summary>
+    /// default row (<c>--only plan</c>, <c>--only SmoothQuant</c> run them): the planner measures every layer under
+    /// every candidate, one pass of the calibration batches each (13 candidates x 36 layers: 5 minutes on 2 cores);
+    /// SmoothQuant finds each group's producer by perturbing channels, and on post-LN BERT only attention's value
+    /// -> output projection can take its scales.</summary>
     public static readonly MiniLmConfig[] Optional =
     [
+        Static("w8a8 SmoothQuant, LN float", "as w8a8 LN float, SmoothQuant scales first", [LayerNorms],
+            smooth: true),
         new($"plan <= {PlanBits} bits", $"per-layer qtype/group/optimizer within {PlanBits} bits/weight, then GPTQ",
             (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, gptq: true), Slow: true),
     ];
