@@ -38,6 +38,9 @@ internal abstract class BenchFormat : IDisposable
         ("int4-dyn", (w, r) => new DynamicFormat("int4-dyn", w, QType.QInt4, DynamicActivations.Int8, r)),
         ("int4-dyng", (w, r) => new DynamicFormat("int4-dyng", w, QType.QInt4, DynamicActivations.Int8PerGroup, r)),
         ("int2-dyn", (w, r) => new DynamicFormat("int2-dyn", w, QType.QInt2, DynamicActivations.Int8, r)),
+        ("int8-bf16", (w, r) => new DynamicFormat("int8-bf16", w, QType.QInt8, DynamicActivations.BFloat16, r)),
+        ("int4-bf16", (w, r) => new DynamicFormat("int4-bf16", w, QType.QInt4, DynamicActivations.BFloat16, r)),
+        ("int2-bf16", (w, r) => new DynamicFormat("int2-bf16", w, QType.QInt2, DynamicActivations.BFloat16, r)),
     ];
 
     /// <summary>The formats <paramref name="only"/> selects (null: all), always with the fp32 and bf16 baselines
@@ -133,8 +136,9 @@ internal class QuantFormat : BenchFormat
 }
 
 /// <summary>
-/// Dynamic int8 activations (<see cref="DynamicActivations"/>): the float input is quantized per token or per block
-/// inside every timed call, then the int8-activation kernels run. Each copy's int8 layout is made before timing.
+/// Dynamic activations (<see cref="DynamicActivations"/>): the float input is quantized per token or per block to
+/// int8, or rounded to bf16, inside every timed call, then the panel kernels run. Each copy's panel layout is made
+/// before timing.
 /// </summary>
 internal sealed class DynamicFormat : QuantFormat
 {

@@ -88,23 +88,27 @@ internal static unsafe class Bf16Assembler
         a.mov(r12d, __dword_ptr[rbx + DotArgs.GroupsOffset]);
         for (int r = 0; r < rows; r++) a.vpxord(Tile(r), Tile(r), Tile(r));
         a.Label(ref groupLoop);
-        for (int r = 0; r < rows; r++) a.vpxord(Sum(r), Sum(r), Sum(r));
+        for (int r = 0; r < rows; r++)
+        {
+            a.vpxord(Sum(r, 0), Sum(r, 0), Sum(r, 0));
+            a.vpxord(Sum(r, 1), Sum(r, 1), Sum(r, 1));
+        }
         a.mov(r14d, __dword_ptr[rbx + DotArgs.UnitsPerBlockOffset]);
         a.Label(ref unitLoop);
         int planes = format.Bf16Pairs().Length / 2;
         if (format == DotFormat.Int2)
         {
             // Eight planes, four registers: the low bytes' planes, then the high bytes'.
-            a.vmovdqu16(zmm26, __zmmword_ptr[rax]);
+            a.vmovdqu16(zmm29, __zmmword_ptr[rax]);
             for (int half = 0; half < 2; half++)
             {
                 for (int p = 0; p < 4; p++)
                 {
                     int shift = 8 * half + 2 * p;
-                    if (shift == 0) a.vpandd(Plane(p), zmm26, zmm4);
+                    if (shift == 0) a.vpandd(Plane(p), zmm29, zmm4);
                     else
                     {
-                        a.vpsrlw(Plane(p), zmm26, (byte)shift);
+                        a.vpsrlw(Plane(p), zmm29, (byte)shift);
                         if (shift != 14) a.vpandd(Plane(p), Plane(p), zmm4);
                     }
                     a.vpermw(Plane(p), Plane(p), zmm5);
@@ -122,8 +126,12 @@ internal static unsafe class Bf16Assembler
         a.dec(r14d);
         a.jnz(unitLoop);
 
-        // Group end: tile += sum * scale; 2/4-bit: tile -= shift * xSum.
-        for (int r = 0; r < rows; r++) a.vfmadd231ps(Tile(r), Sum(r), __zmmword_ptr[r9]);
+        // Group end: tile += (chain 0 + chain 1) * scale; 2/4-bit: tile -= shift * xSum.
+        for (int r = 0; r < rows; r++)
+        {
+            a.vaddps(Sum(r, 0), Sum(r, 0), Sum(r, 1));
+            a.vfmadd231ps(Tile(r), Sum(r, 0), __zmmword_ptr[r9]);
+        }
         if (!format.IsSigned())
         {
             a.vmovups(zmm1, __zmmword_ptr[r10]);
@@ -158,10 +166,12 @@ internal static unsafe class Bf16Assembler
         return stream.ToArray();
     }
 
-    /// <summary>Row r's sum += plane · the row's pair of plane <paramref name="index"/> of this unit.</summary>
+    /// <summary>Row r's sum += plane · the row's pair of plane <paramref name="index"/> of this unit; planes alternate
+    /// between two accumulator chains so that consecutive vdpbf16ps do not wait on each other.</summary>
     private static void Dot(Assembler a, int rows, AssemblerRegisterZMM plane, int index)
     {
-        for (int r = 0; r < rows; r++) a.vdpbf16ps(Sum(r), plane, __dword_bcst[rcx + (index * rows + r) * 4]);
+        for (int r = 0; r < rows; r++)
+            a.vdpbf16ps(Sum(r, index % 2), plane, __dword_bcst[rcx + (index * rows + r) * 4]);
     }
 
     /// <summary>qint8 and qint4: loads the unit at rax and leaves its bf16 code planes in registers.</summary>
@@ -171,22 +181,22 @@ internal static unsafe class Bf16Assembler
         {
             a.vpxord(zmm3, zmm4, __zmmword_ptr[rax]);
             // Plane (input 0, input 2): bytes 0 and 2 of each lane, sign-extended, to float; bf16 = the upper half.
-            a.vpslld(zmm24, zmm3, 24);
-            a.vpsrad(zmm24, zmm24, 24);
-            a.vcvtdq2ps(zmm24, zmm24);
-            a.vpsrld(zmm24, zmm24, 16);
-            a.vpslld(zmm25, zmm3, 8);
-            a.vpsrad(zmm25, zmm25, 24);
-            a.vcvtdq2ps(zmm25, zmm25);
-            a.vpternlogd(zmm24, zmm25, zmm5, 0xF8); // zmm24 | (zmm25 & 0xFFFF0000)
+            a.vpslld(zmm28, zmm3, 24);
+            a.vpsrad(zmm28, zmm28, 24);
+            a.vcvtdq2ps(zmm28, zmm28);
+            a.vpsrld(zmm28, zmm28, 16);
+            a.vpslld(zmm29, zmm3, 8);
+            a.vpsrad(zmm29, zmm29, 24);
+            a.vcvtdq2ps(zmm29, zmm29);
+            a.vpternlogd(zmm28, zmm29, zmm5, 0xF8); // zmm28 | (zmm29 & 0xFFFF0000)
             // Plane (input 1, input 3).
-            a.vpslld(zmm26, zmm3, 16);
-            a.vpsrad(zmm26, zmm26, 24);
-            a.vcvtdq2ps(zmm26, zmm26);
-            a.vpsrld(zmm26, zmm26, 16);
-            a.vpsrad(zmm27, zmm3, 24);
-            a.vcvtdq2ps(zmm27, zmm27);
-            a.vpternlogd(zmm26, zmm27, zmm5, 0xF8);
+            a.vpslld(zmm30, zmm3, 16);
+            a.vpsrad(zmm30, zmm30, 24);
+            a.vcvtdq2ps(zmm30, zmm30);
+            a.vpsrld(zmm30, zmm30, 16);
+            a.vpsrad(zmm31, zmm3, 24);
+            a.vcvtdq2ps(zmm31, zmm31);
+            a.vpternlogd(zmm30, zmm31, zmm5, 0xF8);
             return;
         }
         a.vmovdqu16(zmm3, __zmmword_ptr[rax]);
@@ -200,7 +210,7 @@ internal static unsafe class Bf16Assembler
     }
 
     private static AssemblerRegisterZMM PlaneOf(DotFormat format, int p) =>
-        format == DotFormat.Int8 ? (p == 0 ? zmm24 : zmm26) : Plane(p);
+        format == DotFormat.Int8 ? (p == 0 ? zmm28 : zmm30) : Plane(p);
 
     private static nint CodeTable()
     {
@@ -211,7 +221,7 @@ internal static unsafe class Bf16Assembler
 
     private static AssemblerRegisterZMM Plane(int p) => p switch { 0 => zmm0, 1 => zmm1, 2 => zmm2, _ => zmm3 };
 
-    private static AssemblerRegisterZMM Tile(int r) => r switch { 0 => zmm16, 1 => zmm17, 2 => zmm18, _ => zmm19 };
+    private static AssemblerRegisterZMM Tile(int r) => DotAssembler.Tile(r);
 
-    private static AssemblerRegisterZMM Sum(int r) => r switch { 0 => zmm20, 1 => zmm21, 2 => zmm22, _ => zmm23 };
+    private static AssemblerRegisterZMM Sum(int r, int chain) => DotAssembler.Sum(r, chain);
 }

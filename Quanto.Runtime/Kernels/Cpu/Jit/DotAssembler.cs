@@ -89,27 +89,41 @@ internal static unsafe class DotAssembler
         a.vmovups(zmm5, __zmmword_ptr[r9]);
         a.mov(r13d, __dword_ptr[rbx + DotArgs.BlocksPerGroupOffset]);
         a.Label(ref blockLoop);
-        for (int r = 0; r < rows; r++) a.vpxord(Sum(r), Sum(r), Sum(r));
-        a.mov(r14d, __dword_ptr[rbx + DotArgs.UnitsPerBlockOffset]);
-        a.Label(ref unitLoop);
-        int planes = format.UnitK() / 4;
-        EmitPlanes(a, format);
-        for (int p = 0; p < planes; p++)
+        for (int r = 0; r < rows; r++)
         {
-            for (int r = 0; r < rows; r++) a.vpdpbusd(Sum(r), Plane(p), __dword_bcst[rcx + (p * rows + r) * 4]);
+            a.vpxord(Sum(r, 0), Sum(r, 0), Sum(r, 0));
+            a.vpxord(Sum(r, 1), Sum(r, 1), Sum(r, 1));
         }
-        a.add(rax, DotFormats.UnitBytes);
-        a.add(rcx, planes * rows * 4);
+        a.mov(r14d, __dword_ptr[rbx + DotArgs.UnitsPerBlockOffset]);
+        int planes = format.UnitK() / 4;
+        // Two accumulator chains per row (planes alternate; qint8's single plane alternates units, two per pass:
+        // a block is a multiple of 8 units), so consecutive vpdpbusd do not wait on each other's result.
+        int unitsPerPass = planes == 1 ? 2 : 1;
+        if (unitsPerPass == 2) a.shr(r14d, 1);
+        a.Label(ref unitLoop);
+        for (int u = 0; u < unitsPerPass; u++)
+        {
+            EmitPlanes(a, format, u * DotFormats.UnitBytes);
+            for (int p = 0; p < planes; p++)
+            {
+                int quad = u * planes + p;
+                for (int r = 0; r < rows; r++)
+                    a.vpdpbusd(Sum(r, quad % 2), Plane(p), __dword_bcst[rcx + (quad * rows + r) * 4]);
+            }
+        }
+        a.add(rax, unitsPerPass * DotFormats.UnitBytes);
+        a.add(rcx, unitsPerPass * planes * rows * 4);
         a.dec(r14d);
         a.jnz(unitLoop);
 
         // Block end: tile += float(sum - correction) * (scale * xScale).
         for (int r = 0; r < rows; r++)
         {
-            if (format.IsSigned()) a.vpsubd(Sum(r), Sum(r), __dword_bcst[r8 + r * 4]);
-            a.vcvtdq2ps(Temp(r), Sum(r));
-            a.vmulps(Product(r), zmm5, __dword_bcst[rdx + r * 4]);
-            a.vfmadd231ps(Tile(r), Temp(r), Product(r));
+            a.vpaddd(Sum(r, 0), Sum(r, 0), Sum(r, 1));
+            if (format.IsSigned()) a.vpsubd(Sum(r, 0), Sum(r, 0), __dword_bcst[r8 + r * 4]);
+            a.vcvtdq2ps(zmm28, Sum(r, 0));
+            a.vmulps(zmm29, zmm5, __dword_bcst[rdx + r * 4]);
+            a.vfmadd231ps(Tile(r), zmm28, zmm29);
         }
         a.add(rdx, rows * 4);
         if (format.IsSigned()) a.add(r8, rows * 4);
@@ -153,22 +167,22 @@ internal static unsafe class DotAssembler
         return stream.ToArray();
     }
 
-    /// <summary>Loads the unit at rax and leaves its code planes in zmm0..zmm(planes-1).</summary>
-    private static void EmitPlanes(Assembler a, DotFormat format)
+    /// <summary>Loads the unit at rax + <paramref name="offset"/> and leaves its code planes in zmm0..zmm(planes-1).</summary>
+    private static void EmitPlanes(Assembler a, DotFormat format, int offset)
     {
         switch (format)
         {
             case DotFormat.Int8:
-                a.vmovdqu8(zmm0, __zmmword_ptr[rax]);
+                a.vmovdqu8(zmm0, __zmmword_ptr[rax + offset]);
                 break;
             case DotFormat.Int4:
-                a.vmovdqu8(zmm1, __zmmword_ptr[rax]);
+                a.vmovdqu8(zmm1, __zmmword_ptr[rax + offset]);
                 a.vpandd(zmm0, zmm1, zmm4);
                 a.vpsrlw(zmm1, zmm1, 4);
                 a.vpandd(zmm1, zmm1, zmm4);
                 break;
             default:
-                a.vmovdqu8(zmm3, __zmmword_ptr[rax]);
+                a.vmovdqu8(zmm3, __zmmword_ptr[rax + offset]);
                 a.vpandd(zmm0, zmm3, zmm4);
                 a.vpsrlw(zmm1, zmm3, 2);
                 a.vpandd(zmm1, zmm1, zmm4);
@@ -182,11 +196,12 @@ internal static unsafe class DotAssembler
 
     private static AssemblerRegisterZMM Plane(int p) => p switch { 0 => zmm0, 1 => zmm1, 2 => zmm2, _ => zmm3 };
 
-    private static AssemblerRegisterZMM Tile(int r) => r switch { 0 => zmm16, 1 => zmm17, 2 => zmm18, _ => zmm19 };
+    internal static AssemblerRegisterZMM Tile(int r) => r switch { 0 => zmm16, 1 => zmm17, 2 => zmm18, _ => zmm19 };
 
-    private static AssemblerRegisterZMM Sum(int r) => r switch { 0 => zmm20, 1 => zmm21, 2 => zmm22, _ => zmm23 };
-
-    private static AssemblerRegisterZMM Temp(int r) => r switch { 0 => zmm24, 1 => zmm25, 2 => zmm26, _ => zmm27 };
-
-    private static AssemblerRegisterZMM Product(int r) => r switch { 0 => zmm28, 1 => zmm29, 2 => zmm30, _ => zmm31 };
+    /// <summary>Row r's accumulator of chain 0 (zmm20-23) or 1 (zmm24-27).</summary>
+    internal static AssemblerRegisterZMM Sum(int r, int chain) => (chain, r) switch
+    {
+        (0, 0) => zmm20, (0, 1) => zmm21, (0, 2) => zmm22, (0, _) => zmm23,
+        (_, 0) => zmm24, (_, 1) => zmm25, (_, 2) => zmm26, _ => zmm27,
+    };
 }
