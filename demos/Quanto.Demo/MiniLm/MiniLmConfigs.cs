@@ -1,6 +1,5 @@
 using Quanto.Models.Bert;
 using Quanto.Quantization;
-using static TorchSharp.torch;
 
 namespace Quanto.Demo.MiniLm;
 
@@ -8,14 +7,21 @@ namespace Quanto.Demo.MiniLm;
 /// <param name="Name">Its row in the tables.</param>
 /// <param name="Recipe">What it does, in a few words (the table's note).</param>
 /// <param name="Apply">Quantizes a freshly loaded float model in place (calibrating on the given batches where it
-/// needs activation ranges) and freezes it; null for the float model.</param>
-/// <param name="FileFormat">The extension it is saved with: optimum-quanto's safetensors + quanto_qmap.json, or the
-/// .qnt package for group sizes that an optimum-quanto reader cannot re-derive from the weight's shape.</param>
-internal sealed record MiniLmConfig(string Name, string Recipe, Action<Bert, IReadOnlyList<TokenBatch>>? Apply,
-    string FileFormat = ".safetensors")
+/// needs activation ranges) and freezes it, returning a note for the progress line (or null); null for the float
+/// model.</param>
+/// <param name="RunTime">Run-time settings (not saved in the file): applied to the quantized model and again to the
+/// model reloaded from its file.</param>
+/// <param name="Slow">Whether it runs the model many times while quantizing (GPTQ: once per layer; the planner: once
+/// per layer and candidate), so the quick subset leaves it out.</param>
+internal sealed record MiniLmConfig(string Name, string Recipe,
+    Func<Bert, IReadOnlyList<TokenBatch>, string?>? Apply, Action<Bert>? RunTime = null, bool Slow = false)
 {
     /// <summary>False for the float model.</summary>
     public bool IsQuantized => Apply is not null;
+
+    /// <summary>Saved as optimum-quanto's safetensors + quanto_qmap.json (our loader also reads quantized embedding
+    /// tables there, which optimum-quanto's cannot).</summary>
+    public const string FileFormat = ".safetensors";
 }
 
 /// <summary>
@@ -27,6 +33,9 @@ internal static class MiniLmConfigs
     /// <summary>The LayerNorms, by module path (HF spells them "LayerNorm").</summary>
     private const string LayerNorms = "*LayerNorm";
 
+    /// <summary>The budget of the mixed-precision row: issue 16's target for a small model.</summary>
+    public const double PlanBits = 4.5;
+
     public static readonly MiniLmConfig Float = new("fp32", "float32, Hugging Face checkpoint", null);
 
     public static readonly MiniLmConfig[] All =
@@ -35,33 +44,58 @@ internal static class MiniLmConfigs
         Weights("w8", "int8 per channel", QType.QInt8),
         Weights("w4 g128", "int4 group 128, default optimizer", QType.QInt4, 128),
         Weights("w4 g128 HQQ", "int4 group 128, HQQ", QType.QInt4, 128, new HqqOptimizer()),
+        new("w4 g128 GPTQ", "int4 group 128, HQQ scales, GPTQ on the calibration batches",
+            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, new HqqOptimizer(), actOrder: false), Slow: true),
+        new("w4 g128 GPTQ act-order", "as w4 g128 GPTQ, columns in order of decreasing Hessian diagonal",
+            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, new HqqOptimizer(), actOrder: true), Slow: true),
         Weights("w2 g128 HQQ", "int2 group 128, HQQ", QType.QInt2, 128, new HqqOptimizer()),
         Weights("fp8 e4m3fn", "float8 e4m3fn per channel", QType.QFloat8E4M3Fn),
+        Weights("w8 dyn-a8", "int8 weights, int8 activations per token at run time", QType.QInt8,
+            runTime: MiniLmRecipes.DynamicInt8),
+        Weights("w4 g128 HQQ dyn-a8", "int4 group 128 HQQ, int8 activations per block of 32 at run time",
+            QType.QInt4, 128, new HqqOptimizer(), runTime: MiniLmRecipes.DynamicInt8),
         Static("w8a8 static", "int8 weights + calibrated int8 activations", []),
         Static("w8a8 static, LN float", "as w8a8, LayerNorm inputs/outputs left float", [LayerNorms]),
+        Weights("w8 + embeddings", "int8 per channel, embedding tables int8 per row too", QType.QInt8,
+            embeddings: true),
+        Weights("w4 HQQ + embeddings", "int4 group 128 HQQ, embedding tables too", QType.QInt4, 128,
+            new HqqOptimizer(), embeddings: true),
     ];
 
-    private static MiniLmConfig Weights(string name, string recipe, QType qtype, int? group = null,
-        Optimizer? optimizer = null) =>
-        new(name, recipe, (model, _) =>
-        {
-            Quantizer.Quantize(model, qtype, optimizer: optimizer, groupSize: group);
-            Quantizer.Freeze(model);
-        });
+    /// <summary>Configurations left out of the default run because they take minutes to quantize and do not beat a
+    /// default row (<c>--only plan</c>, <c>--only SmoothQuant</c> run them): the planner measures every layer under
+    /// every candidate, one pass of the calibration batches each (13 candidates x 36 layers: 5 minutes on 2 cores);
+    /// SmoothQuant finds each group's producer by perturbing channels, and on post-LN BERT only attention's value
+    /// -> output projection can take its scales.</summary>
+    public static readonly MiniLmConfig[] Optional =
+    [
+        Static("w8a8 SmoothQuant, LN float", "as w8a8 LN float, SmoothQuant scales first", [LayerNorms],
+            smooth: true),
+        new($"plan <= {PlanBits} bits", $"per-layer qtype/group/optimizer within {PlanBits} bits/weight, then GPTQ",
+            (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, gptq: true), Slow: true),
+    ];
 
-    /// <summary>int8 weights and activations, activation ranges from the calibration batches (absmax with
-    /// optimum-quanto's momentum).</summary>
-    private static MiniLmConfig Static(string name, string recipe, string[] exclude) =>
-        new(name, recipe, (model, calibration) =>
+    /// <summary>The configurations that quantize in about a second each (no GPTQ, no planning).</summary>
+    public static IReadOnlyList<MiniLmConfig> Quick => All.Where(c => !c.Slow).ToArray();
+
+    /// <summary>The configurations, default or optional, whose names contain one of <paramref name="names"/> (the
+    /// float model always).</summary>
+    /// <exception cref="ArgumentException">A name matches no configuration.</exception>
+    public static IReadOnlyList<MiniLmConfig> Matching(IReadOnlyCollection<string> names)
+    {
+        MiniLmConfig[] every = [.. All, .. Optional];
+        foreach (string name in names.Where(n => !every.Any(c => c.Name.Contains(n, StringComparison.Ordinal))))
         {
-            Quantizer.Quantize(model, QType.QInt8, QType.QInt8, exclude: exclude);
-            using (new Calibration())
-            {
-                foreach (TokenBatch batch in calibration)
-                {
-                    using (NewDisposeScope()) MiniLmEncoder.Embed(model, batch);
-                }
-            }
-            Quantizer.Freeze(model);
-        });
+            throw new ArgumentException($"--only: no MiniLM configuration is named like '{name}'; the names are: " +
+                                        string.Join(", ", every.Select(c => c.Name)), nameof(names));
+        }
+        return every.Where(c => c == Float || names.Any(n => c.Name.Contains(n, StringComparison.Ordinal))).ToArray();
+    }
+
+    private static MiniLmConfig Weights(string name, string recipe, QType qtype, int? group = null,
+        Optimizer? optimizer = null, bool embeddings = false, Action<Bert>? runTime = null) =>
+        new(name, recipe, (model, _) => MiniLmRecipes.Weights(model, qtype, group, optimizer, embeddings), runTime);
+
+    private static MiniLmConfig Static(string name, string recipe, string[] exclude, bool smooth = false) =>
+        new(name, recipe, (model, calibration) => MiniLmRecipes.Static(model, calibration, exclude, smooth));
 }

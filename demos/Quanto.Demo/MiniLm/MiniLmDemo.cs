@@ -21,9 +21,11 @@ internal sealed record MiniLmOptions(int CorpusSize = Corpus.DefaultSize,
 /// <param name="BitsPerWeight">Bits per weight of the encoder's Linear weights, scales and shifts included.</param>
 /// <param name="Reloaded">Whether a save + reload into a fresh model gave identical embeddings (null: not saved).
 /// </param>
+/// <param name="Note">What the recipe reported while quantizing (layers GPTQ changed, groups SmoothQuant scaled, the
+/// plan's choices), or null.</param>
 /// <param name="Speed">Sentences/s (null until measured).</param>
 internal sealed record MiniLmRow(string Name, string Recipe, EmbeddingMetrics Metrics, long Bytes,
-    long NonEmbeddingBytes, double BitsPerWeight, bool? Reloaded, Speed? Speed = null);
+    long NonEmbeddingBytes, double BitsPerWeight, bool? Reloaded, string? Note = null, Speed? Speed = null);
 
 /// <summary>The demo's outcome: the reference's row first (ONNX Runtime fp32), then every configuration.</summary>
 internal sealed record MiniLmReport(string CorpusSource, int Sentences, string Machine, DateTime Date,
@@ -84,20 +86,24 @@ internal static class MiniLmDemo
                 model.eval();
                 var encoder = new MiniLmEncoder(config.Name, model);
                 encoders.Add(encoder);
-                config.Apply?.Invoke(model, calibration);
+                string? note = config.Apply?.Invoke(model, calibration);
+                config.RunTime?.Invoke(model);
                 double quantizeSeconds = step.Elapsed.TotalSeconds;
                 float[] embeddings = eval.EmbedAll(encoder);
                 EmbeddingMetrics metrics = EmbeddingMetrics.Compare(reference, embeddings, width);
                 string file = Path.Combine(outputDir,
-                    "minilm-" + Experiments.FileStem(config.Name) + config.FileFormat);
-                bool? reloaded = config.IsQuantized ? ReloadsIdentically(encoder, checkpoint, file, eval) : null;
+                    "minilm-" + Experiments.FileStem(config.Name) + MiniLmConfig.FileFormat);
+                bool? reloaded = config.IsQuantized
+                    ? ReloadsIdentically(config, encoder, checkpoint, file, eval)
+                    : null;
                 (long bytes, long nonEmbedding, double bits) = MiniLmSizes.Of(model);
-                rows.Add(new MiniLmRow(config.Name, config.Recipe, metrics, bytes, nonEmbedding, bits, reloaded));
+                rows.Add(new MiniLmRow(config.Name, config.Recipe, metrics, bytes, nonEmbedding, bits, reloaded, note));
                 log.WriteLine($"[{rows.Count - 1}/{configs.Count}] {config.Name,-22} mean cos {metrics.MeanCosine:F5}" +
                               $", min {metrics.MinCosine:F5}, NN top-1 {metrics.NeighbourAgreement:P1}, " +
                               $"{bytes / 1e6:F1} MB, {bits:F2} bits/weight" +
                               (reloaded is null ? "" : reloaded.Value ? ", reload identical" : ", RELOAD DIFFERS") +
-                              $" ({quantizeSeconds:F1} s load+quantize, {step.Elapsed.TotalSeconds:F1} s total)");
+                              $" ({quantizeSeconds:F1} s load+quantize, {step.Elapsed.TotalSeconds:F1} s total)" +
+                              (note is null ? "" : $"; {note}"));
             }
             if (options.SpeedRounds > 0)
             {
@@ -123,14 +129,15 @@ internal static class MiniLmDemo
     }
 
     /// <summary>Saves the configuration, rebuilds it in a fresh float model from the file (optimum-quanto's
-    /// requantize) and compares the longest batch's embeddings.</summary>
-    private static bool ReloadsIdentically(MiniLmEncoder encoder, string checkpoint, string path,
+    /// requantize), applies its run-time settings again and compares the longest batch's embeddings.</summary>
+    private static bool ReloadsIdentically(MiniLmConfig config, MiniLmEncoder encoder, string checkpoint, string path,
         SentenceBatches eval)
     {
         Quanto.Serialization.QuantizedModelExtensions.SaveQuantized(encoder.Model, path);
         using Bert fresh = Bert.FromHuggingFace(checkpoint);
         fresh.eval();
         Quantizer.Requantize(fresh, path);
+        config.RunTime?.Invoke(fresh);
         return MiniLmEncoder.Embed(fresh, eval.Batches[0]).AsSpan()
             .SequenceEqual(encoder.Embed(eval.Batches[0]));
     }

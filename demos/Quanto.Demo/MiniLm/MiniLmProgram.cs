@@ -8,12 +8,21 @@ internal static class MiniLmProgram
     /// <summary>The port's target: its fp32 embeddings against ONNX Runtime's, worst sentence of the corpus.</summary>
     public const double PortMinCosine = 0.99999;
 
-    public static void Run(string cache)
+    /// <summary>Runs the demo; <paramref name="only"/> (from <c>--only A,B</c>) keeps the configurations whose
+    /// names contain one of its comma-separated parts, and <c>quick</c> the ones that quantize in about a second
+    /// (no GPTQ, no planning); <paramref name="speed"/> false (<c>--no-speed</c>) skips the speed rounds.</summary>
+    public static void Run(string cache, string? only = null, bool speed = true)
     {
+        IReadOnlyList<MiniLmConfig> configs = only switch
+        {
+            null => MiniLmConfigs.All,
+            "quick" => MiniLmConfigs.Quick,
+            _ => MiniLmConfigs.Matching(only.Split(',', StringSplitOptions.RemoveEmptyEntries)),
+        };
         Console.WriteLine();
         Console.WriteLine("== all-MiniLM-L6-v2 sentence embeddings: every configuration vs ONNX Runtime ==");
         string models = Directory.CreateDirectory(Path.Combine(cache, "models")).FullName;
-        MiniLmReport report = MiniLmDemo.Run(cache, models, new MiniLmOptions(), Console.Out);
+        MiniLmReport report = MiniLmDemo.Run(cache, models, new MiniLmOptions(SpeedRounds: speed ? 3 : 0, Configs: configs), Console.Out);
         Console.WriteLine();
         Console.Write(MiniLmTable.Text(report));
         Console.WriteLine($"Measured {report.Date:yyyy-MM-dd HH:mm} UTC on {report.Machine}; accuracy against " +

@@ -40,6 +40,9 @@ internal static class MiniLmTable
         text.AppendLine("| " + string.Join(" | ", Headers) + " |");
         text.AppendLine("|" + string.Join("|", Headers.Select((_, c) => c == 0 ? "---" : "---:")) + "|");
         foreach (string[] row in Cells(report)) text.AppendLine("| " + string.Join(" | ", row) + " |");
+        text.AppendLine();
+        foreach (MiniLmRow row in report.Rows)
+            text.AppendLine($"- {row.Name}: {row.Recipe}{(row.Note is null ? "" : $" ({row.Note})")}");
         return text.ToString();
     }
 

@@ -1,0 +1,105 @@
+using Quanto.Kernels;
+using Quanto.Models.Bert;
+using Quanto.Nn;
+using Quanto.Quantization;
+using static TorchSharp.torch;
+
+namespace Quanto.Demo.MiniLm;
+
+/// <summary>
+/// The library's recipes as the demo applies them to a freshly loaded float Bert, each through the public API and
+/// with the library's documented defaults (nothing tuned to MiniLM). Each returns a note for the progress line (what
+/// the recipe did, e.g. how many input groups SmoothQuant scaled), or null.
+/// </summary>
+internal static class MiniLmRecipes
+{
+    /// <summary>Weights only, round to nearest with the optimizer; optionally the embedding tables too.</summary>
+    public static string? Weights(Bert model, QType qtype, int? group, Optimizer? optimizer, bool embeddings)
+    {
+        Quantizer.Quantize(model, qtype, optimizer: optimizer, groupSize: group, embeddings: embeddings);
+        Quantizer.Freeze(model);
+        return null;
+    }
+
+    /// <summary>int8 weights and activations, activation ranges from the calibration batches (absmax with
+    /// optimum-quanto's momentum); SmoothQuant (alpha 0.5) first when asked.</summary>
+    public static string? Static(Bert model, IReadOnlyList<TokenBatch> calibration, string[] exclude, bool smooth)
+    {
+        Quantizer.Quantize(model, QType.QInt8, QType.QInt8, exclude: exclude);
+        string? note = null;
+        if (smooth)
+        {
+            SmoothingReport report = Quantizer.SmoothQuant(model, Quantizer.QuantizedModules(model),
+                () => Pass(model, calibration));
+            note = Scaled(report);
+        }
+        using (new Calibration())
+        {
+            foreach (TokenBatch batch in calibration)
+            {
+                using (NewDisposeScope()) MiniLmEncoder.Embed(model, batch);
+            }
+        }
+        Quantizer.Freeze(model);
+        return note;
+    }
+
+    /// <summary>GPTQ over the calibration batches after round-to-nearest quantization with the optimizer (GPTQ's
+    /// group scales then come from that optimizer); freezes.</summary>
+    public static string? Gptq(Bert model, IReadOnlyList<TokenBatch> calibration, QType qtype, int? group,
+        Optimizer? optimizer, bool actOrder)
+    {
+        Quantizer.Quantize(model, qtype, optimizer: optimizer, groupSize: group);
+        return RunGptq(model, calibration, actOrder);
+    }
+
+    /// <summary>A mixed-precision plan within <paramref name="bitsPerWeight"/> (the library's default candidates,
+    /// measured on the calibration batches: one pass per layer and candidate), then GPTQ on the planned layers when
+    /// asked; freezes.</summary>
+    public static string? Plan(Bert model, IReadOnlyList<TokenBatch> calibration, double bitsPerWeight, bool gptq,
+        IEnumerable<PlanCandidate>? candidates = null)
+    {
+        QuantizationPlan plan = Quantizer.Plan(model, () => Pass(model, calibration), bitsPerWeight, candidates);
+        model.Quantize(plan);
+        string choices = string.Join(", ", plan.Layers.GroupBy(l => l.Choice.ToString())
+            .OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} {g.Key}"));
+        if (!gptq)
+        {
+            Quantizer.Freeze(model);
+            return choices;
+        }
+        return choices + "; " + RunGptq(model, calibration, actOrder: false);
+    }
+
+    /// <summary>Int8 activations quantized on the fly at run time (per token for int8 weights, per block of 32
+    /// inputs for 2/4-bit weights): a run-time setting, not saved, so it is applied again after a reload.</summary>
+    public static void DynamicInt8(Bert model)
+    {
+        foreach (QModule module in Quantizer.QuantizedModules(model))
+            module.DynamicActivations = DynamicActivations.Int8;
+    }
+
+    /// <summary>The calibration batches' sentence embeddings, as one tensor (the pass GPTQ, SmoothQuant and the
+    /// planner run).</summary>
+    public static Tensor Pass(Bert model, IReadOnlyList<TokenBatch> calibration)
+    {
+        using var scope = NewDisposeScope();
+        Tensor[] parts = calibration.Select(b =>
+        {
+            long[] shape = [b.Count, b.Length];
+            return model.SentenceEmbeddings(tensor(b.Ids, shape), tensor(b.Mask, shape));
+        }).ToArray();
+        return cat(parts).MoveToOuterDisposeScope();
+    }
+
+    private static string RunGptq(Bert model, IReadOnlyList<TokenBatch> calibration, bool actOrder)
+    {
+        GptqReport report = Quantizer.Gptq(Quantizer.QuantizedModules(model), () => Pass(model, calibration),
+            new GptqOptions { ActOrder = actOrder });
+        Quantizer.Freeze(model);
+        return $"GPTQ on {report.Layers.Count} layers ({report.Skipped.Count} left rounded to nearest)";
+    }
+
+    private static string Scaled(SmoothingReport report) =>
+        $"{report.Method}: {report.Groups.Count(g => g.Applied)} of {report.Groups.Count} input groups scaled";
+}
