@@ -80,7 +80,6 @@ internal static unsafe class Bf16Assembler
         }
 
         Label tileLoop = a.CreateLabel(), groupLoop = a.CreateLabel(), unitLoop = a.CreateLabel();
-        Label noBias = a.CreateLabel();
         a.Label(ref tileLoop);
         a.mov(rax, __qword_ptr[rbx + DotArgs.WeightsOffset]);
         a.mov(r9, __qword_ptr[rbx + DotArgs.ScalesOffset]);
@@ -132,38 +131,8 @@ internal static unsafe class Bf16Assembler
             a.vaddps(Sum(r, 0), Sum(r, 0), Sum(r, 1));
             a.vfmadd231ps(Tile(r), Sum(r, 0), __zmmword_ptr[r9]);
         }
-        if (!format.IsSigned())
-        {
-            a.vmovups(zmm1, __zmmword_ptr[r10]);
-            for (int r = 0; r < rows; r++) a.vfnmadd231ps(Tile(r), zmm1, __dword_bcst[r11 + r * 4]);
-            a.add(r10, DotFormats.PanelColumns * 4);
-            a.add(r11, rows * 4);
-        }
-        a.add(r9, DotFormats.PanelColumns * 4);
-        a.dec(r12d);
-        a.jnz(groupLoop);
-
-        a.mov(rsi, __qword_ptr[rbx + DotArgs.BiasOffset]);
-        a.test(rsi, rsi);
-        a.jz(noBias);
-        for (int r = 0; r < rows; r++) a.vaddps(Tile(r), Tile(r), __zmmword_ptr[rsi]);
-        a.Label(ref noBias);
-        a.mov(rsi, rdi);
-        for (int r = 0; r < rows; r++)
-        {
-            a.vmovups(__zmmword_ptr[rsi], Tile(r));
-            a.add(rsi, rbp);
-        }
-        a.mov(rdi, rsi);
-        a.dec(r15d);
-        a.jnz(tileLoop);
-
-        a.vzeroupper();
-        for (int i = saved.Length - 1; i >= 0; i--) a.pop(saved[i]);
-        a.ret();
-        using var stream = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(stream), 0);
-        return stream.ToArray();
+        DotAssembler.EmitGroupEnd(a, format, rows, groupLoop);
+        return DotAssembler.EmitTileEndAndFinish(a, rows, tileLoop, saved);
     }
 
     /// <summary>Row r's sum += plane · the row's pair of plane <paramref name="index"/> of this unit; planes alternate

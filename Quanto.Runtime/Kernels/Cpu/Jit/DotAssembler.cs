@@ -77,7 +77,7 @@ internal static unsafe class DotAssembler
 
         // The activation pointers run on from one tile to the next; the panel's pointers restart per tile.
         Label tileLoop = a.CreateLabel(), groupLoop = a.CreateLabel(), blockLoop = a.CreateLabel();
-        Label unitLoop = a.CreateLabel(), noBias = a.CreateLabel();
+        Label unitLoop = a.CreateLabel();
         a.Label(ref tileLoop);
         a.mov(rax, __qword_ptr[rbx + DotArgs.WeightsOffset]);
         a.mov(r9, __qword_ptr[rbx + DotArgs.ScalesOffset]);
@@ -130,7 +130,13 @@ internal static unsafe class DotAssembler
         a.dec(r13d);
         a.jnz(blockLoop);
 
-        // Group end (2/4-bit): tile -= shift * xSum.
+        EmitGroupEnd(a, format, rows, groupLoop);
+        return EmitTileEndAndFinish(a, rows, tileLoop, saved);
+    }
+
+    /// <summary>Shared by the int8 and bf16 kernels. Group end (2/4-bit: tile -= shift * xSum), next group.</summary>
+    internal static void EmitGroupEnd(Assembler a, DotFormat format, int rows, Label groupLoop)
+    {
         if (!format.IsSigned())
         {
             a.vmovups(zmm1, __zmmword_ptr[r10]);
@@ -141,8 +147,13 @@ internal static unsafe class DotAssembler
         a.add(r9, DotFormats.PanelColumns * 4);
         a.dec(r12d);
         a.jnz(groupLoop);
+    }
 
-        // Tile end: + bias, then row r to rdi + r * stride.
+    /// <summary>Shared by the int8 and bf16 kernels. Tile end (+ bias, row r to rdi + r * stride), next tile, then
+    /// the epilogue (restores <paramref name="saved"/>), and the machine code.</summary>
+    internal static byte[] EmitTileEndAndFinish(Assembler a, int rows, Label tileLoop, AssemblerRegister64[] saved)
+    {
+        Label noBias = a.CreateLabel();
         a.mov(rsi, __qword_ptr[rbx + DotArgs.BiasOffset]);
         a.test(rsi, rsi);
         a.jz(noBias);
