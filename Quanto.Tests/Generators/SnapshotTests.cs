@@ -18,7 +18,7 @@ public sealed class SnapshotTests
 
     private static IEnumerable<string> SampleClasses() =>
         ["Mlp", "Cnn", "ResidualStack", "Block", "Encoder", "BlockList", "PreLnEncoderBlock", "PostLnEncoderBlock",
-            "DecoderBlock"];
+            "DecoderBlock", "ConvAudioBlock"];
 
     [TestCaseSource(nameof(SampleClasses))]
     public void Generated_source_matches_snapshot(string sample)

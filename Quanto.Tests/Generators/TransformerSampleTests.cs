@@ -6,7 +6,7 @@ namespace Quanto.Tests.Generators;
 
 /// <summary>
 /// Issue #14 item 3: the transformer samples (pre-LN and post-LN encoder blocks with multi-head self-attention, a
-/// decoder block with a hand-written RMSNorm and a SwiGLU MLP), compiled in this project by the generator. Their
+/// decoder block with a hand-written RMSNorm and a SwiGLU MLP, a Conv1d audio block), compiled in this project by the generator. Their
 /// layers are TorchSharp-style fields, so each sample's own class also takes the eager path: ForwardQuantized equals
 /// <see cref="Quantizer.Quantize"/> on a second instance with the same weights, bit for bit, dynamic (after
 /// calibration when activations are quantized) and frozen; and a frozen model saved, then loaded into a fresh instance
@@ -63,6 +63,39 @@ public sealed class TransformerSampleTests : TestSupport.TempFolderTests
             },
             (m, _) => m.ForwardQuantized(x, causal, positions), (e, _) => e.forward(x, causal, positions),
             m => m.Calibrate(), m => m.Freeze(), withCalibration: false);
+    }
+
+    [Test]
+    public void Conv1d_audio_block_equals_the_eager_path()
+    {
+        using IDisposable scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        manual_seed(21);
+        Tensor x = randn(2, 16, 40);
+        AssertEqualsEager(() => new ConvAudioBlock(), m => m.Quantize(),
+            e => Quantizer.Quantize(e, QType.QInt8),
+            (m, _) => m.ForwardQuantized(x), (e, _) => e.forward(x),
+            m => m.Calibrate(), m => m.Freeze(), withCalibration: false);
+    }
+
+    [TestCase(".qnt")]
+    [TestCase(".safetensors")]
+    public void A_frozen_conv1d_audio_block_round_trips_through_a_file(string extension)
+    {
+        using IDisposable scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        manual_seed(22);
+        Tensor x = randn(1, 16, 25);
+        using var model = new ConvAudioBlock();
+        model.Quantize();
+        model.Freeze();
+        float[] expected = Values(model.ForwardQuantized(x));
+        string path = Path.Combine(Folder, "audio" + extension);
+        model.SaveQuantized(path);
+        manual_seed(23);
+        using var fresh = new ConvAudioBlock();
+        fresh.LoadQuantized(path);
+        Assert.That(Values(fresh.ForwardQuantized(x)), Is.EqualTo(expected));
     }
 
     [TestCase(".qnt")]
