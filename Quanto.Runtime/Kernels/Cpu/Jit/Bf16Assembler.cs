@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Iced.Intel;
 using Quanto.Kernels.Cpu.Int8;
@@ -17,8 +16,8 @@ namespace Quanto.Kernels.Cpu.Jit;
 /// </summary>
 internal static unsafe class Bf16Assembler
 {
-    private static readonly ConcurrentDictionary<(DotFormat, int), DotKernel> Kernels = new();
-    private static readonly Lock Gate = new();
+    private static readonly AssembledKernels Kernels =
+        new("bf16-asm", "bf16", Assemble, (kernel, format) => DotKernelCheck.Bf16AgainstReference(kernel, format));
 
     /// <summary>bfloat16 of 0..15 in words 0..15 (the vpermw table of the 2/4-bit decoders); lives for the process.</summary>
     private static readonly nint Table = CodeTable();
@@ -31,38 +30,12 @@ internal static unsafe class Bf16Assembler
             : null;
 
     /// <summary>The kernel for <paramref name="format"/> and tiles of <paramref name="rows"/> rows (1 to 4).</summary>
-    public static DotKernel Get(DotFormat format, int rows)
-    {
-        if (MissingFeature is { } missing)
-            throw new PlatformNotSupportedException($"The assembled bf16 kernels need {missing}.");
-        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, 4);
-        if (Kernels.TryGetValue((format, rows), out DotKernel kernel)) return kernel;
-        lock (Gate)
-        {
-            if (Kernels.TryGetValue((format, rows), out kernel)) return kernel;
-            void* code = ExecutableMemory.Publish(Assemble(format, rows));
-            kernel = new DotKernel("bf16-asm", rows, (delegate* unmanaged[SuppressGCTransition]<DotArgs*, void>)code);
-#if DEBUG
-            DotKernelCheck.Bf16AgainstReference(kernel, format);
-#endif
-            Kernels[(format, rows)] = kernel;
-            return kernel;
-        }
-    }
+    public static DotKernel Get(DotFormat format, int rows) => Kernels.Get(format, rows, MissingFeature);
 
     internal static byte[] Assemble(DotFormat format, int rows)
     {
         var a = new Assembler(64);
-        AssemblerRegister64[] saved = [rbx, rbp, rsi, rdi, r12, r13, r14, r15];
-        foreach (AssemblerRegister64 register in saved) a.push(register);
-        a.mov(rbx, OperatingSystem.IsWindows() ? rcx : rdi);
-        a.mov(rcx, __qword_ptr[rbx + DotArgs.XOffset]);
-        a.mov(r11, __qword_ptr[rbx + DotArgs.XSumsOffset]);
-        a.mov(rdi, __qword_ptr[rbx + DotArgs.OutputOffset]);
-        a.mov(rbp, __qword_ptr[rbx + DotArgs.OutputStrideOffset]);
-        a.shl(rbp, 2);
-        a.mov(r15d, __dword_ptr[rbx + DotArgs.TilesOffset]);
+        AssemblerRegister64[] saved = DotAssembler.EmitPrologue(a);
         switch (format)
         {
             case DotFormat.Int8:

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Iced.Intel;
 using Quanto.Kernels.Cpu.Int8;
 using static Iced.Intel.AssemblerRegisters;
@@ -22,8 +21,8 @@ internal static unsafe class DotAssembler
     /// <summary>Environment variable that turns run-time assembly off ("0").</summary>
     public const string Variable = "QUANTO_JIT";
 
-    private static readonly ConcurrentDictionary<(DotFormat, int), DotKernel> Kernels = new();
-    private static readonly Lock Gate = new();
+    private static readonly AssembledKernels Kernels =
+        new("vnni512-asm", "int8", Assemble, (kernel, format) => DotKernelCheck.AgainstReference(kernel, format));
 
     /// <summary>Null when the kernels can be assembled and run here, else what is missing.</summary>
     public static string? MissingFeature { get; } =
@@ -33,42 +32,15 @@ internal static unsafe class DotAssembler
         : null;
 
     /// <summary>The kernel for <paramref name="format"/> and tiles of <paramref name="rows"/> rows (1 to 4).</summary>
-    public static DotKernel Get(DotFormat format, int rows)
-    {
-        if (MissingFeature is { } missing)
-            throw new PlatformNotSupportedException($"The assembled int8 kernels need {missing}.");
-        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, 4);
-        if (Kernels.TryGetValue((format, rows), out DotKernel kernel)) return kernel;
-        lock (Gate)
-        {
-            if (Kernels.TryGetValue((format, rows), out kernel)) return kernel;
-            void* code = ExecutableMemory.Publish(Assemble(format, rows));
-            kernel = new DotKernel("vnni512-asm", rows,
-                (delegate* unmanaged[SuppressGCTransition]<DotArgs*, void>)code);
-#if DEBUG
-            DotKernelCheck.AgainstReference(kernel, format);
-#endif
-            Kernels[(format, rows)] = kernel;
-            return kernel;
-        }
-    }
+    public static DotKernel Get(DotFormat format, int rows) => Kernels.Get(format, rows, MissingFeature);
 
     /// <summary>The machine code of one kernel, position independent (relative jumps only, no data).</summary>
     internal static byte[] Assemble(DotFormat format, int rows)
     {
         var a = new Assembler(64);
-        AssemblerRegister64[] saved = [rbx, rbp, rsi, rdi, r12, r13, r14, r15];
-        foreach (AssemblerRegister64 register in saved) a.push(register);
-        a.mov(rbx, OperatingSystem.IsWindows() ? rcx : rdi);
-        a.mov(rcx, __qword_ptr[rbx + DotArgs.XOffset]);
+        AssemblerRegister64[] saved = EmitPrologue(a);
         a.mov(rdx, __qword_ptr[rbx + DotArgs.XScalesOffset]);
         a.mov(r8, __qword_ptr[rbx + DotArgs.XCorrectionsOffset]);
-        a.mov(r11, __qword_ptr[rbx + DotArgs.XSumsOffset]);
-        a.mov(rdi, __qword_ptr[rbx + DotArgs.OutputOffset]);
-        a.mov(rbp, __qword_ptr[rbx + DotArgs.OutputStrideOffset]);
-        a.shl(rbp, 2); // bytes between output rows
-        a.mov(r15d, __dword_ptr[rbx + DotArgs.TilesOffset]);
         if (format != DotFormat.Int8)
         {
             a.mov(esi, format == DotFormat.Int4 ? 0x0F0F0F0F : 0x03030303);
@@ -132,6 +104,24 @@ internal static unsafe class DotAssembler
 
         EmitGroupEnd(a, format, rows, groupLoop);
         return EmitTileEndAndFinish(a, rows, tileLoop, saved);
+    }
+
+    /// <summary>Shared by the int8 and bf16 kernels. Saves the general-purpose registers used (non-volatile in one
+    /// ABI or the other), then rbx = the DotArgs pointer (first argument of either ABI), rcx = x, r11 = xSums,
+    /// rdi = output, rbp = bytes between output rows, r15d = tiles. The saved registers go to
+    /// <see cref="EmitTileEndAndFinish"/>, which restores them.</summary>
+    internal static AssemblerRegister64[] EmitPrologue(Assembler a)
+    {
+        AssemblerRegister64[] saved = [rbx, rbp, rsi, rdi, r12, r13, r14, r15];
+        foreach (AssemblerRegister64 register in saved) a.push(register);
+        a.mov(rbx, OperatingSystem.IsWindows() ? rcx : rdi);
+        a.mov(rcx, __qword_ptr[rbx + DotArgs.XOffset]);
+        a.mov(r11, __qword_ptr[rbx + DotArgs.XSumsOffset]);
+        a.mov(rdi, __qword_ptr[rbx + DotArgs.OutputOffset]);
+        a.mov(rbp, __qword_ptr[rbx + DotArgs.OutputStrideOffset]);
+        a.shl(rbp, 2);
+        a.mov(r15d, __dword_ptr[rbx + DotArgs.TilesOffset]);
+        return saved;
     }
 
     /// <summary>Shared by the int8 and bf16 kernels. Group end (2/4-bit: tile -= shift * xSum), next group.</summary>
