@@ -13,7 +13,8 @@ public enum TorchSharpNativeAction
     PatchedInPlace,
 
     /// <summary>The application's copy could not or must not be written (a NuGet package folder, a read-only
-    /// install, or QUANTO_TORCHSHARP_NATIVE_FIX=copy): a patched copy under ~/.cache/quanto was loaded instead.</summary>
+    /// install, or QUANTO_TORCHSHARP_NATIVE_FIX=copy): a patched copy under ~/.cache/quanto was loaded instead.
+    /// </summary>
     LoadedPatchedCopy,
 
     /// <summary>TorchSharp's native library was already loaded in this process; nothing was changed.</summary>

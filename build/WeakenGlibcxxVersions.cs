@@ -31,7 +31,8 @@ internal sealed class ElfVersionNeed
     /// <summary>The version (GLIBCXX_3.4.32).</summary>
     public string Name { get; }
 
-    /// <summary>vna_flags; <see cref="GlibcxxVersions.VerFlgWeak"/> makes an unmet need acceptable to the loader.</summary>
+    /// <summary>vna_flags; <see cref="GlibcxxVersions.VerFlgWeak"/> makes an unmet need acceptable to the loader.
+    /// </summary>
     public ushort Flags { get; }
 
     /// <summary>Byte offset of vna_flags in the file.</summary>
@@ -73,7 +74,8 @@ internal static class GlibcxxVersions
     }
 
     /// <summary>The version definitions of a library (.gnu.version_d), the BASE entry (its soname) excluded.</summary>
-    /// <exception cref="InvalidDataException">Not an ELF64 little-endian file, or a section lies outside it.</exception>
+    /// <exception cref="InvalidDataException">Not an ELF64 little-endian file, or a section lies outside it.
+    /// </exception>
     public static HashSet<string> Definitions(byte[] elf, string path)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -84,7 +86,8 @@ internal static class GlibcxxVersions
             {
                 ushort flags = U16(elf, def + 2, path);
                 long aux = def + U32(elf, def + 12, path);
-                if ((flags & 0x1) == 0) names.Add(CString(elf, strtab + U32(elf, aux, path), path)); // 0x1: VER_FLG_BASE
+                // VER_FLG_BASE (0x1) marks the entry naming the library itself.
+                if ((flags & 0x1) == 0) names.Add(CString(elf, strtab + U32(elf, aux, path), path));
                 long next = U32(elf, def + 16, path);
                 if (next == 0) break;
                 def += next;
@@ -94,7 +97,8 @@ internal static class GlibcxxVersions
     }
 
     /// <summary>Every version need of a library (.gnu.version_r), in file order.</summary>
-    /// <exception cref="InvalidDataException">Not an ELF64 little-endian file, or a section lies outside it.</exception>
+    /// <exception cref="InvalidDataException">Not an ELF64 little-endian file, or a section lies outside it.
+    /// </exception>
     public static List<ElfVersionNeed> Needs(byte[] elf, string path)
     {
         var needs = new List<ElfVersionNeed>();
@@ -194,7 +198,8 @@ internal static class GlibcxxVersions
     {
         if (elf.Length < 64 || elf[0] != 0x7f || elf[1] != (byte)'E' || elf[2] != (byte)'L' || elf[3] != (byte)'F')
             throw new InvalidDataException(path + " is not an ELF file");
-        if (elf[4] != 2 || elf[5] != 1) throw new InvalidDataException(path + " is not a 64-bit little-endian ELF file");
+        if (elf[4] != 2 || elf[5] != 1)
+            throw new InvalidDataException(path + " is not a 64-bit little-endian ELF file");
         long shoff = (long)U64(elf, 0x28, path);
         int shentsize = U16(elf, 0x3A, path);
         int shnum = U16(elf, 0x3C, path);

@@ -11,9 +11,9 @@ namespace Quanto.Native;
 /// The run-time half of the Debian 12 loader fix (see build/WeakenGlibcxxVersions.cs): before TorchSharp loads its
 /// native library, finds the libLibTorchSharp.so that TorchSharp's own load will pick, and when the libstdc++ this
 /// process runs on lacks a GLIBCXX version it asks for, weakens those needs in the application's copy, or, where that
-/// copy must not or cannot be written (the NuGet cache, a read-only install), loads a patched copy from the user's cache
-/// folder first. Runs from Quanto.Runtime's module initializer, so a ProjectReference to Quanto.Runtime (which MSBuild
-/// targets do not follow) is covered as well as the package.
+/// copy must not or cannot be written (the NuGet cache, a read-only install), loads a patched copy from the user's
+/// cache folder first. Runs from Quanto.Runtime's module initializer, so a ProjectReference to Quanto.Runtime (which
+/// MSBuild targets do not follow) is covered as well as the package.
 /// </summary>
 internal static class TorchSharpNativeLoader
 {
