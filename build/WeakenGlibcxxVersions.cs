@@ -15,28 +15,20 @@ using System.Text;
 namespace Quanto.Native;
 
 /// <summary>One version a shared library needs from another (an entry of its .gnu.version_r section).</summary>
-internal sealed class ElfVersionNeed
+internal sealed class ElfVersionNeed(string file, string name, ushort flags, int flagsOffset)
 {
-    public ElfVersionNeed(string file, string name, ushort flags, int flagsOffset)
-    {
-        File = file;
-        Name = name;
-        Flags = flags;
-        FlagsOffset = flagsOffset;
-    }
-
     /// <summary>The library the version comes from (libstdc++.so.6).</summary>
-    public string File { get; }
+    public string File { get; } = file;
 
     /// <summary>The version (GLIBCXX_3.4.32).</summary>
-    public string Name { get; }
+    public string Name { get; } = name;
 
     /// <summary>vna_flags; <see cref="GlibcxxVersions.VerFlgWeak"/> makes an unmet need acceptable to the loader.
     /// </summary>
-    public ushort Flags { get; }
+    public ushort Flags { get; } = flags;
 
     /// <summary>Byte offset of vna_flags in the file.</summary>
-    public int FlagsOffset { get; }
+    public int FlagsOffset { get; } = flagsOffset;
 
     public bool IsWeak => (Flags & GlibcxxVersions.VerFlgWeak) != 0;
 }

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using NUnit.Framework;
 using Quanto.Native;
 using Quanto.Tests.Readme;
+using Quanto.Tests.TestSupport;
 
 namespace Quanto.Tests.Native;
 
@@ -73,7 +73,7 @@ public sealed class ProjectReferenceLoaderTests
         _shippedBytes = File.ReadAllBytes(_shipped);
         _work = Path.Combine(Path.GetTempPath(), "quanto-projectref-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(_work);
-        string root = RepositoryRoot();
+        string root = ChildProcess.RepositoryRoot();
         string configuration = new DirectoryInfo(TestContext.CurrentContext.TestDirectory).Parent!.Name;
         string cache = GlibcxxVersionsTests.NuGetPackages();
         File.WriteAllText(Path.Combine(_work, "nuget.config"), $"""
@@ -201,37 +201,13 @@ public sealed class ProjectReferenceLoaderTests
         return deps[at..deps.IndexOf('"', at)];
     }
 
-    private (int Code, string Output) Run(string file, string arguments, Dictionary<string, string> environment,
+    /// <summary>Runs the dotnet CLI or the app in the work folder, never with the fix's switches of this process.
+    /// </summary>
+    private (int Code, string Output) Run(string file, string arguments, Dictionary<string, string?> environment,
         TimeSpan timeout)
     {
-        var start = new ProcessStartInfo(file, arguments)
-        {
-            WorkingDirectory = _work,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        start.Environment.Remove(TorchSharpNativeLoader.SkipVariable);
-        start.Environment.Remove(TorchSharpNativeLoader.ModeVariable);
-        foreach ((string name, string value) in environment) start.Environment[name] = value;
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"`{file} {arguments}` did not finish within {timeout}.");
-        }
-        return (process.ExitCode, stdout.Result + stderr.Result);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "quanto.sln"))) return dir.FullName;
-        }
-        throw new InvalidOperationException("quanto.sln not found above the test directory.");
+        environment.TryAdd(TorchSharpNativeLoader.SkipVariable, null);
+        environment.TryAdd(TorchSharpNativeLoader.ModeVariable, null);
+        return ChildProcess.Run(file, arguments, _work, timeout, environment);
     }
 }

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
 using NUnit.Framework;
+using Quanto.Tests.TestSupport;
 using static TorchSharp.torch;
 
 namespace Quanto.Tests.Packaging;
@@ -69,7 +69,7 @@ public sealed class PackageConsumerTests
         Directory.CreateDirectory(_packages);
         string suffix = "test" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture);
         _version = "0.1.0-" + suffix;
-        string root = RepositoryRoot();
+        string root = ChildProcess.RepositoryRoot();
         foreach (string project in new[] { "Quanto.Runtime", "Quanto.Cli" })
         {
             Run("dotnet", $"pack {Path.Combine(root, project)} -c Release -o {_packages} -p:VersionSuffix={suffix}",
@@ -168,33 +168,8 @@ public sealed class PackageConsumerTests
     private static (int Code, string Output) Run(string file, string arguments, string directory, TimeSpan timeout,
         bool check = true)
     {
-        var start = new ProcessStartInfo(file, arguments)
-        {
-            WorkingDirectory = directory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"`{file} {arguments}` did not finish within {timeout}.");
-        }
-        string output = stdout.Result + stderr.Result;
-        if (check) Assert.That(process.ExitCode, Is.Zero, $"`{file} {arguments}` failed:\n{output}");
-        return (process.ExitCode, output);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "quanto.sln"))) return dir.FullName;
-        }
-        throw new InvalidOperationException("quanto.sln not found above the test directory.");
+        (int code, string output) = ChildProcess.Run(file, arguments, directory, timeout);
+        if (check) Assert.That(code, Is.Zero, $"`{file} {arguments}` failed:\n{output}");
+        return (code, output);
     }
 }
