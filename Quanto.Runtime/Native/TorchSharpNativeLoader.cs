@@ -27,8 +27,8 @@ internal static class TorchSharpNativeLoader
 
     private const string FileName = "libLibTorchSharp.so";
     private static readonly Lock Gate = new();
-    private static TorchSharpNativeFix? s_done;
-    private static nint s_copyHandle;
+    private static TorchSharpNativeFix? _done;
+    private static nint _copyHandle;
 
     [ModuleInitializer]
     [SuppressMessage("Usage", "CA2255:The 'ModuleInitializer' attribute should not be used in libraries",
@@ -55,7 +55,7 @@ internal static class TorchSharpNativeLoader
     {
         lock (Gate)
         {
-            return s_done ??= Run();
+            return _done ??= Run();
         }
     }
 
@@ -193,11 +193,11 @@ internal static class TorchSharpNativeLoader
             File.WriteAllBytes(temp, patched);
             File.Move(temp, copy, overwrite: true);
         }
-        s_copyHandle = NativeLibrary.Load(copy);
+        _copyHandle = NativeLibrary.Load(copy);
         Assembly torchSharp = typeof(TorchSharp.torch).Assembly;
         try
         {
-            NativeLibrary.SetDllImportResolver(torchSharp, (name, _, _) => name == "LibTorchSharp" ? s_copyHandle : 0);
+            NativeLibrary.SetDllImportResolver(torchSharp, (name, _, _) => name == "LibTorchSharp" ? _copyHandle : 0);
         }
         catch (InvalidOperationException)
         {
