@@ -28,8 +28,7 @@ public sealed class GeneratedPathTests : TempFolderTests
     [TestCaseSource(nameof(Configurations))]
     public void Llama_generated_path_equals_the_eager_path(QType weights, QType? activations)
     {
-        string source = Path.Combine(Folder, "float");
-        HfFiles.Write(source, TinyLlama.Config(), TinyLlama.Weights());
+        string source = Checkpoint(TinyLlama.Config(), TinyLlama.Weights());
         using Llama generated = Llama.FromHuggingFace(source);
         using Llama eager = Llama.FromHuggingFace(source);
         Tensor ids = TinyLlama.Prompt(12);
@@ -68,8 +67,7 @@ public sealed class GeneratedPathTests : TempFolderTests
     [TestCase(QType.QInt4)]
     public void A_tied_lm_head_is_includable_and_equals_the_eager_path(QType weights)
     {
-        string source = Path.Combine(Folder, "float");
-        HfFiles.Write(source, TinyLlama.Config(tied: true), TinyLlama.Weights(tied: true));
+        string source = Checkpoint(TinyLlama.Config(tied: true), TinyLlama.Weights(tied: true));
         using Llama generated = Llama.FromHuggingFace(source);
         using Llama eager = Llama.FromHuggingFace(source);
         Tensor ids = TinyLlama.Prompt(10);
@@ -93,8 +91,7 @@ public sealed class GeneratedPathTests : TempFolderTests
     [TestCaseSource(nameof(Configurations))]
     public void Bert_generated_path_equals_the_eager_path(QType weights, QType? activations)
     {
-        string source = Path.Combine(Folder, "float");
-        HfFiles.Write(source, TinyBert.Config(), TinyBert.Weights());
+        string source = Checkpoint(TinyBert.Config(), TinyBert.Weights());
         using Bert generated = Bert.FromHuggingFace(source);
         using Bert eager = Bert.FromHuggingFace(source);
         (Tensor ids, Tensor mask, Tensor types) = TinyBert.Batch();
@@ -124,6 +121,14 @@ public sealed class GeneratedPathTests : TempFolderTests
         using Bert reloaded = Bert.FromPretrained(savedGenerated);
         Assert.That(reloaded.IsQuantized, Is.True);
         AssertEqual(reloaded.SentenceEmbeddings(ids, mask), eager.SentenceEmbeddings(ids, mask), "reloaded");
+    }
+
+    /// <summary>A Hugging Face folder with the tiny model's config and weights.</summary>
+    private string Checkpoint(System.Text.Json.Nodes.JsonObject config, Dictionary<string, Tensor> weights)
+    {
+        string source = Path.Combine(Folder, "float");
+        HfFiles.Write(source, config, weights);
+        return source;
     }
 
     /// <summary>Prefill then token-by-token decode through each model's own KV cache.</summary>
