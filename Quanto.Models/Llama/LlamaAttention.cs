@@ -6,7 +6,8 @@ namespace Quanto.Models.Llama;
 /// <summary>
 /// transformers' LlamaAttention: q/k/v/o projections, rotary positions on q and k, grouped-query attention (each
 /// group of num_attention_heads / num_key_value_heads query heads shares one key/value head, without copying the
-/// keys), libtorch's fused scaled dot-product attention (softmax accumulated in float32), and the KV cache.
+/// keys), softmax in float32 (libtorch's fused scaled dot-product attention for large score matrices, see
+/// <see cref="FusedAttention"/>), and the KV cache.
 /// </summary>
 [Quantize]
 public sealed partial class LlamaAttention : Module<Tensor, DecoderContext, Tensor>
@@ -53,10 +54,18 @@ public sealed partial class LlamaAttention : Module<Tensor, DecoderContext, Tens
     private Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, long batch, long count)
     {
         // Query heads h = kv * groups + g share key head kv: view them as (batch, kv, groups * new, head_dim), so
-        // one fused attention call reads each cached key once for its whole group (the mask is laid out to match).
-        Tensor grouped = q.reshape(batch, _kvHeads, _heads / _kvHeads * count, _headDim);
-        Tensor attended = functional.scaled_dot_product_attention(grouped, k, v, mask);
-        return attended.reshape(batch, _heads, count, _headDim);
+        // each cached key is read once for its whole group (the mask is laid out to match).
+        long groups = _heads / _kvHeads, total = k.shape[2];
+        Tensor grouped = q.reshape(batch, _kvHeads, groups * count, _headDim);
+        if (FusedAttention.Pays(batch * _heads * count * total))
+        {
+            Tensor fused = functional.scaled_dot_product_attention(grouped, k, v, mask);
+            return fused.reshape(batch, _heads, count, _headDim);
+        }
+        Tensor scores = matmul(grouped, k.transpose(2, 3)).to(ScalarType.Float32).mul_(1 / Math.Sqrt(_headDim));
+        if (mask is not null) scores = scores.add_(mask);
+        Tensor probabilities = scores.softmax(-1).to(v.dtype);
+        return matmul(probabilities, v).view(batch, _heads, count, _headDim);
     }
 
     private Tensor Heads(Tensor x, long batch, long count, long heads) =>

@@ -8,28 +8,32 @@ using static TorchSharp.torch;
 namespace Quanto.Tests.Models;
 
 /// <summary>
-/// The decode path's pieces against the float64 reference equations (<see cref="TinyLlama.Reference"/>): the fused
-/// attention with queries grouped per key/value head and its mask laid out to match, the cached rotary table (also
+/// The decode path's pieces against the float64 reference equations (<see cref="TinyLlama.Reference"/>): attention
+/// with queries grouped per key/value head and its mask laid out to match (plain and fused), the cached rotary table (also
 /// when it grows mid-sequence), batches, and prefill in chunks that continue a cache (a mask offset by the cached
 /// positions).
 /// </summary>
 public sealed class LlamaAttentionPathTests : TempFolderTests
 {
-    [TestCase(null)]
-    [TestCase(3L)]
-    public void ChunkedPrefillOfABatchEqualsTheReference(long? window)
+    // Small chunks take the plain matmul/softmax path; the large ones libtorch's fused kernel (FusedAttention).
+    [TestCase(null, new long[] { 4, 3, 1, 1, 1, 1 })]
+    [TestCase(3L, new long[] { 4, 3, 1, 1, 1, 1 })]
+    [TestCase(null, new long[] { 100, 90, 1, 1 })]
+    [TestCase(5L, new long[] { 100, 90, 1, 1 })]
+    public void ChunkedPrefillOfABatchEqualsTheReference(long? window, long[] chunks)
     {
         JsonObject config = TinyLlama.Config(window is null ? "llama" : "mistral", window: window);
+        config["max_position_embeddings"] = 600;
         Dictionary<string, Tensor> weights = TinyLlama.Weights();
         HfFiles.Write(Folder, config, weights);
         using Llama model = Llama.FromHuggingFace(Folder);
         using var noGrad = no_grad();
-        Tensor ids = cat([TinyLlama.Prompt(11, seed: 5), TinyLlama.Prompt(11, seed: 6)], 0);
+        long length = chunks.Sum();
+        Tensor ids = cat([TinyLlama.Prompt(length, seed: 5), TinyLlama.Prompt(length, seed: 6)], 0);
         using Tensor expected = TinyLlama.Reference(weights, config, ids);
         using KvCache cache = model.NewCache(capacity: 2);
 
-        // 4 positions from 0, then 3 continuing the cache (each sees the 4 before it), then one at a time.
-        long[] chunks = [4, 3, 1, 1, 1, 1];
+        // The first chunk from position 0, the next continuing the cache (each sees every position before it).
         long start = 0;
         foreach (long count in chunks)
         {
@@ -38,7 +42,7 @@ public sealed class LlamaAttentionPathTests : TempFolderTests
                 $"positions {start}..{start + count - 1}");
             start += count;
         }
-        Assert.That(cache.Length, Is.EqualTo(11));
+        Assert.That(cache.Length, Is.EqualTo(length));
     }
 
     [Test]
