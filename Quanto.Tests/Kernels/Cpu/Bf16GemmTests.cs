@@ -28,9 +28,9 @@ public class Bf16GemmTests
         new(QType.QInt2),
     ];
 
-    // (M, K, N): three decode blocks along K (2304 inputs; qint8 256 + 256 + 64 units), 5 panels (a block of 4, one
-    // of 1), 13 rows (two 6-row tiles and one row); K = 100: groups padded from 100 to 128 inputs.
-    private static readonly (int M, int K, int N)[] Shapes = [(13, 2304, 80), (4, 100, 9), (8, 256, 64)];
+    // (M, K, N): 2432 inputs are nine whole decode blocks of 256 and a partial one (qint4 g128: 19 groups), 5 panels
+    // (a block of 4, one of 1), 13 rows (two 6-row tiles and one row); K = 100: groups padded from 100 to 128 inputs.
+    private static readonly (int M, int K, int N)[] Shapes = [(13, 2432, 80), (4, 100, 9), (8, 256, 64)];
 
     private static void RequireBf16()
     {

@@ -5,15 +5,15 @@ namespace Quanto.Kernels.Cpu.Int8;
 
 /// <summary>
 /// One bf16 GEMM over the thread pool: chunk i is block i of four panels (64 output columns). Per run of about
-/// <see cref="BlockInputs"/> inputs the block is decoded once into bf16 pairs (<see cref="Bf16Panels"/>, 128 KB:
-/// stays in L2), then the micro-kernel runs it against every activation row, six rows per tile, adding into float32
+/// <see cref="BlockInputs"/> inputs the block is decoded once into bf16 pairs (<see cref="Bf16Panels"/>, 32 KB:
+/// stays in L1 while every row tile reads it; 256 beat 512 and 1024 inputs at m = 16 and 128, 1 thread), then the micro-kernel runs it against every activation row, six rows per tile, adding into float32
 /// accumulators for all rows; at the end bias, then y (float32, or bfloat16 rounded to nearest even).
 /// </summary>
 internal sealed unsafe class Bf16GemmJob(DotWeight weight, Bf16Rows x, void* y, bool bf16Output, float* bias)
     : CpuJob
 {
     /// <summary>Inputs decoded per block at most (a whole group at least).</summary>
-    public const int BlockInputs = 1024;
+    public const int BlockInputs = 256;
 
     private readonly int _unitsPerBlock = weight.Format.IsSigned()
         ? Math.Min(BlockInputs / weight.Format.UnitK(), weight.Groups * weight.UnitsPerGroup)
