@@ -54,8 +54,9 @@ public sealed partial class CpuKernels
     /// vdpbf16ps kernels run (tests compare both).</summary>
     internal bool AssembledBf16 { get; init; } = true;
 
-    /// <summary><see cref="DynamicActivations.BFloat16"/>: the bf16 panel kernels, or the float kernels on the
-    /// activations rounded to bfloat16 (CPUs without AVX512_BF16, float8 weights).</summary>
+    /// <summary><see cref="DynamicActivations.BFloat16"/>: the bf16 GEMM from <see cref="Bf16GemmMinRows"/> rows,
+    /// the one-row bf16 panel kernels below, or the float kernels on the activations rounded to bfloat16 (CPUs
+    /// without AVX512_BF16, float8 weights).</summary>
     private unsafe Tensor LinearBFloat16(CpuPreparedWeight w, Tensor input, Tensor? bias)
     {
         KernelChecks.CheckLinear(input, w, bias);
@@ -66,7 +67,8 @@ public sealed partial class CpuKernels
         int rows = checked((int)(input.NumberOfElements / w.K));
         if (RunsBf16Gemm(w, rows)) return Bf16Gemm(w, input, bias, rows);
         using var scope = NewDisposeScope();
-        int tileRows = rows >= DotKernels.GemmMinRows ? DotKernels.GemmTileRows : 1;
+        // Fewer rows than the GEMM takes: one-row tiles, each unit decoded in registers (no block to reuse).
+        const int tileRows = 1;
         DotKernel? kernel = AssembledBf16 && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4 or
             CpuWeightFormat.Int2 ? DotKernels.Bf16(w.Dot.Format, tileRows) : null;
         if (kernel is not { } bf16)

@@ -133,13 +133,7 @@ internal static unsafe class Bf16GemmAssembler
 
         for (int i = 0; i < 10; i++) a.vmovdqu(Xmm(6 + i), __xmmword_ptr[rsp + 16 * i]);
         a.add(rsp, 160);
-        a.vzeroupper();
-        for (int i = saved.Length - 1; i >= 0; i--) a.pop(saved[i]);
-        a.ret();
-
-        using var stream = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(stream), 0);
-        return stream.ToArray();
+        return DotAssembler.EmitEpilogueAndFinish(a, saved);
     }
 
     /// <summary>Row r's broadcast pair, <paramref name="offset"/> bytes on.</summary>
