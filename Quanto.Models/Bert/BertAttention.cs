@@ -34,8 +34,9 @@ public sealed partial class BertSelfAttention : Module<Tensor, Tensor, Tensor>
         Tensor q = Heads(query.forward(hidden_states), batch, length);
         Tensor k = Heads(key.forward(hidden_states), batch, length);
         Tensor v = Heads(value.forward(hidden_states), batch, length);
-        Tensor scores = matmul(q, k.transpose(-1, -2)).div_(Math.Sqrt(_headDim)).add_(attention_mask);
-        Tensor context = matmul(scores.softmax(-1), v);
+        Tensor context = FusedAttention.Pays(batch * _heads * length * length)
+            ? functional.scaled_dot_product_attention(q, k, v, attention_mask) // scale 1 / sqrt(head_dim)
+            : matmul(matmul(q, k.transpose(-1, -2)).div_(Math.Sqrt(_headDim)).add_(attention_mask).softmax(-1), v);
         return context.transpose(1, 2).reshape(batch, length, _heads * _headDim);
     }
 
