@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using Quanto.Kernels;
 using Quanto.Models.Bert;
 using Quanto.Models.HuggingFace;
 using Quanto.Models.Llama;
+using Quanto.Nn;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -10,9 +12,11 @@ namespace Quanto.Bench;
 /// <summary>
 /// Whole-model rows (issue #15), random weights at real shapes, no download: a Llama of TinyLlama-1.1B's shape
 /// (prefill tokens/s at 128 tokens, decode tokens/s, decode bytes per token / time as % of the read bandwidth probed
-/// just before) and a BERT-base encoder (sentences/s at batch 1 and 32). One configuration is built at a time (on
-/// the meta device, each Linear given random weights and quantized before the next one exists, so the float32
-/// 1.1B model's 4.4 GB is the peak only for the fp32 row) and disposed before the next.
+/// just before) and a BERT-base encoder (sentences/s at batch 1 and 32). Each model is built on the meta device, each
+/// Linear given random weights and quantized before the next one exists, so a float32 layer is alive only while it
+/// is quantized. Decode is measured in interleaved rounds (every model once per round, in an order that rotates, a
+/// bandwidth probe before each), since the VM's bandwidth moves within minutes: each row reports its median round.
+/// The float32 1.1B model (4.4 GB) is measured alone first; the others are held together for the rounds.
 /// </summary>
 internal static class ModelBench
 {
@@ -22,75 +26,162 @@ internal static class ModelBench
         NumKeyValueHeads = 4, HeadDim = 64, MaxPositionEmbeddings = 2048, RmsNormEps = 1e-5, RopeTheta = 10000,
     };
 
-    private static readonly (string Name, ScalarType DType, QType? Weights, QType? Activations)[] Formats =
+    /// <summary>A row: how the model is built. LmHead: also quantize lm_head (optimum-quanto's quantize without
+    /// exclude does; its README excludes it). Dynamic: the run-time int8 activation mode of the quantized layers.
+    /// </summary>
+    private sealed record Format(string Name, ScalarType DType, QType? Weights, QType? Activations,
+        bool LmHead = false, DynamicActivations Dynamic = DynamicActivations.None);
+
+    private static readonly Format[] Formats =
     [
-        ("fp32", ScalarType.Float32, null, null),
-        ("bf16", ScalarType.BFloat16, null, null),
-        ("int8", ScalarType.Float32, QType.QInt8, null),
-        ("int4", ScalarType.Float32, QType.QInt4, null),
-        ("int2", ScalarType.Float32, QType.QInt2, null),
-        ("w8a8", ScalarType.Float32, QType.QInt8, QType.QInt8),
+        new("fp32", ScalarType.Float32, null, null),
+        new("bf16", ScalarType.BFloat16, null, null),
+        new("int8", ScalarType.Float32, QType.QInt8, null),
+        new("int4", ScalarType.Float32, QType.QInt4, null),
+        new("int2", ScalarType.Float32, QType.QInt2, null),
+        new("w8a8", ScalarType.Float32, QType.QInt8, QType.QInt8),
+        new("int4 dyn-a8", ScalarType.Float32, QType.QInt4, null, Dynamic: DynamicActivations.Int8),
+        new("int4 + lm_head int4", ScalarType.Float32, QType.QInt4, null, LmHead: true),
+        new("int4 dyn-a8 + lm_head int4", ScalarType.Float32, QType.QInt4, null, true, DynamicActivations.Int8),
     ];
 
     public static void Run(bool quick)
     {
         LlamaConfig llama = quick ? TinyLlamaShape with { NumHiddenLayers = 2 } : TinyLlamaShape;
+        int rounds = quick ? 1 : 3;
         Console.WriteLine($"Llama, TinyLlama-1.1B shape ({llama.NumHiddenLayers} layers, hidden 2048, FFN 5632, " +
-                          "32 heads / 4 KV heads, vocab 32000), random weights; lm_head stays float " +
-                          "(optimum-quanto's default):");
+                          "32 heads / 4 KV heads, vocab 32000), random weights; lm_head stays float32 " +
+                          "(optimum-quanto's default) unless the row says \"+ lm_head\"; decode: median of " +
+                          $"{rounds} interleaved rounds of 16 tokens after a 16-token prompt:");
         Console.WriteLine("| format | prefill tokens/s (128) | decode tokens/s | MB read / token | GB/s | " +
                           "% bandwidth | decode vs bf16 |");
         Console.WriteLine("|---|--:|--:|--:|--:|--:|--:|");
-        double? bf16 = null;
-        foreach (var (name, dtype, weights, activations) in Formats)
+        // Each row's model is held beside the bf16 one and measured with it in the same rounds, so "vs bf16" is a
+        // ratio of the same minutes; at most two models (fp32's 4.4 GB + bf16's 2.2 GB) are alive at once.
+        Format bf16Format = Formats.Single(f => f.Name == "bf16");
+        using Llama bf16 = RandomLlama(llama, bf16Format);
+        var rows = new Dictionary<Format, string>();
+        foreach (Format format in Formats.Where(f => f != bf16Format))
         {
-            double bandwidth = MemoryBandwidth.MeasureGBps();
-            using Llama model = RandomLlama(llama, dtype, weights, activations);
-            (double prefill, double decode, long bytes) = MeasureLlama(model);
-            if (name == "bf16") bf16 = decode;
-            double gbps = bytes * decode / 1e9;
-            Console.WriteLine($"| {name} | {prefill:F1} | {decode:F2} | {bytes / 1e6:F0} | {gbps:F1} | " +
-                              $"{100 * gbps / bandwidth:F1} (of {bandwidth:F1}) | " +
-                              $"{(bf16 is double b ? $"{decode / b:F2}x" : "-")} |");
+            using Llama model = RandomLlama(llama, format);
+            (Decode decode, Decode baseline) = Decode.Pair(model, bf16, rounds);
+            rows[format] = Row(format, Prefill(model), decode, ReadBytes(model), decode.Ratio(baseline));
         }
+        Decode bf16Decode = Decode.Interleaved([bf16], rounds)[0];
+        rows[bf16Format] = Row(bf16Format, Prefill(bf16), bf16Decode, ReadBytes(bf16), 1);
+        foreach (Format format in Formats) Console.WriteLine(rows[format]);
+        BertRows(quick);
+    }
 
+    private static string Row(Format format, double prefill, Decode decode, long bytes, double vsBf16)
+    {
+        double gbps = bytes * decode.TokensPerSecond / 1e9;
+        return $"| {format.Name} | {prefill:F1} | {decode.TokensPerSecond:F2} | {bytes / 1e6:F0} | {gbps:F1} | " +
+               $"{100 * decode.BandwidthShare:F1} (of {decode.ProbeGBps:F1}) | {vsBf16:F2}x |";
+    }
+
+    private static void BertRows(bool quick)
+    {
         BertConfig bert = quick ? new BertConfig { NumHiddenLayers = 2 } : new BertConfig();
         Console.WriteLine();
         Console.WriteLine($"BERT-base shape ({bert.NumHiddenLayers} x 768, FFN 3072), random weights, " +
                           "32-token sentences:");
         Console.WriteLine("| format | sentences/s batch 1 | sentences/s batch 32 |");
         Console.WriteLine("|---|--:|--:|");
-        foreach (var (name, dtype, weights, activations) in Formats.Where(f => f.Name != "int2"))
+        foreach (Format format in Formats.Where(f => f.Name is not ("int2" or "int4 dyn-a8") && !f.LmHead))
         {
-            using Bert model = RandomBert(bert, dtype, weights, activations);
-            Console.WriteLine($"| {name} | {SentencesPerSecond(model, 1, 32, quick ? 3 : 15):F1} | " +
+            using Bert model = RandomBert(bert, format);
+            Console.WriteLine($"| {format.Name} | {SentencesPerSecond(model, 1, 32, quick ? 3 : 15):F1} | " +
                               $"{SentencesPerSecond(model, 32, 32, quick ? 1 : 3):F1} |");
         }
     }
 
-    private static (double Prefill, double Decode, long Bytes) MeasureLlama(Llama model)
+    private static double Prefill(Llama model)
     {
         using var noGrad = no_grad();
-        var generator = new Generator(7);
-        using Tensor prompt = randint(3, model.Config.VocabSize, [1, 128], generator: generator);
-        double prefillMs = MedianMs(3, () =>
+        using Tensor prompt = Prompt(model, 128);
+        double ms = MedianMs(3, () =>
         {
             using KvCache cache = model.NewCache(160);
             using var scope = NewDisposeScope();
             model.forward(prompt, cache);
         });
-        using KvCache decodeCache = model.NewCache(64);
-        using (NewDisposeScope()) model.forward(prompt.narrow(1, 0, 16), decodeCache);
-        using Tensor token = prompt.narrow(1, 16, 1).clone();
-        double decodeMs = MedianMs(16, () =>
-        {
-            using var scope = NewDisposeScope();
-            model.forward(token, decodeCache);
-        });
-        // What one decode step reads: every weight but the embedding table, of which it gathers one row.
+        return 128 / (ms / 1e3);
+    }
+
+    /// <summary>What one decode step reads: every weight but the embedding table, of which it gathers one row.
+    /// </summary>
+    private static long ReadBytes(Llama model)
+    {
         Tensor embedding = model.state_dict()["model.embed_tokens.weight"];
-        long bytes = Quantizer.ModelBytes(model) - embedding.NumberOfElements * embedding.ElementSize;
-        return (128 / (prefillMs / 1e3), 1 / (decodeMs / 1e3), bytes);
+        return Quantizer.ModelBytes(model) - embedding.NumberOfElements * embedding.ElementSize;
+    }
+
+    private static Tensor Prompt(Llama model, long length) =>
+        randint(3, model.Config.VocabSize, [1, length], generator: new Generator(7));
+
+    /// <summary>One model's decode: tokens/s and the share of the probed bandwidth, medians over rounds.</summary>
+    private sealed record Decode(double TokensPerSecond, double BandwidthShare, double ProbeGBps,
+        IReadOnlyList<double> Speeds)
+    {
+        /// <summary>The median over rounds of this model's speed over the other's in the same round.</summary>
+        public double Ratio(Decode other) => Median(Speeds.Zip(other.Speeds, (a, b) => a / b).ToList());
+
+        public static (Decode Model, Decode Baseline) Pair(Llama model, Llama baseline, int rounds)
+        {
+            List<Decode> both = Interleaved([model, baseline], rounds);
+            return (both[0], both[1]);
+        }
+
+        /// <summary>Per round, every model (rotating order): a bandwidth probe, a 16-token prompt into a fresh
+        /// cache, 4 untimed steps, then the median of 16 timed steps.</summary>
+        public static List<Decode> Interleaved(IReadOnlyList<Llama> models, int rounds)
+        {
+            var speeds = new double[models.Count, rounds];
+            var shares = models.Select(_ => new List<double>()).ToArray();
+            var probes = models.Select(_ => new List<double>()).ToArray();
+            long[] bytes = models.Select(ReadBytes).ToArray();
+            using var noGrad = no_grad();
+            for (int round = 0; round < rounds; round++)
+            {
+                for (int k = 0; k < models.Count; k++)
+                {
+                    int m = (k + round) % models.Count;
+                    double probe = MemoryBandwidth.MeasureGBps();
+                    double tokensPerSecond = 1e3 / StepMs(models[m]);
+                    speeds[m, round] = tokensPerSecond;
+                    shares[m].Add(bytes[m] * tokensPerSecond / 1e9 / probe);
+                    probes[m].Add(probe);
+                }
+            }
+            return models.Select((_, m) =>
+            {
+                List<double> own = Enumerable.Range(0, rounds).Select(r => speeds[m, r]).ToList();
+                return new Decode(Median([.. own]), Median(shares[m]), Median(probes[m]), own);
+            }).ToList();
+        }
+
+        private static double StepMs(Llama model)
+        {
+            using Tensor prompt = Prompt(model, 17);
+            using KvCache cache = model.NewCache(64);
+            using (NewDisposeScope()) model.forward(prompt.narrow(1, 0, 16), cache);
+            using Tensor token = prompt.narrow(1, 16, 1).clone();
+            for (int i = 0; i < 4; i++)
+            {
+                using var scope = NewDisposeScope();
+                model.forward(token, cache);
+            }
+            var samples = new List<double>();
+            for (int i = 0; i < 16; i++)
+            {
+                using var scope = NewDisposeScope();
+                long start = Stopwatch.GetTimestamp();
+                model.forward(token, cache);
+                samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+            return Median(samples);
+        }
     }
 
     private static double SentencesPerSecond(Bert model, int batch, int length, int calls)
@@ -116,24 +207,29 @@ internal static class ModelBench
             action();
             samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
+        return Median(samples);
+    }
+
+    private static double Median(List<double> samples)
+    {
         samples.Sort();
         return samples[samples.Count / 2];
     }
 
-    private static Llama RandomLlama(LlamaConfig config, ScalarType dtype, QType? weights, QType? activations)
+    private static Llama RandomLlama(LlamaConfig config, Format format)
     {
-        var model = new Llama(config, new Device(TorchSharp.DeviceType.META), dtype);
-        Randomize(model, dtype, weights, activations,
-            path => path.StartsWith("model.layers.", StringComparison.Ordinal));
-        if (activations is not null) Calibrate(() => model.forward(ones(1, 8, dtype: ScalarType.Int64), null));
+        var model = new Llama(config, new Device(TorchSharp.DeviceType.META), format.DType);
+        Randomize(model, format, path => path.StartsWith("model.layers.", StringComparison.Ordinal) ||
+                                         format.LmHead && path == "lm_head");
+        if (format.Activations is not null) Calibrate(() => model.forward(ones(1, 8, dtype: ScalarType.Int64), null));
         return model;
     }
 
-    private static Bert RandomBert(BertConfig config, ScalarType dtype, QType? weights, QType? activations)
+    private static Bert RandomBert(BertConfig config, Format format)
     {
-        var model = new Bert(config, new Device(TorchSharp.DeviceType.META), dtype);
-        Randomize(model, dtype, weights, activations, path => path.StartsWith("encoder.", StringComparison.Ordinal));
-        if (activations is not null)
+        var model = new Bert(config, new Device(TorchSharp.DeviceType.META), format.DType);
+        Randomize(model, format, path => path.StartsWith("encoder.", StringComparison.Ordinal));
+        if (format.Activations is not null)
         {
             using Tensor ids = ones(1, 8, dtype: ScalarType.Int64);
             Calibrate(() => model.SentenceEmbeddings(ids, ids));
@@ -151,8 +247,7 @@ internal static class ModelBench
 
     /// <summary>Random weights N(0, 0.02) and unit norms; each quantized Linear is quantized right after its
     /// weight exists (the float weight is then released), so at most one float layer is alive at a time.</summary>
-    private static void Randomize(nn.Module model, ScalarType dtype, QType? weights, QType? activations,
-        Func<string, bool> quantized)
+    private static void Randomize(nn.Module model, Format format, Func<string, bool> quantized)
     {
         Dictionary<string, nn.Module> modules = ParameterSlots.Modules(model);
         using var noGrad = no_grad();
@@ -160,18 +255,20 @@ internal static class ModelBench
         {
             bool norm = key.EndsWith("norm.weight", StringComparison.OrdinalIgnoreCase) ||
                         key.Contains("LayerNorm.", StringComparison.Ordinal);
+            ScalarType dtype = format.DType;
             Tensor value = norm ? ones(parameter.shape, dtype: dtype)
                 : key.EndsWith(".bias", StringComparison.Ordinal) ? zeros(parameter.shape, dtype: dtype)
                 : randn(parameter.shape, dtype: ScalarType.Float32).mul_(0.02).to(dtype);
             ParameterSlots.Assign(modules, key, value);
             string path = key[..key.LastIndexOf('.')];
-            if (weights is null || !quantized(path) || modules[path] is not Linear linear || linear.bias is not null &&
-                key.EndsWith(".weight", StringComparison.Ordinal))
+            if (format.Weights is null || !quantized(path) || modules[path] is not Linear linear ||
+                linear.bias is not null && key.EndsWith(".weight", StringComparison.Ordinal))
             {
                 continue;
             }
-            Quanto.Models.Pretrained.ModelQuantizer.QuantizeAndFreeze(model, weights, activations, null,
+            Quanto.Models.Pretrained.ModelQuantizer.QuantizeAndFreeze(model, format.Weights, format.Activations, null,
                 [path], null, null);
         }
+        foreach (QModule module in Quantizer.QuantizedModules(model)) module.DynamicActivations = format.Dynamic;
     }
 }

@@ -21,6 +21,7 @@ internal static class MembersEmitter
     private const string Lifecycle = Emitter.Runtime + ".ModelQuantization";
     private const string QType = "global::Quanto.QType";
     private const string Optimizer = "global::Quanto.Quantization.Optimizer";
+    private const string Plan = "global::Quanto.Quantization.QuantizationPlan";
     private const string Module = "global::TorchSharp.torch.nn.Module";
 
     public static void Write(CodeWriter w, ClassModel model, bool withSerialization)
@@ -35,6 +36,9 @@ internal static class MembersEmitter
                 $"public void Quantize({QType}? weights, {QType}? activations = null, int? groupSize = null,",
                 $"    {Optimizer}? optimizer = null) =>",
                 "    Lifecycle.Quantize(weights, activations, groupSize, optimizer);");
+            Member(w, $"Quantize({Plan}, {QType}?)",
+                $"public void Quantize({Plan} plan, {QType}? activations = null) =>",
+                "    Lifecycle.Quantize(plan, activations);");
         }
         if (Emits("Calibrate"))
         {

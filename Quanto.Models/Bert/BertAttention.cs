@@ -5,7 +5,8 @@ namespace Quanto.Models.Bert;
 
 /// <summary>transformers' BertSelfAttention: query, key, value projections and scaled dot-product attention.
 /// </summary>
-public sealed class BertSelfAttention : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertSelfAttention : Module<Tensor, Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> query;
     private readonly Module<Tensor, Tensor> key;
@@ -33,8 +34,9 @@ public sealed class BertSelfAttention : Module<Tensor, Tensor, Tensor>
         Tensor q = Heads(query.forward(hidden_states), batch, length);
         Tensor k = Heads(key.forward(hidden_states), batch, length);
         Tensor v = Heads(value.forward(hidden_states), batch, length);
-        Tensor scores = matmul(q, k.transpose(-1, -2)).div_(Math.Sqrt(_headDim)).add_(attention_mask);
-        Tensor context = matmul(scores.softmax(-1), v);
+        Tensor context = FusedAttention.Pays(batch * _heads * length * length)
+            ? functional.scaled_dot_product_attention(q, k, v, attention_mask) // scale 1 / sqrt(head_dim)
+            : matmul(matmul(q, k.transpose(-1, -2)).div_(Math.Sqrt(_headDim)).add_(attention_mask).softmax(-1), v);
         return context.transpose(1, 2).reshape(batch, length, _heads * _headDim);
     }
 
@@ -42,7 +44,8 @@ public sealed class BertSelfAttention : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>transformers' BertSelfOutput: dense projection, residual add, LayerNorm.</summary>
-public sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertSelfOutput : Module<Tensor, Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> dense;
     private readonly Module<Tensor, Tensor> LayerNorm;
@@ -63,7 +66,8 @@ public sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>transformers' BertAttention: self-attention then its output block.</summary>
-public sealed class BertAttention : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertAttention : Module<Tensor, Tensor, Tensor>
 {
     private readonly BertSelfAttention self;
     private readonly BertSelfOutput output;

@@ -4,12 +4,13 @@ namespace Quanto.Models.Llama;
 
 /// <summary>
 /// What every decoder layer of one forward pass shares: the rotary cos/sin of the new positions, the additive
-/// attention mask (new positions x all cached positions; null when a single token attends to everything), and the
-/// KV cache (null: no cache, the sequence is processed whole).
+/// attention mask (null when a single token attends to everything), and the KV cache (null: no cache, the sequence
+/// is processed whole).
 /// </summary>
 /// <param name="Cos">cos (new, head_dim) in the model's dtype.</param>
-/// <param name="Sin">sin (new, head_dim).</param>
-/// <param name="Mask">Additive mask (new, total) of 0 and -inf, or null.</param>
+/// <param name="Sin">sin (new, head_dim) with its first half negated (see RotaryEmbedding.Rotate).</param>
+/// <param name="Mask">Additive mask of 0 and -inf in the model's dtype, (groups x new, total) for queries grouped
+/// by key/value head (query head h = kv * groups + g at row g * new + position), or null.</param>
 /// <param name="Cache">The cache the layers append to, or null.</param>
 public sealed record DecoderContext(Tensor Cos, Tensor Sin, Tensor? Mask, KvCache? Cache)
 {

@@ -6,9 +6,11 @@ namespace Quanto.Models.Llama;
 /// <summary>
 /// transformers' LlamaAttention: q/k/v/o projections, rotary positions on q and k, grouped-query attention (each
 /// group of num_attention_heads / num_key_value_heads query heads shares one key/value head, without copying the
-/// keys), softmax in float32, and the KV cache.
+/// keys), softmax in float32 (libtorch's fused scaled dot-product attention for large score matrices, see
+/// <see cref="FusedAttention"/>), and the KV cache.
 /// </summary>
-public sealed class LlamaAttention : Module<Tensor, DecoderContext, Tensor>
+[Quantize]
+public sealed partial class LlamaAttention : Module<Tensor, DecoderContext, Tensor>
 {
     private readonly Module<Tensor, Tensor> q_proj;
     private readonly Module<Tensor, Tensor> k_proj;
@@ -42,8 +44,8 @@ public sealed class LlamaAttention : Module<Tensor, DecoderContext, Tensor>
         Tensor q = Heads(q_proj.forward(hidden_states), batch, count, _heads);
         Tensor k = Heads(k_proj.forward(hidden_states), batch, count, _kvHeads);
         Tensor v = Heads(v_proj.forward(hidden_states), batch, count, _kvHeads);
-        q = RotaryEmbedding.Apply(q, context.Cos, context.Sin);
-        k = RotaryEmbedding.Apply(k, context.Cos, context.Sin);
+        q = RotaryEmbedding.Rotate(q, context.Cos, context.Sin);
+        k = RotaryEmbedding.Rotate(k, context.Cos, context.Sin);
         if (context.Cache is KvCache cache) (k, v) = cache.Append(_layer, k, v);
         Tensor attended = Attend(q, k, v, context.Mask, batch, count);
         return o_proj.forward(attended.transpose(1, 2).reshape(batch, count, _heads * _headDim));
@@ -51,12 +53,17 @@ public sealed class LlamaAttention : Module<Tensor, DecoderContext, Tensor>
 
     private Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, long batch, long count)
     {
-        // Query heads h = kv * groups + g share key head kv: view them as (batch, kv, groups * new, head_dim).
+        // Query heads h = kv * groups + g share key head kv: view them as (batch, kv, groups * new, head_dim), so
+        // each cached key is read once for its whole group (the mask is laid out to match).
         long groups = _heads / _kvHeads, total = k.shape[2];
         Tensor grouped = q.reshape(batch, _kvHeads, groups * count, _headDim);
+        if (FusedAttention.Pays(batch * _heads * count * total))
+        {
+            Tensor fused = functional.scaled_dot_product_attention(grouped, k, v, mask);
+            return fused.reshape(batch, _heads, count, _headDim);
+        }
         Tensor scores = matmul(grouped, k.transpose(2, 3)).to(ScalarType.Float32).mul_(1 / Math.Sqrt(_headDim));
-        if (mask is not null)
-            scores = scores.view(batch, _kvHeads, groups, count, total).add_(mask).view(batch, _kvHeads, -1, total);
+        if (mask is not null) scores = scores.add_(mask);
         Tensor probabilities = scores.softmax(-1).to(v.dtype);
         return matmul(probabilities, v).view(batch, _heads, count, _headDim);
     }

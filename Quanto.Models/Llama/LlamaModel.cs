@@ -5,11 +5,12 @@ using static TorchSharp.torch.nn;
 namespace Quanto.Models.Llama;
 
 /// <summary>transformers' LlamaModel: embed_tokens, the decoder layers, the final RMSNorm.</summary>
-public sealed class LlamaModel : Module<Tensor, KvCache?, Tensor>
+[Quantize]
+public sealed partial class LlamaModel : Module<Tensor, KvCache?, Tensor>
 {
     private readonly Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;
-    private readonly RmsNorm norm;
+    [NoQuantize] private readonly RmsNorm norm;
     private readonly LlamaConfig _config;
     private readonly RotaryEmbedding _rotary;
 
@@ -35,9 +36,10 @@ public sealed class LlamaModel : Module<Tensor, KvCache?, Tensor>
     {
         long start = cache?.Length ?? 0, count = input_ids.shape[1];
         Tensor hidden = embed_tokens.forward(input_ids);
-        (Tensor cos, Tensor sin) = _rotary.CosSin(start, count, hidden.dtype, hidden.device);
-        Tensor? mask = DecoderContext.CausalMask(start, count, _config.SlidingWindow, ScalarType.Float32,
-            hidden.device);
+        (Tensor cos, Tensor sin) = _rotary.Cached(start, count, hidden.dtype, hidden.device);
+        // Every query head of a key/value group shares the mask: one row block per head of the group.
+        Tensor? mask = DecoderContext.CausalMask(start, count, _config.SlidingWindow, hidden.dtype, hidden.device)
+            ?.repeat(_config.NumAttentionHeads / _config.NumKeyValueHeads, 1);
         var context = new DecoderContext(cos, sin, mask, cache);
         foreach (LlamaDecoderLayer layer in layers) hidden = layer.forward(hidden, context);
         return norm.forward(hidden);

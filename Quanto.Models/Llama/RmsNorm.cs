@@ -38,8 +38,10 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hidden_states)
     {
         using var scope = NewDisposeScope();
-        Tensor x = hidden_states.to(ScalarType.Float32);
-        Tensor normed = x.mul(x.pow(2).mean([-1], keepdim: true).add_(_eps).rsqrt_());
-        return weight.mul(normed.to(hidden_states.dtype)).MoveToOuterDisposeScope();
+        // float32 input skips the two casts (each a no-op that still costs a call per norm and token).
+        bool single = hidden_states.dtype == ScalarType.Float32;
+        Tensor x = single ? hidden_states : hidden_states.to(ScalarType.Float32);
+        Tensor normed = x.mul(x.square().mean([-1], keepdim: true).add_(_eps).rsqrt_());
+        return weight.mul(single ? normed : normed.to(hidden_states.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -68,6 +68,18 @@ public sealed class ModelQuantization
         IEnumerable<string>? include, IEnumerable<string>? exclude) =>
         QuantizeRoot(QuantizePlan.Override(weights, activations, groupSize, optimizer, include, exclude));
 
+    /// <summary>
+    /// Builds the twins of the layers <paramref name="plan"/> lists, each with its choice (weight qtype, group size,
+    /// optimizer) and <paramref name="activations"/>, as <c>model.Quantize(plan)</c>
+    /// (<see cref="QuantizationPlanExtensions.Quantize(nn.Module, QuantizationPlan, QType?)"/>) quantizes an eager
+    /// model (dynamic mode: calibrate and freeze afterwards). Layers the plan does not list, or keeps float, get no
+    /// twin and run float; planned layers the attributes keep float stay float.
+    /// </summary>
+    /// <exception cref="ArgumentException">2/4-bit activations; nothing is built.</exception>
+    /// <exception cref="InvalidOperationException">Already quantized; nothing is built.</exception>
+    public void Quantize(QuantizationPlan plan, QType? activations = null) =>
+        QuantizeRoot(QuantizePlan.FromLayerPlan(plan, activations));
+
     /// <summary>What the last Quantize (or Load) built: each twin, nested models' included, with its qtypes and
     /// weight layout as it is now (frozen: as stored), and each layer kept float because its quantized module does
     /// not support an option (<see cref="KeptFloat"/>, nested models' too).</summary>

@@ -9,7 +9,8 @@ namespace Quanto.Generated;
 /// Chooses the settings of each quantized twin that <see cref="ModelQuantization"/> builds. The generated code names
 /// every layer with its [Quantize] settings, fixed at compile time, and the plan makes the twin:
 /// <see cref="FromAttributes"/> keeps those settings, <see cref="Override"/> replaces them by one run-time choice for
-/// every layer (optionally only those whose module path matches include / exclude patterns), and
+/// every layer (optionally only those whose module path matches include / exclude patterns),
+/// <see cref="FromLayerPlan"/> takes each layer's choice from a <see cref="QuantizationPlan"/>, and
 /// <see cref="FromCheckpoint"/> takes each module's settings from a checkpoint's quantization map
 /// (generated <c>LoadQuantized</c>). Nested [Quantize] models are quantized with the same plan. The set of layers is
 /// at most the attributes': a layer they keep float has no twin to build.
@@ -23,6 +24,8 @@ internal sealed class QuantizePlan
     private readonly string _source;
     private readonly string[] _include;
     private readonly string[] _exclude;
+    private QuantizationPlan? _plan;
+    private QType? _planActivations;
 
     private QuantizePlan(Optimizer? optimizer, Settings? overridden, QuantizationMap? map,
         IReadOnlyDictionary<string, int>? groups, string source, string[]? include = null, string[]? exclude = null)
@@ -64,6 +67,22 @@ internal sealed class QuantizePlan
     }
 
     /// <summary>
+    /// Each layer the plan lists gets its choice (weight qtype, group size, optimizer) and <paramref name="activations"/>,
+    /// as <see cref="QuantizationPlanExtensions.Quantize(nn.Module, QuantizationPlan, QType?)"/> gives it on an eager
+    /// model; layers it does not list, or keeps float without activations, get no twin and run float.
+    /// </summary>
+    /// <param name="plan">The plan (<see cref="Quantizer.Plan(SensitivityReport, double)"/>).</param>
+    /// <param name="activations">Activation qtype for every planned layer (null: float activations).</param>
+    /// <exception cref="ArgumentException">2/4-bit activations, or a choice its layer cannot take.</exception>
+    public static QuantizePlan FromLayerPlan(QuantizationPlan plan, QType? activations)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        foreach (LayerPlan layer in plan.Layers)
+            QModule.CheckSettings(layer.Choice.Weights, activations, layer.Choice.GroupSize);
+        return new QuantizePlan(null, null, null, null, "") { _plan = plan, _planActivations = activations };
+    }
+
+    /// <summary>
     /// Each layer gets the qtypes the checkpoint's quantization map gives its module path, and the group size its
     /// metadata records (optimum-quanto's files: none, re-derived from the shape as they do). A layer the map does
     /// not list gets no twin and loads as a float layer (it was saved float: excluded when quantized, or a LayerNorm
@@ -96,13 +115,20 @@ internal sealed class QuantizePlan
         if (!Selected(path)) return null;
         Settings s = Choose(path, new Settings(weights, activations, groupSize), kind);
         if (s.Activations is null && (s.Weights is null || !kind.QuantizesWeights)) return null;
-        return kind.Create(layer, new LayerSettings(s.Weights, s.Activations, s.GroupSize, _optimizer, path));
+        return kind.Create(layer,
+            new LayerSettings(s.Weights, s.Activations, s.GroupSize, s.Optimizer ?? _optimizer, path));
     }
 
     private Settings Choose(string path, Settings attributes, LayerKind kind)
     {
         bool floatWeights = !kind.QuantizesWeights;
         if (_override is Settings o) return floatWeights ? o with { Weights = null, GroupSize = null } : o;
+        if (_plan is not null)
+        {
+            if (_plan.For(path) is not { Choice: var choice }) return new Settings(null, null, null);
+            var planned = new Settings(choice.Weights, _planActivations, choice.GroupSize, choice.Optimizer);
+            return floatWeights ? planned with { Weights = null, GroupSize = null } : planned;
+        }
         if (_map is null) return floatWeights ? attributes with { Weights = null, GroupSize = null } : attributes;
         return FromMap(path, kind);
     }
@@ -143,5 +169,5 @@ internal sealed class QuantizePlan
         ? e.Message
         : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
 
-    private sealed record Settings(QType? Weights, QType? Activations, int? GroupSize);
+    private sealed record Settings(QType? Weights, QType? Activations, int? GroupSize, Optimizer? Optimizer = null);
 }
