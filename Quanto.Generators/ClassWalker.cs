@@ -12,7 +12,10 @@ namespace Quanto.Generators;
 /// becomes a public <c>ForwardQuantized</c> overload) and every instance helper method of the class that an entry
 /// calls, directly or through other helpers, and that uses a quantized layer or a nested [Quantize] model (it
 /// becomes a private <c>NameQuantized</c>). Uses of quantized layers anywhere else (other methods, properties; not
-/// constructors, which build the layers) are reported (QNT007): they stay float.
+/// constructors, which build the layers) are reported (QNT007): they stay float. Uses that do not run the layer are
+/// not reported: <c>nameof</c>, a ModuleList's <c>Count</c>, null tests, and reading or assigning the layer's
+/// parameters (weight tying: <c>head.weight = shared</c>), directly or through a type test (<c>lm_head is Linear
+/// head</c>, <c>lm_head as Linear</c>) whose result is used for nothing else.
 /// </summary>
 internal sealed class ClassWalker
 {
@@ -110,7 +113,7 @@ internal sealed class ClassWalker
                 foreach (IdentifierNameSyntax name in member.DescendantNodes().OfType<IdentifierNameSyntax>())
                 {
                     if (_layerFields.Contains(name.Identifier.ValueText) && IsOwnField(model, name) && !InNameof(name) &&
-                        !IsCount(name))
+                        !IsCount(name) && !LeavesLayerIdle(model, name, member))
                     {
                         yield return (name, MemberName(member));
                     }
@@ -212,6 +215,69 @@ internal sealed class ClassWalker
     /// <summary>Reading a ModuleList's Count is harmless: the slots have the same length.</summary>
     private static bool IsCount(IdentifierNameSyntax node) =>
         node.Parent is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Count" } access && access.Expression == node;
+
+    /// <summary>True when the layer that <paramref name="use"/> names is only tested, compared with null, or has
+    /// its parameters read or assigned (not called, not handed to other code).</summary>
+    private static bool LeavesLayerIdle(SemanticModel model, ExpressionSyntax use, SyntaxNode member)
+    {
+        if (use.Parent is MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } self && self.Name == use)
+            use = self;
+        switch (Outermost(use).Parent)
+        {
+            case MemberAccessExpressionSyntax access when access.Expression == Outermost(use):
+                return IsParameter(model, access.Name);
+            case ConditionalAccessExpressionSyntax { WhenNotNull: MemberBindingExpressionSyntax binding } access
+                when access.Expression == Outermost(use):
+                return IsParameter(model, binding.Name);
+            case BinaryExpressionSyntax { RawKind: (int)SyntaxKind.IsExpression }:
+            case BinaryExpressionSyntax { RawKind: (int)SyntaxKind.EqualsExpression or (int)SyntaxKind.NotEqualsExpression }
+                binary when binary.Left.IsKind(SyntaxKind.NullLiteralExpression) ||
+                            binary.Right.IsKind(SyntaxKind.NullLiteralExpression):
+                return true;
+            case BinaryExpressionSyntax { RawKind: (int)SyntaxKind.AsExpression } cast when cast.Left == Outermost(use):
+                // lm_head as Linear: idle when the result is itself only tested or has its parameters touched.
+                return cast.Parent is EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax variable }
+                    ? LocalIdle(model, variable, member)
+                    : LeavesLayerIdle(model, cast, member);
+            case IsPatternExpressionSyntax pattern when pattern.Expression == Outermost(use):
+                return pattern.Pattern.DescendantNodesAndSelf().OfType<SingleVariableDesignationSyntax>()
+                    .Where(d => model.GetDeclaredSymbol(d) is ILocalSymbol local && FieldClassifier.IsModule(local.Type))
+                    .All(d => LocalIdle(model, d, member));
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>True when every use of the local declared by <paramref name="declaration"/> leaves the layer idle.
+    /// </summary>
+    private static bool LocalIdle(SemanticModel model, SyntaxNode declaration, SyntaxNode member)
+    {
+        if (model.GetDeclaredSymbol(declaration) is not ILocalSymbol local) return false;
+        return member.DescendantNodes().OfType<IdentifierNameSyntax>()
+            .Where(n => n.Identifier.ValueText == local.Name &&
+                        SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(n).Symbol, local))
+            .All(n => LeavesLayerIdle(model, n, member));
+    }
+
+    /// <summary>True when <paramref name="name"/> is a weight or bias: a member of TorchSharp's Parameter type.
+    /// </summary>
+    private static bool IsParameter(SemanticModel model, SimpleNameSyntax name)
+    {
+        ITypeSymbol? type = model.GetSymbolInfo(name).Symbol switch
+        {
+            IPropertySymbol p => p.Type,
+            IFieldSymbol f => f.Type,
+            _ => null,
+        };
+        return type?.ToDisplayString().TrimEnd('?') == "TorchSharp.Modules.Parameter";
+    }
+
+    /// <summary>The expression and the parentheses around it.</summary>
+    private static ExpressionSyntax Outermost(ExpressionSyntax node)
+    {
+        while (node.Parent is ParenthesizedExpressionSyntax p) node = p;
+        return node;
+    }
 
     private static string MemberName(MemberDeclarationSyntax member) => member switch
     {

@@ -128,12 +128,20 @@ internal static class DiagnosticDescriptors
         Category, DiagnosticSeverity.Info, true,
         "Put [Quantize(Weights = ...)] on the field to quantize it; optimum-quanto's loaders cannot read a quantized one.");
 
+    public static readonly DiagnosticDescriptor OwnLifecycleMembers = new(
+        "QNT018", "Class declares lifecycle members of its own",
+        "Class '{0}' declares {1} itself, so the generator emits no member of that name; the class's own members " +
+        "reach the generated lifecycle through ((Quanto.Generated.IQuantizedModel)this).Quantization",
+        Category, DiagnosticSeverity.Info, true,
+        "A model with its own optimum-quanto-style Quantize keeps it: generated overloads beside it would make calls " +
+        "that pass only weights ambiguous (CS0121).");
+
     /// <summary>All descriptors, in ID order.</summary>
     public static IReadOnlyList<DiagnosticDescriptor> All { get; } =
     [
         NotPartial, NoForward, UnsupportedField, BadGroup, GroupIgnored, PackedActivations, UnfollowedUse, NotModule,
         DisposeWithoutTwins, NoLayers, NoCounterpart, UnknownLayer, Container, NotAnnotated, NoWeights, OverridesTo,
-        OptIn,
+        OptIn, OwnLifecycleMembers,
     ];
 
     /// <summary>The descriptor of an ID.</summary>

@@ -43,6 +43,7 @@ internal sealed partial class ForwardRewriter
         var statements = new List<StatementSyntax>();
         foreach (StatementSyntax statement in node.Statements)
         {
+            if (IsDispatch(statement)) continue;
             _hoisted = IsHoistable(statement) ? [] : null;
             var rewritten = (StatementSyntax)Visit(statement)!;
             if (_hoisted is { Count: > 0 })

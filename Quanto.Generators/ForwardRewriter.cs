@@ -16,7 +16,10 @@ namespace Quanto.Generators;
 /// ?:, &amp;&amp;, ||, ??) they nest in place: <c>_fc1Quantized.OutputStub(_fc1Quantized.Compute(_fc1Quantized.InputStub(e)))</c>;</item>
 /// <item><c>block.forward(e)</c> on any expression typed as a [Quantize] class becomes
 /// <c>block.ForwardQuantized(e)</c>;</item>
-/// <item>any other mention of a quantized layer field is reported (QNT007) and left as written, so it stays float.</item>
+/// <item>any other mention of a quantized layer field is reported (QNT007) and left as written, so it stays float;
+/// </item>
+/// <item>in a forward, <c>if (IsQuantized) return ForwardQuantized(...);</c> (the model sending its callers to the
+/// quantized path once quantized) is left out: in ForwardQuantized it would call itself.</item>
 /// </list>
 /// Everything else is kept token for token, comments and layout included.
 /// </summary>
@@ -46,6 +49,26 @@ internal sealed partial class ForwardRewriter : CSharpSyntaxRewriter
         _member = member;
         _diagnostics = diagnostics;
     }
+
+    /// <summary><c>if (IsQuantized) return ForwardQuantized(...);</c>, with or without braces or <c>this.</c>.
+    /// </summary>
+    private bool IsDispatch(StatementSyntax statement)
+    {
+        if (_member != "forward" || statement is not IfStatementSyntax node) return false;
+        StatementSyntax body = node.Statement is BlockSyntax { Statements.Count: 1 } block
+            ? block.Statements[0]
+            : node.Statement;
+        return node.Else is null && IsOwnName(node.Condition, "IsQuantized") &&
+               body is ReturnStatementSyntax { Expression: InvocationExpressionSyntax call } &&
+               IsOwnName(call.Expression, "ForwardQuantized");
+    }
+
+    private static bool IsOwnName(ExpressionSyntax expression, string name) => expression switch
+    {
+        IdentifierNameSyntax id => id.Identifier.ValueText == name,
+        MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } access => access.Name.Identifier.ValueText == name,
+        _ => false,
+    };
 
     public override SyntaxNode? VisitInvocationExpression(InvocationExpressionSyntax node)
     {

@@ -67,8 +67,12 @@ internal static class LayerParser
             string path = prefix + layer.FieldName + (layer.IsList ? ".*" : "");
             if (!layer.IsModel)
             {
-                map.Add(new MapEntry(path, QTypeNames.QuantoName(layer.Weights),
-                    QTypeNames.QuantoName(layer.Activations)));
+                // A slot the attributes leave float (a LayerNorm without activations) is not in the map.
+                if (layer.Weights is not null || layer.Activations is not null)
+                {
+                    map.Add(new MapEntry(path, QTypeNames.QuantoName(layer.Weights),
+                        QTypeNames.QuantoName(layer.Activations)));
+                }
                 continue;
             }
             if (depth >= MaxNesting) continue;
@@ -93,8 +97,9 @@ internal static class LayerParser
         int? group = own.Group ?? cls.Group;
         if (group is int g && (g <= 0 || g % 8 != 0)) group = null;
         if (weights is null || QTypeNames.Bits(weights) == 8) group = null;
-        if (!kind.QuantizesWeights)
-            return activations is null ? null : new LayerModel(name, kind, isList, null, activations, null);
+        // A kind that quantizes only activations (LayerNorm) always gets a slot: a run-time Quantize with
+        // activations gives it a twin, as the eager path swaps it; without, it has none and runs float.
+        if (!kind.QuantizesWeights) return new LayerModel(name, kind, isList, null, activations, null);
         return weights is null && activations is null
             ? null
             : new LayerModel(name, kind, isList, weights, activations, group);

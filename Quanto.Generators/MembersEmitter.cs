@@ -1,39 +1,62 @@
+using System.Linq;
+
 namespace Quanto.Generators;
 
 /// <summary>
 /// Writes the thin members of a generated model: each hands the call to the model's
 /// <c>Quanto.Generated.ModelQuantization</c>, whose documentation they inherit, so that the lifecycle is written once,
 /// in the runtime. Also the <c>Dispose(bool)</c> override (unless the user wrote one) and the <c>_to</c> overrides
-/// that keep the twins with their layers through <c>.to()</c> (unless the user wrote them).
+/// that keep the twins with their layers through <c>.to()</c> (unless the user wrote them). A lifecycle member whose
+/// name the class declares itself (a model with its own optimum-quanto-style <c>Quantize</c>) is not emitted: with both,
+/// C# could not choose between the two (CS0121) on calls that pass only weights; the class's own members reach the
+/// lifecycle through <c>((IQuantizedModel)this).Quantization</c>.
 /// </summary>
 internal static class MembersEmitter
 {
+    /// <summary>The public lifecycle members that a class may declare itself instead (then none of that name is
+    /// emitted). <c>DisposeQuantized</c> is not among them: the generated <c>Dispose(bool)</c> calls it.</summary>
+    public static readonly string[] Names =
+        ["IsQuantized", "Quantize", "Calibrate", "Freeze", "QuantizedModules", "SaveQuantized", "LoadQuantized"];
+
     private const string Lifecycle = Emitter.Runtime + ".ModelQuantization";
     private const string QType = "global::Quanto.QType";
     private const string Optimizer = "global::Quanto.Quantization.Optimizer";
+    private const string Plan = "global::Quanto.Quantization.QuantizationPlan";
     private const string Module = "global::TorchSharp.torch.nn.Module";
 
     public static void Write(CodeWriter w, ClassModel model, bool withSerialization)
     {
-        Member(w, "IsQuantized", "public bool IsQuantized => _lifecycle?.IsQuantized == true;");
-        Member(w, "Quantize(" + Optimizer + ")",
-            $"public void Quantize({Optimizer}? optimizer = null) => Lifecycle.Quantize(optimizer);");
-        Member(w, $"Quantize({QType}?, {QType}?, int?, {Optimizer})",
-            $"public void Quantize({QType}? weights, {QType}? activations = null, int? groupSize = null,",
-            $"    {Optimizer}? optimizer = null) =>",
-            "    Lifecycle.Quantize(weights, activations, groupSize, optimizer);");
-        Member(w, "Calibrate",
-            "public global::Quanto.Calibration Calibrate(double momentum = 0.9, global::Quanto.Observer? observer = null,",
-            "    bool streamline = true) => Lifecycle.Calibrate(momentum, observer, streamline);");
-        Member(w, "Freeze", "public void Freeze() => Lifecycle.Freeze();");
-        Member(w, "QuantizedModules",
-            "public global::System.Collections.Generic.IEnumerable<global::Quanto.Nn.QModule> QuantizedModules() =>",
-            "    Lifecycle.QuantizedModules();");
-        if (withSerialization)
+        bool Emits(string name) => !model.OwnMembers.Contains(name);
+        if (Emits("IsQuantized")) Member(w, "IsQuantized", "public bool IsQuantized => _lifecycle?.IsQuantized == true;");
+        if (Emits("Quantize"))
         {
-            Member(w, "Save", "public void SaveQuantized(string path) => Lifecycle.Save(path);");
-            Member(w, "Load", "public void LoadQuantized(string path) => Lifecycle.Load(path);");
+            Member(w, "Quantize(" + Optimizer + ")",
+                $"public void Quantize({Optimizer}? optimizer = null) => Lifecycle.Quantize(optimizer);");
+            Member(w, $"Quantize({QType}?, {QType}?, int?, {Optimizer})",
+                $"public void Quantize({QType}? weights, {QType}? activations = null, int? groupSize = null,",
+                $"    {Optimizer}? optimizer = null) =>",
+                "    Lifecycle.Quantize(weights, activations, groupSize, optimizer);");
+            Member(w, $"Quantize({Plan}, {QType}?)",
+                $"public void Quantize({Plan} plan, {QType}? activations = null) =>",
+                "    Lifecycle.Quantize(plan, activations);");
         }
+        if (Emits("Calibrate"))
+        {
+            Member(w, "Calibrate",
+                "public global::Quanto.Calibration Calibrate(double momentum = 0.9, global::Quanto.Observer? observer = null,",
+                "    bool streamline = true) => Lifecycle.Calibrate(momentum, observer, streamline);");
+        }
+        if (Emits("Freeze")) Member(w, "Freeze", "public void Freeze() => Lifecycle.Freeze();");
+        if (Emits("QuantizedModules"))
+        {
+            Member(w, "QuantizedModules",
+                "public global::System.Collections.Generic.IEnumerable<global::Quanto.Nn.QModule> QuantizedModules() =>",
+                "    Lifecycle.QuantizedModules();");
+        }
+        if (withSerialization && Emits("SaveQuantized"))
+            Member(w, "Save", "public void SaveQuantized(string path) => Lifecycle.Save(path);");
+        if (withSerialization && Emits("LoadQuantized"))
+            Member(w, "Load", "public void LoadQuantized(string path) => Lifecycle.Load(path);");
         Member(w, "DisposeQuantized", "public void DisposeQuantized() => _lifecycle?.DisposeQuantized();");
         if (!model.OverridesDispose)
         {

@@ -73,9 +73,13 @@ internal sealed record InterceptModel(string Method, int Version, string Data, s
 /// <param name="OverridesTo">True when the user's class overrides TorchSharp's <c>_to</c> itself (the generator then
 /// writes no <c>_to</c>; the user's override calls the lifecycle's Moved).</param>
 /// <param name="Intercepts">The float calls on quantized layers in the class's own code.</param>
+/// <param name="OwnMembers">The lifecycle member names (<see cref="MembersEmitter.Names"/>) that the class declares
+/// itself ("Quantize" for a model with its own optimum-quanto-style Quantize): the generator emits no member of
+/// those names, so calls on the class's own members are not ambiguous.</param>
 internal sealed record ClassModel(string? Namespace, string Name, string FullName, EquatableArray<string> Usings,
     EquatableArray<string> NamespaceUsings, EquatableArray<MethodModel> Methods, EquatableArray<LayerModel> Layers,
-    EquatableArray<MapEntry> Map, bool OverridesDispose, bool OverridesTo, EquatableArray<InterceptModel> Intercepts);
+    EquatableArray<MapEntry> Map, bool OverridesDispose, bool OverridesTo, EquatableArray<InterceptModel> Intercepts,
+    EquatableArray<string> OwnMembers);
 
 /// <summary>A location without the syntax tree, so it can sit in a cached model.</summary>
 internal sealed record LocationInfo(string FilePath, TextSpan Span, LinePositionSpan LineSpan)

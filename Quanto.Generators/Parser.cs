@@ -79,6 +79,13 @@ internal static class Parser
             diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.OverridesTo.Id,
                 LocationInfo.From(to.Locations.FirstOrDefault()), new EquatableArray<string>([type.Name])));
         }
+        string[] own = MembersEmitter.Names
+            .Where(n => type.GetMembers(n).Any(m => !m.IsImplicitlyDeclared && !m.IsStatic)).ToArray();
+        if (own.Length > 0)
+        {
+            diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.OwnLifecycleMembers.Id, LocationInfo.From(at),
+                new EquatableArray<string>([type.Name, string.Join(", ", own)])));
+        }
         var classModel = new ClassModel(
             ns,
             type.Name + (declaration.TypeParameterList?.ToString() ?? ""),
@@ -91,7 +98,8 @@ internal static class Parser
             new EquatableArray<MapEntry>(map),
             dispose is not null,
             to is not null,
-            new EquatableArray<InterceptModel>(walker.FloatCalls(cancellation)));
+            new EquatableArray<InterceptModel>(walker.FloatCalls(cancellation)),
+            new EquatableArray<string>(own));
         bool blocked = diagnostics.Any(d => DiagnosticDescriptors.ById(d.Id).DefaultSeverity == DiagnosticSeverity.Error);
         return new ParseResult(blocked ? null : classModel, new EquatableArray<DiagnosticInfo>(diagnostics));
     }

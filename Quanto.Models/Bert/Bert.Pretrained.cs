@@ -8,16 +8,19 @@ namespace Quanto.Models.Bert;
 public sealed partial class Bert
 {
     /// <summary>
-    /// optimum-quanto's quantize for a whole model: swaps every Linear whose path matches
-    /// <paramref name="include"/> (all when null) and none of <paramref name="exclude"/> for a quantized one, then
-    /// freezes them. With activations, calibrate afterwards inside a <see cref="Calibration"/>.
+    /// optimum-quanto's quantize for a whole model, through the code the [Quantize] generator wrote for this class:
+    /// builds the quantized twin of every Linear (and, with activations, LayerNorm) whose path matches
+    /// <paramref name="include"/> (all when null) and none of <paramref name="exclude"/>, then freezes them. From
+    /// then on <see cref="forward"/> and <see cref="SentenceEmbeddings"/> run ForwardQuantized. With activations,
+    /// calibrate afterwards inside a <see cref="Calibration"/> (or <c>Calibrate()</c>). The eager
+    /// <see cref="Quantizer.Quantize"/> also works on this class, as on any model.
     /// </summary>
     /// <returns>What was quantized and what stayed float and why.</returns>
     public QuantizationReport Quantize(QType? weights = QType.QInt8, QType? activations = null,
         IEnumerable<string>? include = null, IEnumerable<string>? exclude = null, Optimizer? optimizer = null,
         int? groupSize = null)
     {
-        return ModelQuantizer.QuantizeAndFreeze(this, weights, activations, optimizer, include, exclude, groupSize);
+        return ModelQuantizer.Quantize(this, weights, activations, optimizer, include, exclude, groupSize);
     }
 
     /// <summary>optimum-quanto's save_pretrained: model.safetensors (or shards + index), quanto_qmap.json and

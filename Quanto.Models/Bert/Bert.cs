@@ -10,8 +10,11 @@ namespace Quanto.Models.Bert;
 /// attention.self.query/key/value, attention.output.dense, intermediate.dense, output.dense, post-LN), with the
 /// sentence-embedding head of sentence-transformers (mean pooling over the attention mask, then L2 normalisation).
 /// Module paths are transformers' state-dict names, so quantization patterns, files and maps use them too.
-/// Inference only: no dropout, no pooler (a checkpoint's pooler weights are reported as ignored).
+/// Inference only: no dropout, no pooler (a checkpoint's pooler weights are reported as ignored). A [Quantize]
+/// class: <see cref="Quantize"/> runs the code the generator wrote for it, and <see cref="forward"/> then runs
+/// ForwardQuantized.
 /// </summary>
+[Quantize]
 public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
 {
     private readonly BertEmbeddings embeddings;
@@ -43,6 +46,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
     /// <exception cref="ArgumentException">Shapes, dtypes or ids that do not fit the model.</exception>
     public override Tensor forward(Tensor input_ids, Tensor attention_mask, Tensor token_type_ids)
     {
+        if (IsQuantized) return ForwardQuantized(input_ids, attention_mask, token_type_ids);
         CheckInputs(input_ids, attention_mask, token_type_ids);
         Tensor hidden = embeddings.forward(input_ids, token_type_ids);
         return encoder.forward(hidden, AdditiveMask(attention_mask, hidden.dtype));
@@ -136,7 +140,8 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
 }
 
 /// <summary>transformers' BertEncoder: the stack of layers, as <c>encoder.layer.N</c>.</summary>
-public sealed class BertEncoder : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertEncoder : Module<Tensor, Tensor, Tensor>
 {
     private readonly ModuleList<BertLayer> layer;
 

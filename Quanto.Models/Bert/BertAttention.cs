@@ -5,7 +5,8 @@ namespace Quanto.Models.Bert;
 
 /// <summary>transformers' BertSelfAttention: query, key, value projections and scaled dot-product attention.
 /// </summary>
-public sealed class BertSelfAttention : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertSelfAttention : Module<Tensor, Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> query;
     private readonly Module<Tensor, Tensor> key;
@@ -42,7 +43,8 @@ public sealed class BertSelfAttention : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>transformers' BertSelfOutput: dense projection, residual add, LayerNorm.</summary>
-public sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertSelfOutput : Module<Tensor, Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> dense;
     private readonly Module<Tensor, Tensor> LayerNorm;
@@ -63,7 +65,8 @@ public sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>transformers' BertAttention: self-attention then its output block.</summary>
-public sealed class BertAttention : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertAttention : Module<Tensor, Tensor, Tensor>
 {
     private readonly BertSelfAttention self;
     private readonly BertSelfOutput output;

@@ -4,7 +4,8 @@ using static TorchSharp.torch.nn;
 namespace Quanto.Models.Bert;
 
 /// <summary>transformers' BertEmbeddings: word + absolute position + token type embeddings, then LayerNorm.</summary>
-public sealed class BertEmbeddings : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertEmbeddings : Module<Tensor, Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> word_embeddings;
     private readonly Module<Tensor, Tensor> position_embeddings;

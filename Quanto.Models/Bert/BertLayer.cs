@@ -5,7 +5,8 @@ namespace Quanto.Models.Bert;
 
 /// <summary>transformers' BertLayer (post-LN): attention block, then intermediate (dense + activation) and output
 /// (dense, residual add, LayerNorm).</summary>
-public sealed class BertLayer : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertLayer : Module<Tensor, Tensor, Tensor>
 {
     private readonly BertAttention attention;
     private readonly BertIntermediate intermediate;
@@ -29,7 +30,8 @@ public sealed class BertLayer : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>transformers' BertIntermediate: dense to intermediate_size, then hidden_act.</summary>
-public sealed class BertIntermediate : Module<Tensor, Tensor>
+[Quantize]
+public sealed partial class BertIntermediate : Module<Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> dense;
     private readonly string _activation;
@@ -59,7 +61,8 @@ public sealed class BertIntermediate : Module<Tensor, Tensor>
 }
 
 /// <summary>transformers' BertOutput: dense back to hidden_size, residual add, LayerNorm.</summary>
-public sealed class BertOutput : Module<Tensor, Tensor, Tensor>
+[Quantize]
+public sealed partial class BertOutput : Module<Tensor, Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> dense;
     private readonly Module<Tensor, Tensor> LayerNorm;

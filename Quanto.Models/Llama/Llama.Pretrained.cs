@@ -11,17 +11,19 @@ public sealed partial class Llama
     public const string LmHead = "lm_head";
 
     /// <summary>
-    /// optimum-quanto's <c>QuantizedModelForCausalLM.quantize</c>: swaps every Linear whose path matches
-    /// <paramref name="include"/> (all when null) and none of <paramref name="exclude"/> (default: lm_head) for a
-    /// quantized one, then freezes them (integer weights replace the float ones). With activations, calibrate
-    /// afterwards inside a <see cref="Calibration"/>.
+    /// optimum-quanto's <c>QuantizedModelForCausalLM.quantize</c>, through the code the [Quantize] generator wrote
+    /// for this class: builds the quantized twin of every Linear whose path matches <paramref name="include"/> (all
+    /// when null) and none of <paramref name="exclude"/> (default: lm_head), then freezes them (integer weights
+    /// replace the float ones, which are released). From then on <see cref="forward"/> (and Generate) runs
+    /// ForwardQuantized. With activations, calibrate afterwards inside a <see cref="Calibration"/> (or
+    /// <c>Calibrate()</c>). The eager <see cref="Quantizer.Quantize"/> also works on this class, as on any model.
     /// </summary>
     /// <returns>What was quantized and what stayed float (embeddings, norms, excluded layers) and why.</returns>
     public QuantizationReport Quantize(QType? weights = QType.QInt8, QType? activations = null,
         IEnumerable<string>? include = null, IEnumerable<string>? exclude = null, Optimizer? optimizer = null,
         int? groupSize = null)
     {
-        return ModelQuantizer.QuantizeAndFreeze(this, weights, activations, optimizer, include, exclude ?? [LmHead],
+        return ModelQuantizer.Quantize(this, weights, activations, optimizer, include, exclude ?? [LmHead],
             groupSize);
     }
 
@@ -31,7 +33,7 @@ public sealed partial class Llama
     /// </summary>
     public void SavePretrained(string folder, long? maxShardBytes = null)
     {
-        bool headQuantized = FloatLmHead is null;
+        bool headQuantized = Quantizer.QuantizedModules(this).Any(m => m.Path == LmHead);
         var config = Config.ToJson();
         config["torch_dtype"] = DTypes.Name(model.EmbedTokens.parameters().First().dtype);
         if (Config.TieWordEmbeddings && headQuantized) config["tie_word_embeddings"] = false; // as optimum-quanto

@@ -10,8 +10,11 @@ namespace Quanto.Models.Llama;
 /// A Llama-shaped causal LM, module for module transformers' LlamaForCausalLM (<c>model.embed_tokens</c>,
 /// <c>model.layers.N.self_attn.{q,k,v,o}_proj</c>, <c>model.layers.N.mlp.{gate,up,down}_proj</c>, RMSNorms,
 /// <c>model.norm</c>, <c>lm_head</c>), with a KV cache. model_types "llama", "mistral" and "qwen2" load (see
-/// <see cref="LlamaConfig"/>); others are refused. Module paths are transformers' state-dict names.
+/// <see cref="LlamaConfig"/>); others are refused. Module paths are transformers' state-dict names. A [Quantize]
+/// class: <see cref="Quantize"/> runs the code the generator wrote for it, and <see cref="forward"/> then runs
+/// ForwardQuantized.
 /// </summary>
+[Quantize]
 public sealed partial class Llama : Module<Tensor, KvCache?, Tensor>, ITiedWeights
 {
     private readonly LlamaModel model;
@@ -46,6 +49,7 @@ public sealed partial class Llama : Module<Tensor, KvCache?, Tensor>, ITiedWeigh
     /// sequence longer than max_position_embeddings.</exception>
     public override Tensor forward(Tensor input_ids, KvCache? cache)
     {
+        if (IsQuantized) return ForwardQuantized(input_ids, cache);
         CheckInputs(input_ids, cache);
         return lm_head.forward(model.forward(input_ids, cache));
     }
@@ -83,9 +87,6 @@ public sealed partial class Llama : Module<Tensor, KvCache?, Tensor>, ITiedWeigh
         config.TieWordEmbeddings
             ? new HashSet<string>(["lm_head.weight"], StringComparer.Ordinal)
             : new HashSet<string>(StringComparer.Ordinal));
-
-    /// <summary>The output projection, as a Linear while it is float (null once quantized).</summary>
-    internal Linear? FloatLmHead => lm_head as Linear;
 
     private void TieWeights()
     {

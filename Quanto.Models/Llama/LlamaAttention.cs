@@ -8,7 +8,8 @@ namespace Quanto.Models.Llama;
 /// group of num_attention_heads / num_key_value_heads query heads shares one key/value head, without copying the
 /// keys), softmax in float32, and the KV cache.
 /// </summary>
-public sealed class LlamaAttention : Module<Tensor, DecoderContext, Tensor>
+[Quantize]
+public sealed partial class LlamaAttention : Module<Tensor, DecoderContext, Tensor>
 {
     private readonly Module<Tensor, Tensor> q_proj;
     private readonly Module<Tensor, Tensor> k_proj;

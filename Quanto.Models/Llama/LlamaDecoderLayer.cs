@@ -4,12 +4,13 @@ using static TorchSharp.torch.nn;
 namespace Quanto.Models.Llama;
 
 /// <summary>transformers' LlamaDecoderLayer (pre-norm): x + attn(norm(x)), then h + mlp(norm(h)).</summary>
-public sealed class LlamaDecoderLayer : Module<Tensor, DecoderContext, Tensor>
+[Quantize]
+public sealed partial class LlamaDecoderLayer : Module<Tensor, DecoderContext, Tensor>
 {
     private readonly LlamaAttention self_attn;
     private readonly LlamaMlp mlp;
-    private readonly RmsNorm input_layernorm;
-    private readonly RmsNorm post_attention_layernorm;
+    [NoQuantize] private readonly RmsNorm input_layernorm; // no quantized counterpart: float, as optimum-quanto
+    [NoQuantize] private readonly RmsNorm post_attention_layernorm;
 
     /// <summary>Builds layer <paramref name="layer"/>.</summary>
     public LlamaDecoderLayer(LlamaConfig config, int layer, Device? device = null, ScalarType? dtype = null)

@@ -4,7 +4,8 @@ using static TorchSharp.torch.nn;
 namespace Quanto.Models.Llama;
 
 /// <summary>transformers' LlamaMLP (SwiGLU): down_proj(silu(gate_proj(x)) * up_proj(x)).</summary>
-public sealed class LlamaMlp : Module<Tensor, Tensor>
+[Quantize]
+public sealed partial class LlamaMlp : Module<Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> gate_proj;
     private readonly Module<Tensor, Tensor> up_proj;

@@ -5,11 +5,12 @@ using static TorchSharp.torch.nn;
 namespace Quanto.Models.Llama;
 
 /// <summary>transformers' LlamaModel: embed_tokens, the decoder layers, the final RMSNorm.</summary>
-public sealed class LlamaModel : Module<Tensor, KvCache?, Tensor>
+[Quantize]
+public sealed partial class LlamaModel : Module<Tensor, KvCache?, Tensor>
 {
     private readonly Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;
-    private readonly RmsNorm norm;
+    [NoQuantize] private readonly RmsNorm norm;
     private readonly LlamaConfig _config;
     private readonly RotaryEmbedding _rotary;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Quanto.Generated;
 using Quanto.Models.HuggingFace;
 using Quanto.Serialization;
 using TorchSharp.Modules;
@@ -35,13 +36,14 @@ internal static class PretrainedFiles
     /// <summary>
     /// Builds the model on the meta device, gives every float tensor real (uninitialised) memory except the
     /// weights of the layers the quantization map names (they get a one-element stand-in of the right shape, so
-    /// their float weight never exists), then requantizes from the file (optimum-quanto's requantize): the layers
-    /// are swapped for quantized ones and every tensor is read and checked before the model is changed.
+    /// their float weight never exists), then loads the file through the model's generated lifecycle (optimum-quanto's
+    /// requantize): the twins the map names are built and every tensor is read and checked before the model is
+    /// changed; layers the map does not list load as float layers.
     /// </summary>
     /// <exception cref="QuantoFormatException">No quanto_qmap.json, a map naming a module the model lacks, or
     /// tensors that do not fit (missing, extra, wrong shape: each named with its file).</exception>
     internal static TModel Load<TModel>(string folder, LoadOptions? options, Func<Device, ScalarType, TModel> build,
-        Action<TModel, QuantizedCheckpoint> tie) where TModel : nn.Module
+        Action<TModel, QuantizedCheckpoint> tie) where TModel : nn.Module, IQuantizedModel
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         options ??= new LoadOptions();
@@ -64,8 +66,10 @@ internal static class PretrainedFiles
             {
                 foreach ((string key, Parameter parameter) in model.named_parameters().ToList())
                 {
+                    // A LayerNorm listed for its activations keeps (and loads) its float weight.
                     bool quantizedWeight = key.EndsWith(".weight", StringComparison.Ordinal) &&
-                                           checkpoint.QuantizationMap.TryGet(key[..^".weight".Length], out _);
+                                           checkpoint.QuantizationMap.TryGet(key[..^".weight".Length],
+                                               out QuantizationSpec spec) && spec.Weights is not null;
                     Tensor value = quantizedWeight
                         ? zeros(1, dtype: dtype, device: device).expand(parameter.shape)
                         : empty(parameter.shape, dtype: dtype, device: device);
@@ -73,7 +77,7 @@ internal static class PretrainedFiles
                 }
             }
             tie(model, checkpoint);
-            Quantizer.Requantize(model, checkpoint.StateDict, checkpoint.QuantizationMap);
+            model.Quantization.LoadCheckpoint(checkpoint);
             model.eval();
             return model;
         }

@@ -54,6 +54,46 @@ public sealed class ModelQuantization
     public void Quantize(QType? weights, QType? activations, int? groupSize, Optimizer? optimizer) =>
         QuantizeRoot(QuantizePlan.Override(weights, activations, groupSize, optimizer));
 
+    /// <summary>
+    /// <see cref="Quantize(QType?, QType?, int?, Optimizer?)"/> for the layers whose module path (from this model:
+    /// "block.fc1") matches <paramref name="include"/> (all when null or empty) and none of
+    /// <paramref name="exclude"/>, fnmatch patterns as <see cref="Quantizer.Quantize"/> takes them; the other layers
+    /// get no twin and run float (they are saved as float layers). What a model with its own optimum-quanto-style
+    /// <c>Quantize(weights, activations, include, exclude, ...)</c> calls.
+    /// </summary>
+    /// <exception cref="ArgumentException">A request <see cref="Quantizer.Quantize"/> refuses too; nothing is built.
+    /// </exception>
+    /// <exception cref="InvalidOperationException">Already quantized; nothing is built.</exception>
+    public void Quantize(QType? weights, QType? activations, int? groupSize, Optimizer? optimizer,
+        IEnumerable<string>? include, IEnumerable<string>? exclude) =>
+        QuantizeRoot(QuantizePlan.Override(weights, activations, groupSize, optimizer, include, exclude));
+
+    /// <summary>
+    /// Builds the twins of the layers <paramref name="plan"/> lists, each with its choice (weight qtype, group size,
+    /// optimizer) and <paramref name="activations"/>, as <c>model.Quantize(plan)</c>
+    /// (<see cref="QuantizationPlanExtensions.Quantize(nn.Module, QuantizationPlan, QType?)"/>) quantizes an eager
+    /// model (dynamic mode: calibrate and freeze afterwards). Layers the plan does not list, or keeps float, get no
+    /// twin and run float; planned layers the attributes keep float stay float.
+    /// </summary>
+    /// <exception cref="ArgumentException">2/4-bit activations; nothing is built.</exception>
+    /// <exception cref="InvalidOperationException">Already quantized; nothing is built.</exception>
+    public void Quantize(QuantizationPlan plan, QType? activations = null) =>
+        QuantizeRoot(QuantizePlan.FromLayerPlan(plan, activations));
+
+    /// <summary>What the last Quantize (or Load) built: each twin, nested models' included, with its qtypes and
+    /// weight layout as it is now (frozen: as stored), and each layer kept float because its quantized module does
+    /// not support an option (<see cref="KeptFloat"/>, nested models' too).</summary>
+    /// <exception cref="InvalidOperationException">Not quantized.</exception>
+    public QuantizationReport Report()
+    {
+        var skipped = new List<SkippedModuleInfo>(_keptFloat);
+        foreach (LayerTable.Row row in Rows())
+        {
+            if (row.Model is IQuantizedModel nested) skipped.AddRange(nested.Quantization.Report().Skipped);
+        }
+        return new QuantizationReport(QuantizationReport.For(QuantizedModules()).Quantized, skipped);
+    }
+
     /// <summary>The layers of this model (not nested ones) that the last Quantize kept float although the table
     /// names them (an option their quantized module does not support), each with the reason; empty until then.
     /// </summary>
@@ -115,6 +155,15 @@ public sealed class ModelQuantization
     public void Load(string path)
     {
         using QuantizedCheckpoint checkpoint = QuantizedCheckpoint.Load(path);
+        LoadCheckpoint(checkpoint);
+    }
+
+    /// <summary><see cref="Load(string)"/> from a checkpoint already open (its state dict may have been completed
+    /// by the caller, e.g. with a tied weight the file leaves out).</summary>
+    /// <exception cref="QuantoFormatException">The checkpoint is malformed or does not fit the model.</exception>
+    public void LoadCheckpoint(QuantizedCheckpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
         bool quantizedHere = !IsQuantized;
         if (quantizedHere) QuantizeRoot(QuantizePlan.FromCheckpoint(checkpoint));
         try

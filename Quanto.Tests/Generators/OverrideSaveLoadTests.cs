@@ -9,8 +9,9 @@ namespace Quanto.Tests.Generators;
 /// <summary>
 /// SaveQuantized after a Quantize override writes the map of the modules built (not the compile-time
 /// QuantizationMap), and LoadQuantized into a fresh instance builds its twins from that map: same modules, same
-/// outputs bit for bit. A file whose map does not fit the model's [Quantize] layers is refused with a message naming
-/// the module, the file and what to do.
+/// outputs bit for bit; a layer the map does not list loads float (as Quantize(..., exclude) saved it). A file whose
+/// map does not fit the model's [Quantize] layers is refused with a message naming the module, the file and what to
+/// do.
 /// </summary>
 [TestFixture]
 public sealed class OverrideSaveLoadTests : TestSupport.TempFolderTests
@@ -41,20 +42,53 @@ public sealed class OverrideSaveLoadTests : TestSupport.TempFolderTests
     }
 
     [Test]
-    public void A_file_that_keeps_a_quantized_layer_float_is_refused()
+    public void A_file_that_keeps_a_layer_float_loads_with_that_layer_float()
     {
+        // What a run-time Quantize(..., exclude) saves, here written by the eager path: fc stays a float layer.
         using IDisposable scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
         var eager = new CnnEager();
+        eager.eval();
         var swappedOut = eager.named_modules().Select(m => m.module).ToList();
         Quantizer.Quantize(eager, QType.QInt8, exclude: ["fc"]);
+        Quantizer.Freeze(eager);
         string path = Path.Combine(Folder, "cnn.safetensors");
         QuantizedModel.Save(eager, path);
 
         var fresh = new Cnn();
-        var error = Assert.Throws<QuantoFormatException>(() => fresh.LoadQuantized(path))!;
-        Assert.That(error.FilePath, Is.EqualTo(path));
-        Assert.That(error.Message, Does.Contain(path).And.Contain("module 'fc'").And.Contain("[Quantize] attributes")
-            .And.Contain("Quantizer.Requantize"));
+        fresh.eval();
+        fresh.LoadQuantized(path);
+        Assert.That(fresh.QuantizedModules().Select(m => m.Path),
+            Is.EqualTo(Quantizer.QuantizedModules(eager).Select(m => m.Path)));
+        Assert.That(fresh.QuantizedModules().Select(m => m.Path), Has.None.EqualTo("fc"));
+        Tensor x = randn(2, 3, 8, 8);
+        Assert.That(Values(fresh.ForwardQuantized(x)), Is.EqualTo(Values(eager.forward(x))));
+        GC.KeepAlive(swappedOut);
+    }
+
+    [Test]
+    public void An_eager_w8a8_file_loads_into_a_weights_only_class_LayerNorm_twin_included()
+    {
+        // ResidualStack's attribute quantizes weights only; its LayerNorm still has a slot, so the eager w8a8 file
+        // (QLayerNorm with its activation scales) loads, and runs as the eager model does.
+        using IDisposable scope = NewDisposeScope();
+        using IDisposable noGrad = no_grad();
+        var eager = new ResidualStackEager();
+        eager.eval();
+        var swappedOut = eager.named_modules().Select(m => m.module).ToList();
+        Quantizer.Quantize(eager, QType.QInt8, QType.QInt8);
+        using (new Calibration(eager)) eager.forward(randn(8, 64));
+        Quantizer.Freeze(eager);
+        string path = Path.Combine(Folder, "stack.qnt");
+        QuantizedModel.Save(eager, path);
+
+        var fresh = new ResidualStack();
+        fresh.eval();
+        fresh.LoadQuantized(path);
+        Assert.That(fresh.QuantizedModules().Select(m => m.Describe()),
+            Is.EqualTo(Quantizer.QuantizedModules(eager).Select(m => m.Describe())));
+        Tensor x = randn(4, 64);
+        Assert.That(Values(fresh.ForwardQuantized(x)), Is.EqualTo(Values(eager.forward(x))));
         GC.KeepAlive(swappedOut);
     }
 
@@ -62,14 +96,14 @@ public sealed class OverrideSaveLoadTests : TestSupport.TempFolderTests
     public void A_file_that_quantizes_a_layer_the_model_keeps_float_is_refused()
     {
         using IDisposable scope = NewDisposeScope();
-        // ResidualStack's attribute leaves norm float (no quantized activations); the eager w8a8 swap quantizes it.
-        var eager = new ResidualStackEager();
+        // Mlp keeps norm float ([NoQuantize]); the eager w8a8 swap quantizes it.
+        var eager = new MlpEager();
         var swappedOut = eager.named_modules().Select(m => m.module).ToList();
         Quantizer.Quantize(eager, QType.QInt8, QType.QInt8);
-        string path = Path.Combine(Folder, "stack.qnt");
+        string path = Path.Combine(Folder, "mlp.qnt");
         QuantizedModel.Save(eager, path);
 
-        var fresh = new ResidualStack();
+        var fresh = new Mlp();
         var error = Assert.Throws<QuantoFormatException>(() => fresh.LoadQuantized(path))!;
         Assert.That(error.Message, Does.Contain(path).And.Contain("names module 'norm'")
             .And.Contain("one whose attributes quantize that layer"));
@@ -126,11 +160,10 @@ public sealed class OverrideSaveLoadTests : TestSupport.TempFolderTests
         string mapPath = Path.Combine(Folder, QuantizationMap.FileNameFor(path));
         SerializationTestUtil.WithoutSetRecord(path); // the map is edited below, as a hand-made file
         string map = File.ReadAllText(mapPath);
-        // Without "head" the map fails on Encoder's last layer, after the nested block's twins were built.
-        var parsed = QuantizationMap.Parse(map);
-        var withoutHead = new QuantizationMap();
-        foreach (var (module, spec) in parsed.Modules.Where(m => m.Key != "head")) withoutHead[module] = spec;
-        File.WriteAllText(mapPath, withoutHead.ToJson());
+        // 4-bit activations for "head" fail on Encoder's last layer, after the nested block's table was built.
+        QuantizationMap broken = QuantizationMap.Parse(map);
+        broken["head"] = new QuantizationSpec(QType.QInt8, QType.QInt4);
+        File.WriteAllText(mapPath, broken.ToJson());
 
         var fresh = new Encoder();
         fresh.eval();
@@ -185,4 +218,6 @@ public sealed class OverrideSaveLoadTests : TestSupport.TempFolderTests
         Assert.That(fresh.QuantizedModules().All(m => m.IsFrozen || m.WeightQType is null), Is.True);
         return path;
     }
+
+    private static float[] Values(Tensor tensor) => tensor.contiguous().data<float>().ToArray();
 }

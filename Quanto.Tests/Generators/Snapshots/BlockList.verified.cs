@@ -58,6 +58,10 @@ partial class BlockList : global::Quanto.Generated.IQuantizedModel
         global::Quanto.Quantization.Optimizer? optimizer = null) =>
         Lifecycle.Quantize(weights, activations, groupSize, optimizer);
 
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Quantize(global::Quanto.Quantization.QuantizationPlan, global::Quanto.QType?)"/>
+    public void Quantize(global::Quanto.Quantization.QuantizationPlan plan, global::Quanto.QType? activations = null) =>
+        Lifecycle.Quantize(plan, activations);
+
     /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Calibrate"/>
     public global::Quanto.Calibration Calibrate(double momentum = 0.9, global::Quanto.Observer? observer = null,
         bool streamline = true) => Lifecycle.Calibrate(momentum, observer, streamline);

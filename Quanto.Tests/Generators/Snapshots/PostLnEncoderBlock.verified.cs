@@ -34,6 +34,8 @@ partial class PostLnEncoderBlock : global::Quanto.Generated.IQuantizedModel
         weights: global::Quanto.QType.QInt4, groupSize: 32);
     private readonly global::Quanto.Generated.QuantizedLayer _denseQuantized = new("dense",
         weights: global::Quanto.QType.QInt4, groupSize: 32);
+    private readonly global::Quanto.Generated.QuantizedLayer _attention_normQuantized = new("attention_norm");
+    private readonly global::Quanto.Generated.QuantizedLayer _output_normQuantized = new("output_norm");
     private readonly global::Quanto.Generated.QuantizedLayer _intermediateQuantized = new("intermediate",
         weights: global::Quanto.QType.QInt4, groupSize: 32);
     private readonly global::Quanto.Generated.QuantizedLayer _outputQuantized = new("output",
@@ -55,6 +57,8 @@ partial class PostLnEncoderBlock : global::Quanto.Generated.IQuantizedModel
         table.Layer(_keyQuantized, key);
         table.Layer(_valueQuantized, value);
         table.Layer(_denseQuantized, dense);
+        table.Layer(_attention_normQuantized, attention_norm);
+        table.Layer(_output_normQuantized, output_norm);
         table.Layer(_intermediateQuantized, intermediate);
         table.Layer(_outputQuantized, output);
     }
@@ -69,6 +73,10 @@ partial class PostLnEncoderBlock : global::Quanto.Generated.IQuantizedModel
     public void Quantize(global::Quanto.QType? weights, global::Quanto.QType? activations = null, int? groupSize = null,
         global::Quanto.Quantization.Optimizer? optimizer = null) =>
         Lifecycle.Quantize(weights, activations, groupSize, optimizer);
+
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Quantize(global::Quanto.Quantization.QuantizationPlan, global::Quanto.QType?)"/>
+    public void Quantize(global::Quanto.Quantization.QuantizationPlan plan, global::Quanto.QType? activations = null) =>
+        Lifecycle.Quantize(plan, activations);
 
     /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Calibrate"/>
     public global::Quanto.Calibration Calibrate(double momentum = 0.9, global::Quanto.Observer? observer = null,
@@ -152,7 +160,11 @@ partial class PostLnEncoderBlock : global::Quanto.Generated.IQuantizedModel
         var denseInput = _denseQuantized.InputStub(context);
         var denseComputed = _denseQuantized.Compute(denseInput);
         var denseOutput = _denseQuantized.OutputStub(denseComputed);
-        Tensor attended = attention_norm.forward(denseOutput.add_(hidden_states));
+        // attention_norm: quant stub -> quantized layer norm -> dequant stub
+        var attention_normInput = _attention_normQuantized.InputStub(denseOutput.add_(hidden_states));
+        var attention_normComputed = _attention_normQuantized.Compute(attention_normInput);
+        var attention_normOutput = _attention_normQuantized.OutputStub(attention_normComputed);
+        Tensor attended = attention_normOutput;
         // intermediate: quant stub -> quantized linear -> dequant stub
         var intermediateInput = _intermediateQuantized.InputStub(attended);
         var intermediateComputed = _intermediateQuantized.Compute(intermediateInput);
@@ -161,7 +173,11 @@ partial class PostLnEncoderBlock : global::Quanto.Generated.IQuantizedModel
         var outputInput = _outputQuantized.InputStub(gelu(intermediateOutput));
         var outputComputed = _outputQuantized.Compute(outputInput);
         var outputOutput = _outputQuantized.OutputStub(outputComputed);
-        Tensor result = output_norm.forward(outputOutput + attended);
+        // output_norm: quant stub -> quantized layer norm -> dequant stub
+        var output_normInput = _output_normQuantized.InputStub(outputOutput + attended);
+        var output_normComputed = _output_normQuantized.Compute(output_normInput);
+        var output_normOutput = _output_normQuantized.OutputStub(output_normComputed);
+        Tensor result = output_normOutput;
         return (result, probs);
     }
 }

@@ -30,6 +30,7 @@ partial class ResidualStack : global::Quanto.Generated.IQuantizedModel
         weights: global::Quanto.QType.QFloat8E4M3Fn);
     private readonly global::Quanto.Generated.QuantizedLayer _downQuantized = new("down",
         weights: global::Quanto.QType.QFloat8E4M3Fn);
+    private readonly global::Quanto.Generated.QuantizedLayer _normQuantized = new("norm");
 
     private global::Quanto.Generated.ModelQuantization? _lifecycle;
 
@@ -46,6 +47,7 @@ partial class ResidualStack : global::Quanto.Generated.IQuantizedModel
         table.Layer(_projQuantized, proj);
         table.Layer(_upQuantized, up);
         table.Layer(_downQuantized, down);
+        table.Layer(_normQuantized, norm);
     }
 
     /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.IsQuantized"/>
@@ -58,6 +60,10 @@ partial class ResidualStack : global::Quanto.Generated.IQuantizedModel
     public void Quantize(global::Quanto.QType? weights, global::Quanto.QType? activations = null, int? groupSize = null,
         global::Quanto.Quantization.Optimizer? optimizer = null) =>
         Lifecycle.Quantize(weights, activations, groupSize, optimizer);
+
+    /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Quantize(global::Quanto.Quantization.QuantizationPlan, global::Quanto.QType?)"/>
+    public void Quantize(global::Quanto.Quantization.QuantizationPlan plan, global::Quanto.QType? activations = null) =>
+        Lifecycle.Quantize(plan, activations);
 
     /// <inheritdoc cref="global::Quanto.Generated.ModelQuantization.Calibrate"/>
     public global::Quanto.Calibration Calibrate(double momentum = 0.9, global::Quanto.Observer? observer = null,
@@ -124,7 +130,11 @@ partial class ResidualStack : global::Quanto.Generated.IQuantizedModel
         for (int i = 0; i < _repeats; i++)
         {
             Tensor residual = h;
-            h = norm.forward(h);
+            // norm: quant stub -> quantized layer norm -> dequant stub
+            var normInput = _normQuantized.InputStub(h);
+            var normComputed = _normQuantized.Compute(normInput);
+            var normOutput = _normQuantized.OutputStub(normComputed);
+            h = normOutput;
             // up: quant stub -> quantized linear -> dequant stub
             var upInput = _upQuantized.InputStub(h);
             var upComputed = _upQuantized.Compute(upInput);
