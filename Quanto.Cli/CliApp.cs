@@ -68,7 +68,8 @@ public static class CliApp
           --embeddings               also quantize embedding tables (kept float by default, as optimum-quanto does)
           --embedding PATTERN        also treat 2-D weights of modules matching PATTERN as embedding tables;
                                      repeatable (built in: EMBEDDINGS)
-          --optimizer max|hqq        scale/shift optimizer for qint2/qint4 (default max; hqq is slower, more accurate)
+          --optimizer hqq|max        scale/shift optimizer for qint2/qint4 (default hqq: more accurate, slower;
+                                     max: optimum-quanto's default, byte for byte)
           --format safetensors|qnt   output container (default: from the OUTPUT extension, else safetensors)
                                        safetensors: optimum-quanto layout + its map beside it (quanto_qmap.json
                                                     for model.safetensors, NAME.quanto_qmap.json for NAME.safetensors);

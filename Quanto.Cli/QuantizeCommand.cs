@@ -107,7 +107,7 @@ public static class QuantizeCommand
         QuantizedWeight weight;
         try
         {
-            weight = Quantize(tensor, options.Weights, options.GroupSize, optimizer); // resolved per shape inside
+            weight = WeightQuantizer.Quantize(tensor, options.Weights, options.GroupSize, optimizer); // group per shape
         }
         catch (ArgumentException e)
         {
@@ -130,19 +130,6 @@ public static class QuantizeCommand
 
     private static string Target(PlannedTensor item, QuantizeOptions options) =>
         item.Quantized ? options.Weights.QuantoName() : $"kept ({item.KeepReason})";
-
-    /// <summary>
-    /// <see cref="WeightQuantizer.Quantize"/>, except that HQQ runs F16/BF16 weights in F32 (the runtime's HQQ
-    /// mixes F32 into half-precision tensors and fails) and casts scale and shift back to the weight's dtype.
-    /// </summary>
-    private static QuantizedWeight Quantize(Tensor tensor, QType qtype, int? group, Optimizer optimizer)
-    {
-        if (optimizer is not HqqOptimizer || tensor.dtype == ScalarType.Float32)
-            return WeightQuantizer.Quantize(tensor, qtype, group, optimizer);
-        using Tensor wide = tensor.to(ScalarType.Float32);
-        using QuantizedWeight f32 = WeightQuantizer.Quantize(wide, qtype, group, optimizer);
-        return f32.To(tensor.device, tensor.dtype);
-    }
 
     /// <summary>optimum-quanto's frozen modules always carry scalar input/output scales (1.0 = not calibrated).</summary>
     private static void AddActivationScales(PlannedTensor item, QuantizedOutput output, ScalarType dtype,

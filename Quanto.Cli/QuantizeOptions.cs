@@ -78,7 +78,7 @@ public sealed record QuantizeOptions(
             throw new UsageException($"unknown qtype '{weightsName}'; valid: {ValidQTypes}.");
         int group = ParseGroup(args.Single("--group"));
         OutputFormat format = ParseFormat(args.Single("--format"), ref output);
-        string optimizer = (args.Single("--optimizer") ?? (weights.Info().IsPacked ? "max" : "absmax"))
+        string optimizer = (args.Single("--optimizer") ?? (weights.Info().IsPacked ? "hqq" : "absmax"))
             .ToLowerInvariant();
         bool packed = weights.Info().IsPacked;
         if (optimizer is not ("max" or "hqq" or "absmax"))

@@ -48,7 +48,7 @@ public static partial class Quantizer
     /// </param>
     /// <param name="calibrationPass">Runs the model on the calibration batches and returns its output.</param>
     /// <param name="options">GPTQ settings; <see cref="GptqOptions.GroupOptimizer"/> defaults to each module's
-    /// affine optimizer, else Max.</param>
+    /// affine optimizer, else <see cref="Optimizer.DefaultFor"/>'s (HQQ).</param>
     /// <param name="progress">Reports each layer's progress.</param>
     /// <returns>Per layer: calibration rows, and the relative output error on them, round-to-nearest vs GPTQ.
     /// </returns>
@@ -84,22 +84,28 @@ public static partial class Quantizer
                     Tensor weight = module.FloatWeight!;
                     long d = weight.NumberOfElements / weight.shape[0];
                     using var hessian = new GptqHessian(d, weight.device);
+                    using GptqTarget? target = options.Asymmetric && built.Count > 0
+                        ? FloatInputs(probe, calibrationPass, module, d, built)
+                        : null;
                     probe.Run(calibrationPass, (m, x) =>
                     {
-                        if (ReferenceEquals(m, module)) hessian.AddInputOf(m, x);
+                        if (!ReferenceEquals(m, module)) return;
+                        hessian.AddInputOf(m, x);
+                        target?.AddQuantizedInput(x);
                     }).Dispose();
                     GptqOptions layerOptions = options.GroupOptimizer is null && module.Optimizer is AffineOptimizer a
                         ? options with { GroupOptimizer = a }
                         : options;
+                    using Tensor aim = Aim(target, weight, hessian, options.Damping);
                     int i = index;
-                    QuantizedWeight q = Quantization.Gptq.Quantize(weight, hessian.Matrix, module.WeightQType!.Value,
+                    QuantizedWeight q = Quantization.Gptq.Quantize(aim, hessian.Matrix, module.WeightQType!.Value,
                         module.GroupSize, layerOptions,
                         f => progress?.Report(new QuantizationProgress("GPTQ", module.Path, i, targets.Count, f)));
                     Tensor dq = q.Dequantize().DetachFromDisposeScope();
                     built.Add((module, q, dq));
                     probe.SetWeight(module, dq);
-                    double rtn = RoundToNearestError(module, weight, hessian.Matrix);
-                    double gptq = RelativeOutputError(weight, dq, hessian.Matrix);
+                    double rtn = RoundToNearestError(module, weight, aim, hessian.Matrix);
+                    double gptq = RelativeOutputError(aim, dq, hessian.Matrix);
                     results.Add(new GptqLayerResult(module.Path, q.QType, (q as WeightQBitsTensor)?.GroupSize,
                         hessian.Samples, rtn, gptq, watch.Elapsed));
                 }
@@ -135,12 +141,49 @@ public static partial class Quantizer
     private static SkippedModuleInfo Skip(QModule module, string why) =>
         new(module.Path, module.GetType().Name, why);
 
-    private static double RoundToNearestError(QModule module, Tensor weight, Tensor hessian)
+    /// <summary>Plain rounding of the float weight, measured against GPTQ's aim (the float weight, or the
+    /// asymmetric target).</summary>
+    private static double RoundToNearestError(QModule module, Tensor weight, Tensor aim, Tensor hessian)
     {
         using QuantizedWeight rtn = WeightQuantizer.Quantize(weight, module.WeightQType!.Value, module.GroupSize,
             module.Optimizer);
         using Tensor dq = rtn.Dequantize();
-        return RelativeOutputError(weight, dq, hessian);
+        return RelativeOutputError(aim, dq, hessian);
+    }
+
+    /// <summary>What GPTQ rounds: the float weight, or under asymmetric calibration the target W* (see
+    /// <see cref="GptqTarget"/>), in the weight's shape and dtype.</summary>
+    private static Tensor Aim(GptqTarget? target, Tensor weight, GptqHessian hessian, double damping)
+    {
+        if (target is null) return weight.detach();
+        using Tensor star = target.Weight(weight, hessian.Matrix, damping);
+        return star.view(weight.shape).to(weight.dtype, copy: true);
+    }
+
+    /// <summary>For asymmetric calibration: one pass with every layer float again, keeping the inputs of
+    /// <paramref name="module"/>; the quantized layers get their GPTQ weights back afterwards.</summary>
+    private static GptqTarget FloatInputs(ModuleProbe probe, Func<Tensor> calibrationPass, QModule module, long d,
+        List<(QModule Module, QuantizedWeight Weight, Tensor Dequantized)> built)
+    {
+        var target = new GptqTarget(module, d, module.FloatWeight!.device);
+        try
+        {
+            foreach ((QModule done, _, _) in built) probe.SetWeight(done, null);
+            probe.Run(calibrationPass, (m, x) =>
+            {
+                if (ReferenceEquals(m, module)) target.AddFloatInput(x);
+            }).Dispose();
+            return target;
+        }
+        catch
+        {
+            target.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach ((QModule done, _, Tensor dq) in built) probe.SetWeight(done, dq);
+        }
     }
 
     /// <summary>tr(Δ H Δᵀ) / tr(W H Wᵀ): the squared output error on the calibration inputs relative to the

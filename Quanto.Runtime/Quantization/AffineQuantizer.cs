@@ -15,7 +15,8 @@ public static class AffineQuantizer
     /// <param name="qtype">qint2 or qint4.</param>
     /// <param name="groupSize">Elements per group: the row length (per channel), or a multiple of 8 that divides it
     /// (see <see cref="GroupSize.Resolve"/>).</param>
-    /// <param name="optimizer">Chooses scale and shift; <see cref="MaxOptimizer"/> by default.</param>
+    /// <param name="optimizer">Chooses scale and shift; by default <see cref="Optimizer.DefaultFor"/>'s (HQQ with a
+    /// float shift, Max with a zero-point).</param>
     /// <param name="shiftMode">Float shift (default) or uint8 zero-point.</param>
     /// <exception cref="ArgumentException">Bad weight, qtype, or a group size that does not divide the rows.</exception>
     public static WeightQBitsTensor Quantize(
@@ -53,7 +54,7 @@ public static class AffineQuantizer
         Tensor grouped = weight.detach().contiguous().reshape(-1, groupSize);
         long groups = grouped.shape[0];
         int rows = checked((int)groups);
-        AffineOptimizer chosen = optimizer ?? new MaxOptimizer();
+        AffineOptimizer chosen = optimizer ?? Optimizer.DefaultAffine(shiftMode);
         Tensor scale = empty([groups, 1], weight.dtype, weight.device);
         Tensor shift = empty([groups, 1], shiftMode == ShiftMode.ZeroPoint ? ScalarType.Byte : weight.dtype, weight.device);
         var codes = new byte[groups * groupSize];

@@ -21,9 +21,21 @@ public sealed record GptqOptions
     /// static_groups), so groups stay contiguous runs of input features: the optimum-quanto layout.</summary>
     public bool ActOrder { get; init; }
 
-    /// <summary>Finds each group's scale and shift for 2/4-bit weights (default <see cref="MaxOptimizer"/>; an
-    /// <see cref="HqqOptimizer"/> refines the shift of each group).</summary>
+    /// <summary>Finds each group's scale and shift for 2/4-bit weights (default <see cref="HqqOptimizer"/>, which
+    /// refines the shift of each group, as <see cref="Optimizer.DefaultFor"/>; <see cref="MaxOptimizer"/> for
+    /// optimum-quanto's min/max ranges, <see cref="MseOptimizer"/> for searched clipping).</summary>
     public AffineOptimizer? GroupOptimizer { get; init; }
+
+    /// <summary>
+    /// Asymmetric calibration (GPTAQ, Li et al. 2025), for <see cref="Quantizer.Gptq(IEnumerable{Nn.QModule},
+    /// Func{Tensor}, GptqOptions?, IProgress{QuantizationProgress}?)"/>: each layer aims at the float model's output
+    /// of that layer (W x_float) from the inputs it really gets once the layers before it are quantized (x_q),
+    /// instead of at W x_q, so it also makes up for the error upstream. Minimising ||W X_f - Ŵ X_q||² is GPTQ on the
+    /// least-squares weight W* = W + W ΔC (H + λI)⁻¹, ΔC = Σ (x_f - x_q) x_qᵀ, H = Σ x_q x_qᵀ (λ the damping). Costs
+    /// a second calibration pass per layer and one layer's float inputs in memory (calibration rows x in_features
+    /// float32). Off by default (plain GPTQ, as the paper and optimum-quanto's ecosystem run it).
+    /// </summary>
+    public bool Asymmetric { get; init; }
 }
 
 /// <summary>
@@ -103,7 +115,7 @@ public static class Gptq
             _dtype = weight.dtype;
             _rows = weight.shape[0];
             _d = weight.NumberOfElements / _rows;
-            _optimizer = options.GroupOptimizer ?? new MaxOptimizer();
+            _optimizer = options.GroupOptimizer ?? Optimizer.DefaultAffine();
             Tensor w = weight.detach().reshape(_rows, _d).to(ScalarType.Float32, copy: true);
             Tensor h = hessian.detach().to(ScalarType.Float32, copy: true).to(w.device);
             if (!h.isfinite().all().item<bool>())

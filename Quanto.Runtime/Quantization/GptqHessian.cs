@@ -54,23 +54,31 @@ public sealed class GptqHessian : IDisposable
     /// <exception cref="NotSupportedException">Another kind of module.</exception>
     internal void AddInputOf(QModule module, Tensor input)
     {
+        using var scope = NewDisposeScope();
+        Add(RowsOf(module, input));
+    }
+
+    /// <summary>The input rows <paramref name="module"/> saw as <paramref name="input"/>, (n, d) in float32 (a
+    /// QLinear's rows, a QConv2d's unfolded patches).</summary>
+    /// <exception cref="NotSupportedException">Another kind of module.</exception>
+    internal static Tensor RowsOf(QModule module, Tensor input)
+    {
+        using var noGrad = no_grad();
+        Tensor rows;
         switch (module)
         {
             case QLinear:
-                Add(input);
+                rows = input.detach();
                 break;
             case QConv2d conv:
-                using (var scope = NewDisposeScope())
-                {
-                    long[] k = conv.FloatWeight!.shape;
-                    Tensor patches = nn.functional.unfold(input.detach(), (k[2], k[3]), Pair(conv.dilation),
-                        Pair(conv.padding), Pair(conv.stride));
-                    Add(patches.transpose(1, 2));
-                }
+                long[] k = conv.FloatWeight!.shape;
+                rows = nn.functional.unfold(input.detach(), (k[2], k[3]), Pair(conv.dilation), Pair(conv.padding),
+                    Pair(conv.stride)).transpose(1, 2);
                 break;
             default:
                 throw new NotSupportedException($"GPTQ has no input rule for {module.Describe()}.");
         }
+        return rows.dim() == 0 ? rows : rows.reshape(-1, rows.shape[^1]).to(ScalarType.Float32);
     }
 
     private static (long, long) Pair(long[] values) => (values[0], values[^1]);

@@ -25,7 +25,7 @@ public static class WeightQuantizer
         ArgumentNullException.ThrowIfNull(weight);
         QTypeInfo info = qtype.Info();
         if (groupSize is int requested) WeightChecks.CheckGroupSize(requested);
-        optimizer ??= Optimizer.DefaultFor(qtype);
+        optimizer ??= Optimizer.DefaultFor(qtype, shiftMode);
         if (!info.IsPacked)
         {
             return optimizer is SymmetricOptimizer symmetric

@@ -123,7 +123,7 @@ public sealed class MiniLmDemoTests
     }
 
     [TestCase("w8", 8.0625)]
-    [TestCase("w4 g128", 4.5)]
+    [TestCase("w4 g128 Max", 4.5)]
     [TestCase("w2 g128 HQQ", 2.5)]
     public void BitsPerWeightCountScalesAndShifts(string name, double bits)
     {

@@ -48,7 +48,8 @@ public sealed class MiniLmRecipeTests
     public void GptqLowersTheCalibrationErrorOfRoundToNearest(bool actOrder)
     {
         double rounded = Error(m => MiniLmRecipes.Weights(m, QType.QInt4, 128, new HqqOptimizer(), false));
-        double gptq = Error(m => MiniLmRecipes.Gptq(m, _calibration, QType.QInt4, 128, new HqqOptimizer(), actOrder));
+        double gptq = Error(m => MiniLmRecipes.Gptq(m, _calibration, QType.QInt4, 128, new HqqOptimizer(),
+            new GptqOptions { ActOrder = actOrder }));
         Assert.That(gptq, Is.LessThan(rounded * 0.9), $"GPTQ {gptq:E3} vs round to nearest {rounded:E3}");
     }
 

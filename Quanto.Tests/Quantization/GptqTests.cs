@@ -13,7 +13,7 @@ namespace Quanto.Tests.Quantization;
 /// </summary>
 public sealed class GptqTests
 {
-    private const double Damping = 0.01;
+    internal const double Damping = 0.01;
 
     /// <summary>Inputs with correlated features (a random mix of a few sources plus noise), as real activations
     /// are: GPTQ then moves errors to where they cancel.</summary>
@@ -27,7 +27,7 @@ public sealed class GptqTests
         return sources.mm(mix).add_(noise.mul_(noiseLevel));
     }
 
-    private static double[,] Hessian(Tensor x)
+    internal static double[,] Hessian(Tensor x)
     {
         double[] v = Reference.Values(x);
         long n = x.shape[0], d = x.shape[1];
@@ -42,7 +42,7 @@ public sealed class GptqTests
         return h;
     }
 
-    private static double[,] Inverse(double[,] a)
+    internal static double[,] Inverse(double[,] a)
     {
         int n = a.GetLength(0);
         var m = new double[n, 2 * n];
@@ -78,7 +78,7 @@ public sealed class GptqTests
     /// <paramref name="dynamicGroups"/> (else from the float weight); round; push the error onto the columns left,
     /// err * Hinv[j, k] / Hinv[j, j]; drop j from Hinv.
     /// </summary>
-    private static (int[,] Codes, double[,] Dequantized) ReferenceGptq(float[,] weight, double[,] hessian, int bits,
+    internal static (int[,] Codes, double[,] Dequantized) ReferenceGptq(float[,] weight, double[,] hessian, int bits,
         int group, int[] order, bool dynamicGroups)
     {
         int rows = weight.GetLength(0), d = weight.GetLength(1);
@@ -150,7 +150,7 @@ public sealed class GptqTests
         }
     }
 
-    private static float[,] ToArray(Tensor t)
+    internal static float[,] ToArray(Tensor t)
     {
         long rows = t.shape[0], cols = t.shape[1];
         float[] flat = Reference.Values(t).Select(v => (float)v).ToArray();
@@ -162,7 +162,7 @@ public sealed class GptqTests
         return a;
     }
 
-    private static int[,] Codes(QuantizedWeight q)
+    internal static int[,] Codes(QuantizedWeight q)
     {
         long rows = q.Shape[0], d = q.Shape[1];
         var codes = new int[rows, d];
@@ -192,7 +192,10 @@ public sealed class GptqTests
         using Tensor weight = Reference.RandomNormal(Rows, D, seed: 5);
         using Tensor x = CorrelatedInputs(96, D, seed: 6);
         using Tensor h = x.t().mm(x);
-        var options = new GptqOptions { Damping = Damping, ActOrder = actOrder, BlockSize = 16 };
+        var options = new GptqOptions
+        {
+            Damping = Damping, ActOrder = actOrder, BlockSize = 16, GroupOptimizer = new MaxOptimizer(),
+        };
         using QuantizedWeight q = Gptq.Quantize(weight, h, qtype, group, options);
         // Dynamic group scales come from float32 updates here and double ones there: equal to ~1e-5.
 

@@ -1,12 +1,21 @@
 using System.Diagnostics;
 using Quanto.Nn;
+using Quanto.Quantization;
 using Quanto.Serialization;
 using static TorchSharp.torch;
 
 namespace Quanto.Demo;
 
 /// <summary>One quantization configuration of the MNIST CNN.</summary>
-internal sealed record Config(string Name, QType? Weights, QType? Activations, bool Qat = false)
+/// <param name="Name">Its row in the table.</param>
+/// <param name="Weights">Weight qtype, or null.</param>
+/// <param name="Activations">Activation qtype, or null.</param>
+/// <param name="Qat">One epoch of quantization-aware training before freezing.</param>
+/// <param name="Optimizer">The weight optimizer, or null for the library's default.</param>
+/// <param name="Gptq">GPTQ on 1,024 training images (with the optimizer's group scales) instead of rounding to
+/// nearest.</param>
+internal sealed record Config(string Name, QType? Weights, QType? Activations, bool Qat = false,
+    Optimizer? Optimizer = null, bool Gptq = false)
 {
     /// <summary>False for the float baseline.</summary>
     public bool IsQuantized => Weights is not null || Activations is not null;
@@ -26,7 +35,11 @@ internal static class Experiments
         new("fp32", null, null),
         new("w8 (qint8)", QType.QInt8, null),
         new("w4 (qint4 g128)", QType.QInt4, null),
+        new("w4 Max (quanto)", QType.QInt4, null, Optimizer: new MaxOptimizer()),
+        new("w4 GPTQ", QType.QInt4, null, Gptq: true),
         new("w2 (qint2 g128)", QType.QInt2, null),
+        new("w2 Max (quanto)", QType.QInt2, null, Optimizer: new MaxOptimizer()),
+        new("w2 GPTQ", QType.QInt2, null, Gptq: true),
         new("w-fp8 (e4m3fn)", QType.QFloat8E4M3Fn, null),
         new("w8a8 (calibrated)", QType.QInt8, QType.QInt8),
         new("w8 a-fp8 e4m3fn", QType.QInt8, QType.QFloat8E4M3Fn),
@@ -43,13 +56,18 @@ internal static class Experiments
         if (config.IsQuantized)
         {
             // The generated lifecycle; the configuration's qtypes override the class's [Quantize] for every layer.
-            model.Quantize(config.Weights, config.Activations);
+            model.Quantize(config.Weights, config.Activations, optimizer: config.Optimizer);
             if (config.Activations is not null)
             {
                 using var calibration = model.Calibrate();
                 using var noGrad = no_grad();
                 for (long start = 0; start < 1024; start += 128)
                     model.ForwardQuantized(data.TrainImages.narrow(0, start, 128)).Dispose();
+            }
+            if (config.Gptq)
+            {
+                using Tensor images = data.TrainImages.narrow(0, 0, 1024);
+                Quantizer.Gptq(model.QuantizedModules(), () => model.ForwardQuantized(images));
             }
             if (config.Qat)
                 Training.Train(model, model.ForwardQuantized, data, epochs: 1, lr: 1e-4, $"QAT {config.Name}");

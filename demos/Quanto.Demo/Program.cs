@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 // quantization configuration, through the code the [Quantize] generator wrote for it, and prints accuracy, size and
 // latency; then the pretrained all-MiniLM-L6-v2 sentence encoder in every configuration side by side with ONNX
 // Runtime. `-- --mnist` or `-- --minilm` runs one of the two (`-- --minilm --only quick`, or `--only "w8,GPTQ"`:
-// some MiniLM configurations; `--no-speed`: accuracy only); `-- --layer` prints the 4096 x 4096 layer table.
+// some MiniLM configurations; `--no-speed`: accuracy only; `--calibration N`: N calibration sentences instead of 64);
+// `-- --layer` prints the 4096 x 4096 layer table.
 TorchEnvironment.QuietLogs(); // before libtorch loads: no NNPACK "unsupported hardware" line per convolution
 // libtorch's OpenMP threads spin after each op and then compete with the quantized kernels' threads for the two
 // cores; passive waiting keeps the latency column honest for every configuration (as Quanto.Bench does).
@@ -24,9 +25,11 @@ string cache = Environment.GetEnvironmentVariable("QUANTO_CACHE")
     ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "quanto");
 if (args.Contains("--minilm"))
 {
-    int only = Array.IndexOf(args, "--only");
+    int only = Array.IndexOf(args, "--only"), calibration = Array.IndexOf(args, "--calibration");
     Quanto.Demo.MiniLm.MiniLmProgram.Run(cache, only >= 0 && only + 1 < args.Length ? args[only + 1] : null,
-        speed: !args.Contains("--no-speed"));
+        speed: !args.Contains("--no-speed"),
+        calibration: calibration >= 0 && calibration + 1 < args.Length ? int.Parse(args[calibration + 1],
+            System.Globalization.CultureInfo.InvariantCulture) : Quanto.Demo.MiniLm.Corpus.DefaultCalibration);
     return;
 }
 random.manual_seed(0);

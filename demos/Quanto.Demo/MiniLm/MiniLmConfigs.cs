@@ -36,19 +36,30 @@ internal static class MiniLmConfigs
     /// <summary>The budget of the mixed-precision row: issue 16's target for a small model.</summary>
     public const double PlanBits = 4.5;
 
+    /// <summary>The budget of the low mixed-precision row: issue 17's "at most 3 bits, mixed".</summary>
+    public const double LowPlanBits = 3.0;
+
+    /// <summary>GPTQ with columns in order of decreasing Hessian diagonal (static groups).</summary>
+    private static readonly GptqOptions ActOrder = new() { ActOrder = true };
+
     public static readonly MiniLmConfig Float = new("fp32", "float32, Hugging Face checkpoint", null);
 
     public static readonly MiniLmConfig[] All =
     [
         Float,
         Weights("w8", "int8 per channel", QType.QInt8),
-        Weights("w4 g128", "int4 group 128, default optimizer", QType.QInt4, 128),
-        Weights("w4 g128 HQQ", "int4 group 128, HQQ", QType.QInt4, 128, new HqqOptimizer()),
+        Weights("w4 g128 Max", "int4 group 128, Max (optimum-quanto's default optimizer)", QType.QInt4, 128,
+            new MaxOptimizer()),
+        Weights("w4 g128 HQQ", "int4 group 128, HQQ (the default optimizer)", QType.QInt4, 128, new HqqOptimizer()),
         new("w4 g128 GPTQ", "int4 group 128, HQQ scales, GPTQ on the calibration batches",
-            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, new HqqOptimizer(), actOrder: false), Slow: true),
+            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, new HqqOptimizer(), new GptqOptions()), Slow: true),
         new("w4 g128 GPTQ act-order", "as w4 g128 GPTQ, columns in order of decreasing Hessian diagonal",
-            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, new HqqOptimizer(), actOrder: true), Slow: true),
-        Weights("w2 g128 HQQ", "int2 group 128, HQQ", QType.QInt2, 128, new HqqOptimizer()),
+            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, new HqqOptimizer(), ActOrder), Slow: true),
+        Weights("w2 g128 Max", "int2 group 128, Max (optimum-quanto's default optimizer)", QType.QInt2, 128,
+            new MaxOptimizer()),
+        Weights("w2 g128 HQQ", "int2 group 128, HQQ (the default optimizer)", QType.QInt2, 128, new HqqOptimizer()),
+        new("w2 g128 GPTQ", "int2 group 128, HQQ scales, GPTQ on the calibration batches",
+            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt2, 128, new HqqOptimizer(), new GptqOptions()), Slow: true),
         Weights("fp8 e4m3fn", "float8 e4m3fn per channel", QType.QFloat8E4M3Fn),
         Weights("w8 dyn-a8", "int8 weights, int8 activations per token at run time", QType.QInt8,
             runTime: MiniLmRecipes.DynamicInt8),
@@ -63,16 +74,29 @@ internal static class MiniLmConfigs
     ];
 
     /// <summary>Configurations left out of the default run because they take minutes to quantize and do not beat a
-    /// default row (<c>--only plan</c>, <c>--only SmoothQuant</c> run them): the planner measures every layer under
-    /// every candidate, one pass of the calibration batches each (13 candidates x 36 layers: 5 minutes on 2 cores);
-    /// SmoothQuant finds each group's producer by perturbing channels, and on post-LN BERT only attention's value
-    /// -> output projection can take its scales.</summary>
+    /// default row (<c>--only plan</c>, <c>--only SmoothQuant</c>, <c>--only asymmetric</c>, ... run them): the
+    /// planner measures every layer under every candidate, one pass of the calibration batches each (13 candidates
+    /// x 36 layers: 5 minutes on 2 cores); SmoothQuant finds each group's producer by perturbing channels, and on
+    /// post-LN BERT only attention's value -> output projection can take its scales (so AWQ too); the GPTQ
+    /// variants (MSE group ranges, asymmetric targets, AWQ first) are the literature's refinements of the default
+    /// GPTQ rows, measured against them.</summary>
     public static readonly MiniLmConfig[] Optional =
     [
         Static("w8a8 SmoothQuant, LN float", "as w8a8 LN float, SmoothQuant scales first", [LayerNorms],
             smooth: true),
         new($"plan <= {PlanBits} bits", $"per-layer qtype/group/optimizer within {PlanBits} bits/weight, then GPTQ",
             (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, gptq: true), Slow: true),
+        new("w4 g128 GPTQ act-order MSE", "as w4 g128 GPTQ act-order, group ranges by MSE clipping search",
+            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, null,
+                ActOrder with { GroupOptimizer = new MseOptimizer() }), Slow: true),
+        new("w4 g128 GPTQ act-order asymmetric", "as w4 g128 GPTQ act-order, each layer aiming at the float " +
+            "model's output from its quantized inputs (GPTAQ)",
+            (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, null, ActOrder with { Asymmetric = true }),
+            Slow: true),
+        new("w4 g128 AWQ + GPTQ act-order", "AWQ scales where a producer folds them, then w4 g128 GPTQ act-order",
+            (m, c) => MiniLmRecipes.AwqGptq(m, c, QType.QInt4, 128, null, ActOrder), Slow: true),
+        new($"plan <= {LowPlanBits} bits", $"per-layer qtype/group/optimizer within {LowPlanBits} bits/weight, then GPTQ",
+            (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, gptq: true), Slow: true),
     ];
 
     /// <summary>The configurations that quantize in about a second each (no GPTQ, no planning).</summary>

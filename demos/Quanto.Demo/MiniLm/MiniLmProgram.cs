@@ -10,8 +10,10 @@ internal static class MiniLmProgram
 
     /// <summary>Runs the demo; <paramref name="only"/> (from <c>--only A,B</c>) keeps the configurations whose
     /// names contain one of its comma-separated parts, and <c>quick</c> the ones that quantize in about a second
-    /// (no GPTQ, no planning); <paramref name="speed"/> false (<c>--no-speed</c>) skips the speed rounds.</summary>
-    public static void Run(string cache, string? only = null, bool speed = true)
+    /// (no GPTQ, no planning); <paramref name="speed"/> false (<c>--no-speed</c>) skips the speed rounds;
+    /// <paramref name="calibration"/> (<c>--calibration N</c>) is the number of calibration sentences.</summary>
+    public static void Run(string cache, string? only = null, bool speed = true,
+        int calibration = Corpus.DefaultCalibration)
     {
         IReadOnlyList<MiniLmConfig> configs = only switch
         {
@@ -22,7 +24,8 @@ internal static class MiniLmProgram
         Console.WriteLine();
         Console.WriteLine("== all-MiniLM-L6-v2 sentence embeddings: every configuration vs ONNX Runtime ==");
         string models = Directory.CreateDirectory(Path.Combine(cache, "models")).FullName;
-        MiniLmReport report = MiniLmDemo.Run(cache, models, new MiniLmOptions(SpeedRounds: speed ? 3 : 0, Configs: configs), Console.Out);
+        MiniLmReport report = MiniLmDemo.Run(cache, models, new MiniLmOptions(CalibrationSize: calibration,
+            SpeedRounds: speed ? 3 : 0, Configs: configs), Console.Out);
         Console.WriteLine();
         Console.Write(MiniLmTable.Text(report));
         Console.WriteLine($"Measured {report.Date:yyyy-MM-dd HH:mm} UTC on {report.Machine}; accuracy against " +

@@ -45,12 +45,22 @@ internal static class MiniLmRecipes
     }
 
     /// <summary>GPTQ over the calibration batches after round-to-nearest quantization with the optimizer (GPTQ's
-    /// group scales then come from that optimizer); freezes.</summary>
+    /// group scales then come from that optimizer unless <paramref name="options"/> names one); freezes.</summary>
     public static string? Gptq(Bert model, IReadOnlyList<TokenBatch> calibration, QType qtype, int? group,
-        Optimizer? optimizer, bool actOrder)
+        Optimizer? optimizer, GptqOptions options)
     {
         Quantizer.Quantize(model, qtype, optimizer: optimizer, groupSize: group);
-        return RunGptq(model, calibration, actOrder);
+        return RunGptq(model, calibration, options);
+    }
+
+    /// <summary>AWQ's activation-aware scales folded into the float weights (where a producer can take them), then
+    /// GPTQ as <see cref="Gptq"/>; freezes.</summary>
+    public static string? AwqGptq(Bert model, IReadOnlyList<TokenBatch> calibration, QType qtype, int? group,
+        Optimizer? optimizer, GptqOptions options)
+    {
+        Quantizer.Quantize(model, qtype, optimizer: optimizer, groupSize: group);
+        SmoothingReport awq = Quantizer.Awq(model, Quantizer.QuantizedModules(model), () => Pass(model, calibration));
+        return Scaled(awq) + "; " + RunGptq(model, calibration, options);
     }
 
     /// <summary>A mixed-precision plan within <paramref name="bitsPerWeight"/> (the library's default candidates,
@@ -68,7 +78,7 @@ internal static class MiniLmRecipes
             Quantizer.Freeze(model);
             return choices;
         }
-        return choices + "; " + RunGptq(model, calibration, actOrder: false);
+        return choices + "; " + RunGptq(model, calibration, new GptqOptions());
     }
 
     /// <summary>Int8 activations quantized on the fly at run time (per token for int8 weights, per block of 32
@@ -92,10 +102,10 @@ internal static class MiniLmRecipes
         return cat(parts).MoveToOuterDisposeScope();
     }
 
-    private static string RunGptq(Bert model, IReadOnlyList<TokenBatch> calibration, bool actOrder)
+    private static string RunGptq(Bert model, IReadOnlyList<TokenBatch> calibration, GptqOptions options)
     {
         GptqReport report = Quantizer.Gptq(Quantizer.QuantizedModules(model), () => Pass(model, calibration),
-            new GptqOptions { ActOrder = actOrder });
+            options);
         Quantizer.Freeze(model);
         return $"GPTQ on {report.Layers.Count} layers ({report.Skipped.Count} left rounded to nearest)";
     }
