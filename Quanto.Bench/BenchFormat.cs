@@ -38,6 +38,9 @@ internal abstract class BenchFormat : IDisposable
         ("int4-dyn", (w, r) => new DynamicFormat("int4-dyn", w, QType.QInt4, DynamicActivations.Int8, r)),
         ("int4-dyng", (w, r) => new DynamicFormat("int4-dyng", w, QType.QInt4, DynamicActivations.Int8PerGroup, r)),
         ("int2-dyn", (w, r) => new DynamicFormat("int2-dyn", w, QType.QInt2, DynamicActivations.Int8, r)),
+        ("int8-bf16in", (w, r) => new Bf16InputFormat("int8-bf16in", w, QType.QInt8, r)),
+        ("int4-bf16in", (w, r) => new Bf16InputFormat("int4-bf16in", w, QType.QInt4, r)),
+        ("int2-bf16in", (w, r) => new Bf16InputFormat("int2-bf16in", w, QType.QInt2, r)),
         ("int8-bf16", (w, r) => new DynamicFormat("int8-bf16", w, QType.QInt8, DynamicActivations.BFloat16, r)),
         ("int4-bf16", (w, r) => new DynamicFormat("int4-bf16", w, QType.QInt4, DynamicActivations.BFloat16, r)),
         ("int2-bf16", (w, r) => new DynamicFormat("int2-bf16", w, QType.QInt2, DynamicActivations.BFloat16, r)),
@@ -132,6 +135,21 @@ internal class QuantFormat : BenchFormat
     public override void Dispose()
     {
         foreach (PreparedWeight p in Copies) p.Dispose();
+    }
+}
+
+/// <summary>
+/// A bf16 model's weight-only layer: x converted to bf16 inside the timed call (as the bf16 baseline does), then
+/// <c>CpuKernels.Linear</c>, bf16 out: the apples-to-apples row against TorchSharp bf16. Each copy's panel layout is
+/// made before timing.
+/// </summary>
+internal sealed class Bf16InputFormat(string name, Tensor weight, QType qtype, long rotationBytes)
+    : QuantFormat(name, weight, qtype, rotationBytes, int8Activations: true)
+{
+    public override Tensor Run(Tensor x, int copy)
+    {
+        using Tensor xt = x.to(ScalarType.BFloat16);
+        return CpuKernels.Instance.Linear(xt, Copies[copy % Copies.Length], null);
     }
 }
 

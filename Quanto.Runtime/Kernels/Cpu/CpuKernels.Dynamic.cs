@@ -54,8 +54,9 @@ public sealed partial class CpuKernels
     /// vdpbf16ps kernels run (tests compare both).</summary>
     internal bool AssembledBf16 { get; init; } = true;
 
-    /// <summary><see cref="DynamicActivations.BFloat16"/>: the bf16 panel kernels, or the float kernels on the
-    /// activations rounded to bfloat16 (CPUs without AVX512_BF16, float8 weights).</summary>
+    /// <summary><see cref="DynamicActivations.BFloat16"/>: the bf16 GEMM from <see cref="Bf16GemmMinRows"/> rows,
+    /// the one-row bf16 panel kernels below, or the float kernels on the activations rounded to bfloat16 (CPUs
+    /// without AVX512_BF16, float8 weights).</summary>
     private unsafe Tensor LinearBFloat16(CpuPreparedWeight w, Tensor input, Tensor? bias)
     {
         KernelChecks.CheckLinear(input, w, bias);
@@ -63,9 +64,11 @@ public sealed partial class CpuKernels
         if (bias is not null) CheckCpu(bias, "bias");
         if (input.dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
             throw new ArgumentException($"The CPU kernels take Float32 or BFloat16 inputs; got {input.dtype}.", nameof(input));
-        using var scope = NewDisposeScope();
         int rows = checked((int)(input.NumberOfElements / w.K));
-        int tileRows = rows >= DotKernels.GemmMinRows ? DotKernels.GemmTileRows : 1;
+        if (RunsBf16Gemm(w, rows)) return Bf16Gemm(w, input, bias, rows);
+        using var scope = NewDisposeScope();
+        // Fewer rows than the GEMM takes: one-row tiles, each unit decoded in registers (no block to reuse).
+        const int tileRows = 1;
         DotKernel? kernel = AssembledBf16 && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4 or
             CpuWeightFormat.Int2 ? DotKernels.Bf16(w.Dot.Format, tileRows) : null;
         if (kernel is not { } bf16)
@@ -92,6 +95,40 @@ public sealed partial class CpuKernels
             }
         }
         return (input.dtype == ScalarType.Float32 ? y : y.to(input.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rows from which bf16 activations run the bf16 GEMM (weights decoded once per block for all rows)
+    /// instead of the panel kernels, which decode in registers once per four rows.</summary>
+    internal const int Bf16GemmMinRows = 4;
+
+    /// <summary>True when a bf16 call of <paramref name="rows"/> rows on <paramref name="w"/> runs the bf16 GEMM:
+    /// int8/int4/int2 weights, AVX512_BF16 code assembled here, and an instance that may take it.</summary>
+    private bool RunsBf16Gemm(CpuPreparedWeight w, int rows) =>
+        AssembledBf16 && rows >= Bf16GemmMinRows && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4 or
+            CpuWeightFormat.Int2 && Jit.Bf16GemmAssembler.MissingFeature is null && Bf16Panels.IsAccelerated;
+
+    /// <summary>The bf16 GEMM: x rounded to bf16 (as is when it is bf16), exact codes, float32 sums, y in x's dtype.
+    /// Inputs already checked.</summary>
+    private unsafe Tensor Bf16Gemm(CpuPreparedWeight w, Tensor input, Tensor? bias, int rows)
+    {
+        using var scope = NewDisposeScope();
+        bool bf16 = input.dtype == ScalarType.BFloat16;
+        Tensor x = input.is_contiguous() ? input : input.contiguous();
+        Tensor y = empty([.. input.shape[..^1], w.N], input.dtype);
+        Tensor? b = bias is null || (bias.dtype == ScalarType.Float32 && bias.is_contiguous())
+            ? bias
+            : bias.to(ScalarType.Float32).contiguous();
+        DotWeight dot = w.Dot;
+        fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
+        {
+            fixed (byte* biasBytes = b is null ? default : b.bytes)
+            {
+                using var rowsData = new Bf16Rows(xBytes, bf16, rows, dot);
+                var job = new Bf16GemmJob(dot, rowsData, yBytes, bf16, (float*)biasBytes);
+                CpuParallel.Run(job, job.Blocks, Parallel(rows, w.K, w.N));
+            }
+        }
+        return y.MoveToOuterDisposeScope();
     }
 
     /// <summary>The int8-activation matmul on raw buffers: x (rows, K) float, y (rows, N).</summary>

@@ -122,8 +122,12 @@ public sealed partial class CpuKernels : IQuantKernels
         if (bias is not null) CheckCpu(bias, "bias");
         if (input.dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
             throw new ArgumentException($"The CPU kernels take Float32 or BFloat16 inputs; got {input.dtype}.", nameof(input));
-        return w.FloatCopy is { } copy && FloatCopyRoutes.UseCopy(checked((int)(input.NumberOfElements / w.K)))
-            ? CopyLinear(copy, input, bias)
+        int rows = checked((int)(input.NumberOfElements / w.K));
+        if (w.FloatCopy is { } copy && FloatCopyRoutes.UseCopy(rows)) return CopyLinear(copy, input, bias);
+        // bf16 activations times exact codes are exact in float32: the bf16 GEMM computes what this kernel does,
+        // with float32 sums, and returns bf16 as this path would.
+        return input.dtype == ScalarType.BFloat16 && KeepsFloatCopies && RunsBf16Gemm(w, rows)
+            ? Bf16Gemm(w, input, bias, rows)
             : KernelLinear(w, input, bias);
     }
 

@@ -6,7 +6,8 @@ namespace Quanto.Kernels.Cpu;
 /// Per-thread native scratch for a kernel call's activation copies, kept between calls so that small layers do not
 /// pay an allocation and a free (and the page faults of fresh memory) on every call. Blocks up to
 /// <see cref="KeepBytes"/> stay with their thread (freed by a finalizer when the thread is gone); larger ones are
-/// freed when the call ends. One lease per thread at a time (kernel calls do not nest); another gets its own block.
+/// freed when the call ends. Two leases per thread at a time are kept (a call's activation copy and a work item's
+/// own scratch); a third gets its own block.
 /// </summary>
 internal static unsafe class ScratchMemory
 {
@@ -14,12 +15,14 @@ internal static unsafe class ScratchMemory
     public const long KeepBytes = 4L << 20;
 
     [ThreadStatic] private static Block? _block;
+    [ThreadStatic] private static Block? _second;
 
     /// <summary>At least <paramref name="bytes"/> of 64-byte aligned memory, zeroed when <paramref name="clear"/>.</summary>
     public static Lease Rent(long bytes, bool clear)
     {
         bytes = Math.Max(bytes, 64);
         Block? block = _block ??= new Block();
+        if (block.Leased) block = _second ??= new Block();
         void* memory = bytes <= KeepBytes && !block.Leased ? block.Take(bytes) : NativeMemory.AlignedAlloc((nuint)bytes, 64);
         if (clear) NativeMemory.Clear(memory, (nuint)bytes);
         return new Lease(memory, memory == block.Pointer ? block : null);

@@ -1,11 +1,11 @@
-using System.Collections.Concurrent;
 using Quanto.Kernels.Cpu.Int8;
 
 namespace Quanto.Kernels.Cpu.Jit;
 
 /// <summary>
-/// The assembled kernels of one family (int8 VNNI, bf16), each (format, tile rows) assembled and published once, on
-/// first use, under a lock; in Debug builds it is run against its scalar reference before it is handed out.
+/// The assembled panel kernels of one family (int8 VNNI, bf16), each (format, tile rows) assembled and published
+/// once, on first use (<see cref="AssembledCode{TKey}"/>); in Debug builds it is run against its scalar reference
+/// before it is handed out.
 /// </summary>
 /// <param name="name">The kernels' name ("vnni512-asm").</param>
 /// <param name="family">What the refusal message calls them ("int8").</param>
@@ -14,8 +14,11 @@ namespace Quanto.Kernels.Cpu.Jit;
 internal sealed unsafe class AssembledKernels(string name, string family, Func<DotFormat, int, byte[]> assemble,
     Action<DotKernel, DotFormat> check)
 {
-    private readonly ConcurrentDictionary<(DotFormat, int), DotKernel> _kernels = new();
-    private readonly Lock _gate = new();
+    private readonly string _name = name;
+
+    private readonly AssembledCode<(DotFormat Format, int Rows)> _code = new(
+        key => assemble(key.Format, key.Rows),
+        (key, code) => check(Wrap(name, key.Rows, code), key.Format));
 
     /// <summary>The kernel for <paramref name="format"/> and tiles of <paramref name="rows"/> rows (1 to 4).</summary>
     /// <param name="format">The weight format.</param>
@@ -27,19 +30,9 @@ internal sealed unsafe class AssembledKernels(string name, string family, Func<D
             throw new PlatformNotSupportedException($"The assembled {family} kernels need {missing}.");
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, 4);
-        if (_kernels.TryGetValue((format, rows), out DotKernel kernel)) return kernel;
-        lock (_gate)
-        {
-            if (_kernels.TryGetValue((format, rows), out kernel)) return kernel;
-            void* code = ExecutableMemory.Publish(assemble(format, rows));
-            kernel = new DotKernel(name, rows, (delegate* unmanaged[SuppressGCTransition]<DotArgs*, void>)code);
-#if DEBUG
-            check(kernel, format);
-#else
-            _ = check;
-#endif
-            _kernels[(format, rows)] = kernel;
-            return kernel;
-        }
+        return Wrap(_name, rows, _code.Get((format, rows)));
     }
+
+    private static DotKernel Wrap(string name, int rows, nint code) =>
+        new(name, rows, (delegate* unmanaged[SuppressGCTransition]<DotArgs*, void>)code);
 }

@@ -158,7 +158,13 @@ internal static unsafe class DotAssembler
         a.mov(rdi, rsi);
         a.dec(r15d);
         a.jnz(tileLoop);
+        return EmitEpilogueAndFinish(a, saved);
+    }
 
+    /// <summary>Shared by every assembled kernel: vzeroupper, restores <paramref name="saved"/> (pushed in order),
+    /// returns, and gives the machine code.</summary>
+    internal static byte[] EmitEpilogueAndFinish(Assembler a, AssemblerRegister64[] saved)
+    {
         a.vzeroupper();
         for (int i = saved.Length - 1; i >= 0; i--) a.pop(saved[i]);
         a.ret();
