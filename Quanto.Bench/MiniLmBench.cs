@@ -88,7 +88,7 @@ internal static class MiniLmBench
                 yield return Row($"qint4 g{g} hqq", (m, _) => MiniLmRecipes.Weights(m, QType.QInt4, g,
                     new HqqOptimizer(), embeddings: false));
             }
-            yield return Row($"qint4 g{g} gptq", (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, g, null, false));
+            yield return Row($"qint4 g{g} gptq", (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, g, null, new GptqOptions()));
         }
         yield return Row("qint4 g128 awq", (m, c) => Awq(m, c, new HqqOptimizer(), gptq: false));
         yield return Row("qint4 g128 awq+gptq", (m, c) => Awq(m, c, null, gptq: true));
@@ -98,9 +98,9 @@ internal static class MiniLmBench
                 embeddings: false));
             yield return Row($"qint2 g{g} hqq", (m, _) => MiniLmRecipes.Weights(m, QType.QInt2, g, new HqqOptimizer(),
                 embeddings: false));
-            yield return Row($"qint2 g{g} gptq", (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt2, g, null, false));
+            yield return Row($"qint2 g{g} gptq", (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt2, g, null, new GptqOptions()));
             yield return Row($"qint2 g{g} gptq act-order",
-                (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt2, g, null, actOrder: true));
+                (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt2, g, null, new GptqOptions { ActOrder = true }));
         }
         yield return Row("plan 3.0 bits", (m, c) => MiniLmRecipes.Plan(m, c, 3.0, gptq: false));
         yield return Row("plan 3.0 bits + gptq", (m, c) => MiniLmRecipes.Plan(m, c, 3.0, gptq: true));
