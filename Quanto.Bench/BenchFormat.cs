@@ -31,6 +31,9 @@ internal abstract class BenchFormat : IDisposable
         ("int8", (w, r) => new QuantFormat("int8", w, QType.QInt8, r)),
         ("int4", (w, r) => new QuantFormat("int4", w, QType.QInt4, r)),
         ("int2", (w, r) => new QuantFormat("int2", w, QType.QInt2, r)),
+        ("int8-panel", (w, r) => new QuantFormat("int8-panel", w, QType.QInt8, r, kernels: QuantFormat.PanelKernels)),
+        ("int4-panel", (w, r) => new QuantFormat("int4-panel", w, QType.QInt4, r, kernels: QuantFormat.PanelKernels)),
+        ("int2-panel", (w, r) => new QuantFormat("int2-panel", w, QType.QInt2, r, kernels: QuantFormat.PanelKernels)),
         ("fp8_e4m3fn", (w, r) => new QuantFormat("fp8_e4m3fn", w, QType.QFloat8E4M3Fn, r)),
         ("fp8_e5m2", (w, r) => new QuantFormat("fp8_e5m2", w, QType.QFloat8E5M2, r)),
         ("w8a8", (w, r) => new W8A8Format(w, r)),
@@ -103,16 +106,21 @@ internal class QuantFormat : BenchFormat
     /// <param name="rotationBytes">Copies are made until they exceed this many bytes.</param>
     /// <param name="int8Activations">Make the int8-activation layout (the dynamic formats) instead of the
     /// float-activation one, before the copies are cloned from it.</param>
-    public QuantFormat(string name, Tensor weight, QType qtype, long rotationBytes, bool int8Activations = false)
+    /// <param name="kernels">The backend (default <see cref="CpuKernels.Instance"/>).</param>
+    public QuantFormat(string name, Tensor weight, QType qtype, long rotationBytes, bool int8Activations = false,
+        CpuKernels? kernels = null)
     {
         Name = name;
+        Kernels = kernels ?? CpuKernels.Instance;
         // Quantized once per weight and qtype (w8a8 reuses int8's): quantizing 4096^2 takes seconds.
         if (!Quantized.TryGetValue((weight, qtype), out QuantizedWeight? quantized))
             Quantized[(weight, qtype)] = quantized = WeightQuantizer.Quantize(weight, qtype);
         WeightBytes = quantized.ByteSize;
-        var first = (CpuPreparedWeight)CpuKernels.Instance.Prepare(quantized);
-        if (int8Activations) _ = first.Dot;
-        else first.EnsureBlocks();
+        var first = (CpuPreparedWeight)Kernels.Prepare(quantized);
+        // The float GEMM (float32 rows on qint8/qint4/qint2, from 4 rows) reads the int8-activation layout too.
+        if (int8Activations || (Kernels.FloatGemmEnabled && qtype is QType.QInt8 or QType.QInt4 or QType.QInt2))
+            _ = first.Dot;
+        if (!int8Activations) first.EnsureBlocks();
         Copies = Enumerable.Range(0, CopyCount(WeightBytes, rotationBytes))
             .Select(i => i == 0 ? first : (PreparedWeight)first.Clone()).ToArray();
     }
@@ -130,7 +138,14 @@ internal class QuantFormat : BenchFormat
         Quantized.Clear();
     }
 
-    public override Tensor Run(Tensor x, int copy) => CpuKernels.Instance.Linear(x, Copies[copy % Copies.Length], null);
+    /// <summary>The weight-only kernels as they were before the float GEMM: the 4 x 4 panel GEMM from 4 rows
+    /// (the <c>intN-panel</c> rows, for before/after ratios in one run).</summary>
+    public static CpuKernels PanelKernels { get; } = new() { FloatGemmEnabled = false };
+
+    /// <summary>The backend the copies were prepared for.</summary>
+    protected CpuKernels Kernels { get; }
+
+    public override Tensor Run(Tensor x, int copy) => Kernels.Linear(x, Copies[copy % Copies.Length], null);
 
     public override void Dispose()
     {

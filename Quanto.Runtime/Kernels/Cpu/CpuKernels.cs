@@ -160,6 +160,11 @@ public sealed partial class CpuKernels : IQuantKernels
     /// <summary>Runs the float kernel on contiguous Float32 tensors (x: rows x K, y: rows x N).</summary>
     internal unsafe void LinearFloat(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
     {
+        if (RunsFloatGemm(w, rows))
+        {
+            FloatGemm(w, x, rows, y, bias);
+            return;
+        }
         w.EnsureBlocks();
         fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
         {
@@ -169,6 +174,36 @@ public sealed partial class CpuKernels : IQuantKernels
                 var job = new FloatJob(w, activations, (float*)yBytes, (float*)biasBytes,
                     CpuKernelDispatch.Select(Path, w.Format, rows), ChunkRows(w.N, rows));
                 CpuParallel.Run(job, (w.N + job.ChunkRows - 1) / job.ChunkRows, Parallel(rows, w.K, w.N));
+            }
+        }
+    }
+
+    /// <summary>False keeps float32 calls of qint8/qint4/qint2 weights on the panel GEMM (tests compare both).</summary>
+    internal bool FloatGemmEnabled { get; init; } = true;
+
+    /// <summary>Rows from which float32 activations on qint8/qint4/qint2 weights run the float GEMM (weights decoded
+    /// once per block of 64 columns for all rows, 6 x 64 register tiles) instead of the 4 x 4 panel GEMM or the
+    /// GEMV.</summary>
+    internal const int FloatGemmMinRows = 4;
+
+    /// <summary>True when a float32 call of <paramref name="rows"/> rows on <paramref name="w"/> runs the float GEMM:
+    /// qint8/qint4/qint2 weights on the Vector512 path (AVX-512).</summary>
+    private bool RunsFloatGemm(CpuPreparedWeight w, int rows) =>
+        FloatGemmEnabled && rows >= FloatGemmMinRows && Path == CpuKernelPath.Vector512 && Int8.FloatPanels.IsAccelerated
+        && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4 or CpuWeightFormat.Int2;
+
+    /// <summary>The float GEMM on contiguous Float32 tensors (x: rows x K, y: rows x N) through the weight's
+    /// <see cref="CpuPreparedWeight.Dot"/> layout.</summary>
+    private unsafe void FloatGemm(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
+    {
+        Int8.DotWeight dot = w.Dot;
+        fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
+        {
+            fixed (byte* biasBytes = bias is null ? default : bias.bytes)
+            {
+                using var rowsData = new Int8.FloatRows((float*)xBytes, rows, dot);
+                var job = new Int8.FloatGemmJob(dot, rowsData, (float*)yBytes, (float*)biasBytes);
+                CpuParallel.Run(job, job.Blocks, Parallel(rows, w.K, w.N));
             }
         }
     }
