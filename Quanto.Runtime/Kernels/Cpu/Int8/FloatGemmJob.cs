@@ -18,11 +18,13 @@ internal sealed unsafe class FloatGemmJob(DotWeight weight, FloatRows x, float* 
     /// <summary>Panels per block.</summary>
     public const int BlockPanels = BlockColumns / DotFormats.PanelColumns;
 
-    /// <summary>Inputs decoded per block (64 KiB of floats for 64 columns: read from L2 by every tile).</summary>
-    public static int BlockInputs { get; set; } = 256;
+    /// <summary>Inputs decoded per block: 64 KiB of floats for 64 columns, read from L2 by every tile (128 and 512
+    /// ran within noise of 256 at m = 16 and 128, one thread).</summary>
+    public const int BlockInputs = 256;
 
-    /// <summary>Activation rows per pass over the weights (a multiple of the tile height).</summary>
-    public static int RowBlock { get; set; } = 120;
+    /// <summary>Activation rows per pass over the weights (a multiple of the tile height): 120 rows x 256 inputs
+    /// = 120 KiB of activations per block, in L2 with the decoded block and the accumulators.</summary>
+    public const int RowBlock = 120;
 
     private readonly int _unitsPerBlock = Math.Max(1, BlockInputs / weight.Format.UnitK());
 
