@@ -10,7 +10,9 @@ namespace Quanto.Kernels.Cpu;
 /// <see cref="CpuKernelPath"/>), and with int8 activations (W8A8, dynamic activations: exact int32 dot products on
 /// AVX-512 VNNI code assembled at run time, AVX-VNNI, or portable SIMD, chosen from CPUID). Uses every core with a
 /// light thread pool (<see cref="Threads"/>). Inputs are CPU Float32 or BFloat16 (converted to Float32 at the edge;
-/// the result has the input's dtype).
+/// the result has the input's dtype). On the Vector512 path, float32 calls of 4 rows and more on qint8/qint4/qint2
+/// weights run the float GEMM (Cpu/Int8/FloatGemmJob.cs: weights decoded to float32 once per block of 64 columns x
+/// 256 inputs and reused by every row, 6-row x 64-column register tiles).
 /// </summary>
 /// <remarks>
 /// Register it ahead of the torch fallback with <c>QuantKernels.Register(CpuKernels.Instance, 100)</c>; it declines
