@@ -267,10 +267,11 @@ internal static class ModelBench
             {
                 continue;
             }
-            // Max: the optimizer changes codes, not the bytes a step reads, and HQQ (the 2/4-bit default) would
-            // spend minutes refining 1.1 B random weights before anything is timed.
+            // Max for 2/4 bits: the optimizer changes codes, not the bytes a step reads, and HQQ (their default)
+            // would spend minutes refining 1.1 B random weights before anything is timed.
+            Optimizer? optimizer = format.Weights.Value.Info().IsPacked ? new MaxOptimizer() : null;
             Quanto.Models.Pretrained.ModelQuantizer.QuantizeAndFreeze(model, format.Weights, format.Activations,
-                new MaxOptimizer(), [path], null, null);
+                optimizer, [path], null, null);
         }
         foreach (QModule module in Quantizer.QuantizedModules(model)) module.DynamicActivations = format.Dynamic;
     }
