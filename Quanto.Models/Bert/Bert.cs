@@ -19,6 +19,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
 {
     private readonly BertEmbeddings embeddings;
     private readonly BertEncoder encoder;
+    private int? _intraOpThreads = 1;
 
     /// <summary>Builds a model with freshly initialised weights (load real ones with
     /// <see cref="FromHuggingFace(string, LoadOptions?)"/>).</summary>
@@ -40,12 +41,34 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
     public BertConfig Config { get; }
 
     /// <summary>
+    /// libtorch's intra-op thread count while <see cref="forward"/> and <see cref="SentenceEmbeddings"/> run, on the
+    /// calling thread (set for the call, then put back); null leaves libtorch's setting. Default 1: BERT's ops
+    /// besides the Linears (LayerNorm, GELU, softmax, the per-head attention matmuls, adds) are small, and each one
+    /// run by libtorch's OpenMP pool pays a thread wake-up and waits for its slowest thread; on a machine where
+    /// another process holds a core that wait is a scheduler slice per op (all-MiniLM-L6-v2 at batch 1: 12 ms per
+    /// sentence on 1 thread against 50-300 ms on 2 with the second core busy). Quantized Linears run on Quanto's own
+    /// kernel pool (<see cref="Kernels.Cpu.CpuKernels.Threads"/>), which this leaves alone; float Linears are
+    /// libtorch's (MKL) and run on these threads.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A count below 1.</exception>
+    public int? IntraOpThreads
+    {
+        get => _intraOpThreads;
+        set
+        {
+            if (value is int threads) ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+            _intraOpThreads = value;
+        }
+    }
+
+    /// <summary>
     /// The last hidden state (batch, seq, hidden) for token ids (batch, seq), an attention mask (1 = token,
     /// 0 = padding) and token type ids, all int64 of the same shape.
     /// </summary>
     /// <exception cref="ArgumentException">Shapes, dtypes or ids that do not fit the model.</exception>
     public override Tensor forward(Tensor input_ids, Tensor attention_mask, Tensor token_type_ids)
     {
+        using var threads = new TorchThreads(_intraOpThreads);
         if (IsQuantized) return ForwardQuantized(input_ids, attention_mask, token_type_ids);
         CheckInputs(input_ids, attention_mask, token_type_ids);
         Tensor hidden = embeddings.forward(input_ids, token_type_ids);
@@ -62,6 +85,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(inputIds);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        using var threads = new TorchThreads(_intraOpThreads);
         Tensor hidden = forward(inputIds, attentionMask, zeros_like(inputIds));
         return MeanPoolNormalized(hidden, attentionMask).MoveToOuterDisposeScope();
     }
