@@ -40,7 +40,7 @@ public sealed class BertThreadsTests : TempFolderTests
         Dictionary<string, Tensor> weights = TinyBert.Weights();
         HfFiles.Write(Folder, TinyBert.Config(), weights);
         using Bert model = Bert.FromHuggingFace(Folder);
-        Assert.That(model.IntraOpThreads, Is.EqualTo(1), "the default");
+        Assert.That(model.IntraOpThreads, Is.Null, "the default");
         model.IntraOpThreads = threads;
         (Tensor ids, Tensor mask, Tensor types) = TinyBert.Batch();
         using var noGrad = no_grad();
@@ -73,6 +73,22 @@ public sealed class BertThreadsTests : TempFolderTests
         Assert.That(cosine, Is.GreaterThan(0.99));
         Assert.Throws<ArgumentException>(() => model.forward(ids.add(TinyBert.Vocab), mask, zeros_like(ids)));
         Assert.That(get_num_threads(), Is.EqualTo(2));
+    }
+
+    [Test]
+    public void TheAutomaticCountIsOneForSmallInputsAndQuantizedModels()
+    {
+        HfFiles.Write(Folder, TinyBert.Config(), TinyBert.Weights());
+        using Bert model = Bert.FromHuggingFace(Folder);
+        using Tensor small = zeros(1, Bert.SmallInputTokens - 1, dtype: ScalarType.Int64);
+        using Tensor large = zeros(8, Bert.SmallInputTokens / 8, dtype: ScalarType.Int64);
+        Assert.That(model.ThreadsFor(small), Is.EqualTo(1));
+        Assert.That(model.ThreadsFor(large), Is.Null, "a float model's large input: libtorch's setting");
+        model.IntraOpThreads = 2;
+        Assert.That(model.ThreadsFor(small), Is.EqualTo(2), "an explicit count is kept");
+        model.IntraOpThreads = null;
+        model.Quantize(QType.QInt8);
+        Assert.That(model.ThreadsFor(large), Is.EqualTo(1), "quantized Linears run on Quanto's pool");
     }
 
     [Test]
