@@ -1,4 +1,5 @@
 using Quanto.Models.HuggingFace;
+using Quanto.Nn;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -166,7 +167,11 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>The libtorch thread count for a call on <paramref name="ids"/> (see <see cref="IntraOpThreads"/>);
     /// null leaves libtorch's setting.</summary>
     internal int? ThreadsFor(Tensor? ids) =>
-        _intraOpThreads ?? (IsQuantized || ids is null || ids.numel() < SmallInputTokens ? 1 : null);
+        _intraOpThreads ?? (ids is null || ids.numel() < SmallInputTokens || RunsQuantizedLinears() ? 1 : null);
+
+    // The generated twins, or QModules the eager Quantizer swapped into the tree. Walked only for large inputs,
+    // whose forward costs milliseconds against the walk's microseconds.
+    private bool RunsQuantizedLinears() => IsQuantized || named_modules().Any(m => m.module is QModule);
 
     private static string Shape(Tensor t) => Shapes.Format(t.shape);
 

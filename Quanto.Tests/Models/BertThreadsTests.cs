@@ -92,6 +92,17 @@ public sealed class BertThreadsTests : TempFolderTests
     }
 
     [Test]
+    public void AModelTheEagerQuantizerQuantizedCountsAsQuantized()
+    {
+        HfFiles.Write(Folder, TinyBert.Config(), TinyBert.Weights());
+        using Bert model = Bert.FromHuggingFace(Folder);
+        using Tensor large = zeros(8, Bert.SmallInputTokens / 8, dtype: ScalarType.Int64);
+        Quantizer.Quantize(model, QType.QInt8);
+        Quantizer.Freeze(model);
+        Assert.That(model.ThreadsFor(large), Is.EqualTo(1));
+    }
+
+    [Test]
     public void ACountBelowOneIsRefused()
     {
         HfFiles.Write(Folder, TinyBert.Config(), TinyBert.Weights());
