@@ -52,7 +52,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
     /// 50-900 ms on two). A quantized model's Linears run on Quanto's own kernel pool
     /// (<see cref="Kernels.Cpu.CpuKernels.Threads"/>), which this leaves alone; a float model's are libtorch's
     /// (MKL) and run on these threads, which pays from a few hundred tokens on (batch 32 x 40: 189 against 324 ms
-    /// on a quiet machine).
+    /// on a less busy moment of the same shared machine).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A count below 1.</exception>
     public int? IntraOpThreads
