@@ -1,4 +1,5 @@
 using Quanto.Models.HuggingFace;
+using Quanto.Nn;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -19,6 +20,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
 {
     private readonly BertEmbeddings embeddings;
     private readonly BertEncoder encoder;
+    private int? _intraOpThreads;
 
     /// <summary>Builds a model with freshly initialised weights (load real ones with
     /// <see cref="FromHuggingFace(string, LoadOptions?)"/>).</summary>
@@ -40,12 +42,41 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
     public BertConfig Config { get; }
 
     /// <summary>
+    /// libtorch's intra-op thread count while <see cref="forward"/> and <see cref="SentenceEmbeddings"/> run, on the
+    /// calling thread (set for the call, then put back). Null (the default) chooses per call: one thread for a
+    /// quantized model and for inputs of fewer than <see cref="SmallInputTokens"/> tokens (batch x sequence),
+    /// libtorch's own setting otherwise. Why: BERT's ops besides the Linears (LayerNorm, GELU, softmax, the per-head
+    /// attention matmuls, adds) are small, and each one run by libtorch's OpenMP pool pays a thread wake-up and
+    /// waits for its slowest thread; where another process holds a core, that wait is a scheduler slice per op
+    /// (all-MiniLM-L6-v2, batch 1 x 24 tokens on 2 vCPUs with the second one busy: 12 ms per forward on one thread,
+    /// 50-900 ms on two). A quantized model's Linears run on Quanto's own kernel pool
+    /// (<see cref="Kernels.Cpu.CpuKernels.Threads"/>), which this leaves alone; a float model's are libtorch's
+    /// (MKL) and run on these threads, which pays from a few hundred tokens on (batch 32 x 40: 189 against 324 ms
+    /// on a less busy moment of the same shared machine).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A count below 1.</exception>
+    public int? IntraOpThreads
+    {
+        get => _intraOpThreads;
+        set
+        {
+            if (value is int threads) ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+            _intraOpThreads = value;
+        }
+    }
+
+    /// <summary>Below this many tokens (batch x sequence) a float model's forward runs on one libtorch thread when
+    /// <see cref="IntraOpThreads"/> is null.</summary>
+    public const long SmallInputTokens = 128;
+
+    /// <summary>
     /// The last hidden state (batch, seq, hidden) for token ids (batch, seq), an attention mask (1 = token,
     /// 0 = padding) and token type ids, all int64 of the same shape.
     /// </summary>
     /// <exception cref="ArgumentException">Shapes, dtypes or ids that do not fit the model.</exception>
     public override Tensor forward(Tensor input_ids, Tensor attention_mask, Tensor token_type_ids)
     {
+        using var threads = new TorchThreads(ThreadsFor(input_ids));
         if (IsQuantized) return ForwardQuantized(input_ids, attention_mask, token_type_ids);
         CheckInputs(input_ids, attention_mask, token_type_ids);
         Tensor hidden = embeddings.forward(input_ids, token_type_ids);
@@ -62,6 +93,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(inputIds);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        using var threads = new TorchThreads(ThreadsFor(inputIds));
         Tensor hidden = forward(inputIds, attentionMask, zeros_like(inputIds));
         return MeanPoolNormalized(hidden, attentionMask).MoveToOuterDisposeScope();
     }
@@ -131,6 +163,15 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
         InputChecks.Range(ids, Config.VocabSize, "input_ids", "vocab_size");
         InputChecks.Range(types, Config.TypeVocabSize, "token_type_ids", "type_vocab_size");
     }
+
+    /// <summary>The libtorch thread count for a call on <paramref name="ids"/> (see <see cref="IntraOpThreads"/>);
+    /// null leaves libtorch's setting.</summary>
+    internal int? ThreadsFor(Tensor? ids) =>
+        _intraOpThreads ?? (ids is null || ids.numel() < SmallInputTokens || RunsQuantizedLinears() ? 1 : null);
+
+    // The generated twins, or QModules the eager Quantizer swapped into the tree. Walked only for large inputs,
+    // whose forward costs milliseconds against the walk's microseconds.
+    private bool RunsQuantizedLinears() => IsQuantized || named_modules().Any(m => m.module is QModule);
 
     private static string Shape(Tensor t) => Shapes.Format(t.shape);
 
