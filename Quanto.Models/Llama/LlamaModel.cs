@@ -1,3 +1,4 @@
+using Quanto.Nn;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -34,6 +35,7 @@ public sealed partial class LlamaModel : Module<Tensor, KvCache?, Tensor>
     /// </summary>
     public override Tensor forward(Tensor input_ids, KvCache? cache)
     {
+        using var threads = new TorchThreads(ThreadsForLayers());
         long start = cache?.Length ?? 0, count = input_ids.shape[1];
         Tensor hidden = embed_tokens.forward(input_ids);
         (Tensor cos, Tensor sin) = _rotary.Cached(start, count, hidden.dtype, hidden.device);
@@ -44,4 +46,11 @@ public sealed partial class LlamaModel : Module<Tensor, KvCache?, Tensor>
         foreach (LlamaDecoderLayer layer in layers) hidden = layer.forward(hidden, context);
         return norm.forward(hidden);
     }
+
+    /// <summary>libtorch's intra-op thread count while the decoder layers run: one when their Linears are quantized
+    /// (they run on Quanto's own kernel pool, <see cref="Kernels.Cpu.CpuKernels.Threads"/>, and what is left for
+    /// libtorch are small ops: RMSNorm, rotary, one token's attention, SiLU, adds, each of which would wake its
+    /// OpenMP pool and wait for the slowest thread, see <see cref="TorchThreads"/>); null (libtorch's setting) for
+    /// float Linears, which are MKL's and use the threads. lm_head runs after, with libtorch's setting.</summary>
+    internal int? ThreadsForLayers() => IsQuantized || named_modules().Any(m => m.module is QModule) ? 1 : null;
 }
