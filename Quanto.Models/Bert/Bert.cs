@@ -1,5 +1,4 @@
 using Quanto.Models.HuggingFace;
-using Quanto.Nn;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -43,16 +42,16 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
 
     /// <summary>
     /// libtorch's intra-op thread count while <see cref="forward"/> and <see cref="SentenceEmbeddings"/> run, on the
-    /// calling thread (set for the call, then put back). Null (the default) chooses per call: one thread for a
-    /// quantized model and for inputs of fewer than <see cref="SmallInputTokens"/> tokens (batch x sequence),
-    /// libtorch's own setting otherwise. Why: BERT's ops besides the Linears (LayerNorm, GELU, softmax, the per-head
-    /// attention matmuls, adds) are small, and each one run by libtorch's OpenMP pool pays a thread wake-up and
-    /// waits for its slowest thread; where another process holds a core, that wait is a scheduler slice per op
-    /// (all-MiniLM-L6-v2, batch 1 x 24 tokens on 2 vCPUs with the second one busy: 12 ms per forward on one thread,
-    /// 50-900 ms on two). A quantized model's Linears run on Quanto's own kernel pool
-    /// (<see cref="Kernels.Cpu.CpuKernels.Threads"/>), which this leaves alone; a float model's are libtorch's
-    /// (MKL) and run on these threads, which pays from a few hundred tokens on (batch 32 x 40: 189 against 324 ms
-    /// on a less busy moment of the same shared machine).
+    /// calling thread (set for the call, then put back). Null (the default) chooses per call: one thread for inputs
+    /// of fewer than <see cref="SmallInputTokens"/> tokens (batch x sequence), libtorch's own setting otherwise.
+    /// Why: on a small input BERT's ops besides the Linears (LayerNorm, GELU, softmax, the per-head attention
+    /// matmuls, adds) are tiny, and each one run by libtorch's OpenMP pool pays a thread wake-up and waits for its
+    /// slowest thread (where another process holds a core, a scheduler slice per op: all-MiniLM-L6-v2 at batch 1 x 24
+    /// tokens took 12 ms per forward on one thread and 50-900 ms on two). On larger inputs those ops are big enough
+    /// to share. Measured quiet, one run, all-MiniLM-L6-v2 on 2 vCPUs (2026-12-02 06:00 UTC), one thread against
+    /// two: batch 1 w8 dyn-a8 242.9 against 149.2 sentences/s, w8 159.0 against 102.0; batch 32 (about 24 tokens
+    /// each) w8 dyn-a8 232.0 against 293.6, w8 136.2 against 145.8. Quantized Linears run on Quanto's own kernel
+    /// pool (<see cref="Kernels.Cpu.CpuKernels.Threads"/>) either way.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A count below 1.</exception>
     public int? IntraOpThreads
@@ -65,7 +64,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
         }
     }
 
-    /// <summary>Below this many tokens (batch x sequence) a float model's forward runs on one libtorch thread when
+    /// <summary>Below this many tokens (batch x sequence) the forward runs on one libtorch thread when
     /// <see cref="IntraOpThreads"/> is null.</summary>
     public const long SmallInputTokens = 128;
 
@@ -167,11 +166,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>The libtorch thread count for a call on <paramref name="ids"/> (see <see cref="IntraOpThreads"/>);
     /// null leaves libtorch's setting.</summary>
     internal int? ThreadsFor(Tensor? ids) =>
-        _intraOpThreads ?? (ids is null || ids.numel() < SmallInputTokens || RunsQuantizedLinears() ? 1 : null);
-
-    // The generated twins, or QModules the eager Quantizer swapped into the tree. Walked only for large inputs,
-    // whose forward costs milliseconds against the walk's microseconds.
-    private bool RunsQuantizedLinears() => IsQuantized || named_modules().Any(m => m.module is QModule);
+        _intraOpThreads ?? (ids is null || ids.numel() < SmallInputTokens ? 1 : null);
 
     private static string Shape(Tensor t) => Shapes.Format(t.shape);
 

@@ -35,7 +35,7 @@ public sealed partial class LlamaModel : Module<Tensor, KvCache?, Tensor>
     /// </summary>
     public override Tensor forward(Tensor input_ids, KvCache? cache)
     {
-        using var threads = new TorchThreads(ThreadsForLayers());
+        using var threads = new TorchThreads(ThreadsForLayers(input_ids));
         long start = cache?.Length ?? 0, count = input_ids.shape[1];
         Tensor hidden = embed_tokens.forward(input_ids);
         (Tensor cos, Tensor sin) = _rotary.Cached(start, count, hidden.dtype, hidden.device);
@@ -47,10 +47,17 @@ public sealed partial class LlamaModel : Module<Tensor, KvCache?, Tensor>
         return norm.forward(hidden);
     }
 
-    /// <summary>libtorch's intra-op thread count while the decoder layers run: one when their Linears are quantized
-    /// (they run on Quanto's own kernel pool, <see cref="Kernels.Cpu.CpuKernels.Threads"/>, and what is left for
-    /// libtorch are small ops: RMSNorm, rotary, one token's attention, SiLU, adds, each of which would wake its
-    /// OpenMP pool and wait for the slowest thread, see <see cref="TorchThreads"/>); null (libtorch's setting) for
-    /// float Linears, which are MKL's and use the threads. lm_head runs after, with libtorch's setting.</summary>
-    internal int? ThreadsForLayers() => IsQuantized || named_modules().Any(m => m.module is QModule) ? 1 : null;
+    /// <summary>Below this many new tokens (batch x new) a quantized model's decoder layers run on one libtorch
+    /// thread.</summary>
+    internal const long SmallInputTokens = 128;
+
+    /// <summary>libtorch's intra-op thread count while the decoder layers run on <paramref name="ids"/>: one for a
+    /// decode step or a short prompt of a model whose Linears are quantized (they run on Quanto's own kernel pool,
+    /// <see cref="Kernels.Cpu.CpuKernels.Threads"/>, and what is left for libtorch are tiny ops: RMSNorm, rotary, a
+    /// few tokens' attention, SiLU, adds, each of which would wake its OpenMP pool and wait for the slowest thread,
+    /// see <see cref="TorchThreads"/>); null (libtorch's setting) for longer prompts, whose ops are big enough to
+    /// share, and for float Linears, which are MKL's and use the threads. lm_head runs after, with libtorch's
+    /// setting.</summary>
+    internal int? ThreadsForLayers(Tensor ids) =>
+        ids.numel() < SmallInputTokens && (IsQuantized || named_modules().Any(m => m.module is QModule)) ? 1 : null;
 }

@@ -76,30 +76,26 @@ public sealed class BertThreadsTests : TempFolderTests
     }
 
     [Test]
-    public void TheAutomaticCountIsOneForSmallInputsAndQuantizedModels()
+    public void TheAutomaticCountIsOneForSmallInputsFloatOrQuantized()
     {
         HfFiles.Write(Folder, TinyBert.Config(), TinyBert.Weights());
         using Bert model = Bert.FromHuggingFace(Folder);
+        using Bert eager = Bert.FromHuggingFace(Folder);
         using Tensor small = zeros(1, Bert.SmallInputTokens - 1, dtype: ScalarType.Int64);
         using Tensor large = zeros(8, Bert.SmallInputTokens / 8, dtype: ScalarType.Int64);
         Assert.That(model.ThreadsFor(small), Is.EqualTo(1));
-        Assert.That(model.ThreadsFor(large), Is.Null, "a float model's large input: libtorch's setting");
+        Assert.That(model.ThreadsFor(large), Is.Null, "a large input: libtorch's setting");
         model.IntraOpThreads = 2;
         Assert.That(model.ThreadsFor(small), Is.EqualTo(2), "an explicit count is kept");
         model.IntraOpThreads = null;
         model.Quantize(QType.QInt8);
-        Assert.That(model.ThreadsFor(large), Is.EqualTo(1), "quantized Linears run on Quanto's pool");
-    }
-
-    [Test]
-    public void AModelTheEagerQuantizerQuantizedCountsAsQuantized()
-    {
-        HfFiles.Write(Folder, TinyBert.Config(), TinyBert.Weights());
-        using Bert model = Bert.FromHuggingFace(Folder);
-        using Tensor large = zeros(8, Bert.SmallInputTokens / 8, dtype: ScalarType.Int64);
-        Quantizer.Quantize(model, QType.QInt8);
-        Quantizer.Freeze(model);
-        Assert.That(model.ThreadsFor(large), Is.EqualTo(1));
+        Quantizer.Quantize(eager, QType.QInt8);
+        Quantizer.Freeze(eager);
+        foreach (Bert quantized in new[] { model, eager })
+        {
+            Assert.That(quantized.ThreadsFor(small), Is.EqualTo(1));
+            Assert.That(quantized.ThreadsFor(large), Is.Null, "large inputs share libtorch's ops, quantized too");
+        }
     }
 
     [Test]

@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 
 namespace Quanto.Tests.Models;
 
-/// <summary>LlamaModel runs its decoder layers with one libtorch thread when their Linears are quantized (they run
-/// on Quanto's kernel pool) and with libtorch's setting otherwise; the count is put back after every call, and the
+/// <summary>LlamaModel runs its decoder layers with one libtorch thread for decode steps when their Linears are
+/// quantized (they run on Quanto's kernel pool) and with libtorch's setting otherwise; the count is put back after every call, and the
 /// outputs still follow the reference equations.</summary>
 public sealed class LlamaThreadsTests : TempFolderTests
 {
@@ -23,18 +23,23 @@ public sealed class LlamaThreadsTests : TempFolderTests
     public void RestoreTorchThreads() => set_num_threads(_before);
 
     [Test]
-    public void FloatLayersKeepLibtorchsCountQuantizedOnesRunOnOneThread()
+    public void QuantizedDecodeStepsRunOnOneThreadFloatLayersAndLongPromptsKeepLibtorchsCount()
     {
         HfFiles.Write(Folder, TinyLlama.Config(), TinyLlama.Weights());
         using Llama generated = Llama.FromHuggingFace(Folder);
         using Llama eager = Llama.FromHuggingFace(Folder);
-        Assert.That(Decoder(generated).ThreadsForLayers(), Is.Null, "float Linears: MKL uses libtorch's threads");
+        using Tensor step = zeros(1, 1, dtype: ScalarType.Int64);
+        using Tensor prompt = zeros(1, LlamaModel.SmallInputTokens, dtype: ScalarType.Int64);
+        Assert.That(Decoder(generated).ThreadsForLayers(step), Is.Null, "float Linears: MKL uses libtorch's threads");
 
         generated.Quantize(QType.QInt4);
         Quantizer.Quantize(eager, QType.QInt8, exclude: ["lm_head"]);
 
-        Assert.That(Decoder(generated).ThreadsForLayers(), Is.EqualTo(1), "Quantize: the generated twins");
-        Assert.That(Decoder(eager).ThreadsForLayers(), Is.EqualTo(1), "the eager Quantizer's QModules");
+        foreach (Llama quantized in new[] { generated, eager })
+        {
+            Assert.That(Decoder(quantized).ThreadsForLayers(step), Is.EqualTo(1), "a decode step");
+            Assert.That(Decoder(quantized).ThreadsForLayers(prompt), Is.Null, "a long prompt: libtorch's setting");
+        }
     }
 
     [Test]
