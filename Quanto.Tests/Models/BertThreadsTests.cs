@@ -1,27 +1,14 @@
 using NUnit.Framework;
 using Quanto.Models;
 using Quanto.Models.Bert;
-using Quanto.Tests.TestSupport;
 using static TorchSharp.torch;
 
 namespace Quanto.Tests.Models;
 
 /// <summary>Bert.IntraOpThreads: the forward runs with libtorch's thread count set for the call (TorchThreads) and
 /// put back afterwards, with the same outputs as the float64 reference equations, float and quantized.</summary>
-public sealed class BertThreadsTests : TempFolderTests
+public sealed class BertThreadsTests : TwoTorchThreadsTests
 {
-    private int _before;
-
-    [SetUp]
-    public void TwoTorchThreads()
-    {
-        _before = get_num_threads();
-        set_num_threads(2);
-    }
-
-    [TearDown]
-    public void RestoreTorchThreads() => set_num_threads(_before);
-
     [Test]
     public void TheScopeSetsTheCountAndPutsItBack()
     {

@@ -1,27 +1,14 @@
 using NUnit.Framework;
 using Quanto.Models.Llama;
-using Quanto.Tests.TestSupport;
 using static TorchSharp.torch;
 
 namespace Quanto.Tests.Models;
 
 /// <summary>LlamaModel runs its decoder layers with one libtorch thread for decode steps when their Linears are
-/// quantized (they run on Quanto's kernel pool) and with libtorch's setting otherwise; the count is put back after every call, and the
-/// outputs still follow the reference equations.</summary>
-public sealed class LlamaThreadsTests : TempFolderTests
+/// quantized (they run on Quanto's kernel pool) and with libtorch's setting otherwise; the count is put back after
+/// every call, and the outputs still follow the reference equations.</summary>
+public sealed class LlamaThreadsTests : TwoTorchThreadsTests
 {
-    private int _before;
-
-    [SetUp]
-    public void TwoTorchThreads()
-    {
-        _before = get_num_threads();
-        set_num_threads(2);
-    }
-
-    [TearDown]
-    public void RestoreTorchThreads() => set_num_threads(_before);
-
     [Test]
     public void QuantizedDecodeStepsRunOnOneThreadFloatLayersAndLongPromptsKeepLibtorchsCount()
     {
