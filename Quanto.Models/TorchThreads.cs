@@ -15,6 +15,11 @@ namespace Quanto.Models;
 /// (<see cref="Kernels.Cpu.CpuKernels.Threads"/>), which this does not touch.</remarks>
 internal readonly struct TorchThreads : IDisposable
 {
+    /// <summary>Inputs of fewer tokens than this (batch x new tokens) are small: the models run libtorch's ops on
+    /// them on one thread, where larger inputs' ops are big enough to share (Bert.IntraOpThreads has the
+    /// measurement).</summary>
+    internal const long SmallInputTokens = 128;
+
     private readonly int _restore;
 
     /// <summary>Sets the count to <paramref name="threads"/> (null: leaves it).</summary>
@@ -27,6 +32,9 @@ internal readonly struct TorchThreads : IDisposable
         set_num_threads(wanted);
         _restore = current;
     }
+
+    /// <summary>Whether <paramref name="ids"/> holds fewer than <see cref="SmallInputTokens"/> tokens.</summary>
+    internal static bool IsSmall(Tensor ids) => ids.numel() < SmallInputTokens;
 
     /// <summary>Puts the previous count back.</summary>
     public void Dispose()

@@ -66,7 +66,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
 
     /// <summary>Below this many tokens (batch x sequence) the forward runs on one libtorch thread when
     /// <see cref="IntraOpThreads"/> is null.</summary>
-    public const long SmallInputTokens = 128;
+    public const long SmallInputTokens = TorchThreads.SmallInputTokens;
 
     /// <summary>
     /// The last hidden state (batch, seq, hidden) for token ids (batch, seq), an attention mask (1 = token,
@@ -166,7 +166,7 @@ public sealed partial class Bert : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>The libtorch thread count for a call on <paramref name="ids"/> (see <see cref="IntraOpThreads"/>);
     /// null leaves libtorch's setting.</summary>
     internal int? ThreadsFor(Tensor? ids) =>
-        _intraOpThreads ?? (ids is null || ids.numel() < SmallInputTokens ? 1 : null);
+        _intraOpThreads ?? (ids is null || TorchThreads.IsSmall(ids) ? 1 : null);
 
     private static string Shape(Tensor t) => Shapes.Format(t.shape);
 

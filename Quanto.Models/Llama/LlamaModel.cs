@@ -47,17 +47,13 @@ public sealed partial class LlamaModel : Module<Tensor, KvCache?, Tensor>
         return norm.forward(hidden);
     }
 
-    /// <summary>Below this many new tokens (batch x new) a quantized model's decoder layers run on one libtorch
-    /// thread.</summary>
-    internal const long SmallInputTokens = 128;
-
     /// <summary>libtorch's intra-op thread count while the decoder layers run on <paramref name="ids"/>: one for a
-    /// decode step or a short prompt of a model whose Linears are quantized (they run on Quanto's own kernel pool,
-    /// <see cref="Kernels.Cpu.CpuKernels.Threads"/>, and what is left for libtorch are tiny ops: RMSNorm, rotary, a
-    /// few tokens' attention, SiLU, adds, each of which would wake its OpenMP pool and wait for the slowest thread,
-    /// see <see cref="TorchThreads"/>); null (libtorch's setting) for longer prompts, whose ops are big enough to
-    /// share, and for float Linears, which are MKL's and use the threads. lm_head runs after, with libtorch's
-    /// setting.</summary>
+    /// decode step or a prompt under <see cref="TorchThreads.SmallInputTokens"/> tokens of a model whose Linears
+    /// are quantized (they run on Quanto's own kernel pool, <see cref="Kernels.Cpu.CpuKernels.Threads"/>, and what
+    /// is left for libtorch are tiny ops: RMSNorm, rotary, a few tokens' attention, SiLU, adds, each of which would
+    /// wake its OpenMP pool and wait for the slowest thread, see <see cref="TorchThreads"/>); null (libtorch's
+    /// setting) for longer prompts, whose ops are big enough to share, and for float Linears, which are MKL's and
+    /// use the threads. lm_head runs after, with libtorch's setting.</summary>
     internal int? ThreadsForLayers(Tensor ids) =>
-        ids.numel() < SmallInputTokens && (IsQuantized || named_modules().Any(m => m.module is QModule)) ? 1 : null;
+        TorchThreads.IsSmall(ids) && (IsQuantized || named_modules().Any(m => m.module is QModule)) ? 1 : null;
 }

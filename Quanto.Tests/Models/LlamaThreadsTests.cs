@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using Quanto.Models;
 using Quanto.Models.Llama;
 using static TorchSharp.torch;
 
@@ -16,7 +17,7 @@ public sealed class LlamaThreadsTests : TwoTorchThreadsTests
         using Llama generated = Llama.FromHuggingFace(Folder);
         using Llama eager = Llama.FromHuggingFace(Folder);
         using Tensor step = zeros(1, 1, dtype: ScalarType.Int64);
-        using Tensor prompt = zeros(1, LlamaModel.SmallInputTokens, dtype: ScalarType.Int64);
+        using Tensor prompt = zeros(1, TorchThreads.SmallInputTokens, dtype: ScalarType.Int64);
         Assert.That(Decoder(generated).ThreadsForLayers(step), Is.Null, "float Linears: MKL uses libtorch's threads");
 
         generated.Quantize(QType.QInt4);
