@@ -82,6 +82,8 @@ public static partial class Quantizer
                     QModule module = targets[index];
                     var watch = Stopwatch.StartNew();
                     Tensor weight = module.FloatWeight!;
+                    // A small layer's passes, Hessian, factorisation and column steps are all small libtorch ops.
+                    using var threads = TorchThreads.For(weight);
                     long d = weight.NumberOfElements / weight.shape[0];
                     using var hessian = new GptqHessian(d, weight.device);
                     using GptqTarget? target = options.Asymmetric && built.Count > 0

@@ -97,6 +97,8 @@ public static partial class Quantizer
                     "need a tensor optimum-quanto's files do not have)", null, double.NaN, double.NaN, 1, 1));
                 continue;
             }
+            // A group of small layers is searched with small libtorch ops.
+            using var threads = TorchThreads.For(group.Consumers.Sum(c => c.FloatWeight?.numel() ?? 0));
             (Tensor scale, double alpha, double before, double after) = scales(group);
             using (scale)
             {

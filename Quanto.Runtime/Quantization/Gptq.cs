@@ -156,22 +156,36 @@ public static class Gptq
                 long count = Math.Min(_block, _d - i1), i2 = i1 + count;
                 Tensor w1 = _wt.narrow(0, i1, count);
                 Tensor err1 = empty([count, _rows], ScalarType.Float32, _wt.device);
-                for (long i = 0; i < count; i++)
-                {
-                    long j = i1 + i;
-                    if (_dynamicGroups && _column[j] % _group == 0)
-                        FindGroup(w1.narrow(0, i, _group), _column[j] / _group);
-                    Tensor w = w1[i];
-                    long k = _info.IsPacked ? _column[j] / _group : 0;
-                    Tensor dq = QuantizeColumn(w, k, _codes[j]);
-                    Tensor err = w.sub(dq).mul_(1 / _uDiagonal[j]);
-                    if (i + 1 < count)
-                        w1.narrow(0, i + 1, count - i - 1).addr_(_u[j].narrow(0, j + 1, count - i - 1), err, 1, -1);
-                    err1[i].copy_(err);
-                }
+                QuantizeBlock(w1, err1, i1, count);
                 if (i2 < _d)
                     _wt.narrow(0, i2, _d - i2).addmm_(_u.narrow(0, i1, count).narrow(1, i2, _d - i2).t(), err1, 1, -1);
                 progress?.Invoke((double)i2 / _d);
+            }
+        }
+
+        /// <summary>Quantizes the block's columns one by one (rows of <paramref name="w1"/>, from column
+        /// <paramref name="i1"/>), spreading each one's error over the block's later columns, and stores the scaled
+        /// errors in <paramref name="err1"/> for the update of the columns after the block.</summary>
+        /// <remarks>A column step is a dozen libtorch ops on vectors of one weight column (hundreds to thousands of
+        /// floats). They run on one libtorch thread (<see cref="TorchThreads"/>): there they cost microseconds, where
+        /// each would otherwise wake libtorch's OpenMP pool and wait for its slowest thread, which on a loaded machine
+        /// made a 6-layer encoder's GPTQ take minutes instead of seconds. The block update after it is a large matmul
+        /// and keeps the caller's setting.</remarks>
+        private void QuantizeBlock(Tensor w1, Tensor err1, long i1, long count)
+        {
+            using var threads = new TorchThreads(1);
+            for (long i = 0; i < count; i++)
+            {
+                long j = i1 + i;
+                if (_dynamicGroups && _column[j] % _group == 0)
+                    FindGroup(w1.narrow(0, i, _group), _column[j] / _group);
+                Tensor w = w1[i];
+                long k = _info.IsPacked ? _column[j] / _group : 0;
+                Tensor dq = QuantizeColumn(w, k, _codes[j]);
+                Tensor err = w.sub(dq).mul_(1 / _uDiagonal[j]);
+                if (i + 1 < count)
+                    w1.narrow(0, i + 1, count - i - 1).addr_(_u[j].narrow(0, j + 1, count - i - 1), err, 1, -1);
+                err1[i].copy_(err);
             }
         }
 

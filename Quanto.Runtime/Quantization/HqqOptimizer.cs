@@ -39,6 +39,7 @@ public sealed class HqqOptimizer(double lpNorm = 0.7, double beta = 10, double k
                 nameof(shiftMode));
         }
         using var scope = NewDisposeScope();
+        using var threads = TorchThreads.For(grouped);
         (Tensor scale, Tensor shift) = new MaxOptimizer().Optimize(grouped, qtype, shiftMode);
         int maxCode = qtype.Info().MaxCode;
         Tensor codes = AffineQuantizer.Codes(grouped, scale, shift, maxCode).to(grouped.dtype);

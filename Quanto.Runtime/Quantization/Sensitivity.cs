@@ -117,6 +117,8 @@ internal static class SensitivityMeasure
     {
         using var noGrad = no_grad();
         Tensor weight = module.FloatWeight!;
+        // A small layer's candidates are small libtorch ops (quantize, the layer on its sample, the passes).
+        using var threads = TorchThreads.For(weight);
         var results = new List<CandidateResult>();
         var layouts = new HashSet<string>(StringComparer.Ordinal);
         using Tensor reference = module.forward(sample);

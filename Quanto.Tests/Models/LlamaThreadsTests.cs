@@ -1,5 +1,4 @@
 using NUnit.Framework;
-using Quanto.Models;
 using Quanto.Models.Llama;
 using static TorchSharp.torch;
 
