@@ -34,6 +34,8 @@ internal abstract class BenchFormat : IDisposable
         ("int8-panel", (w, r) => new QuantFormat("int8-panel", w, QType.QInt8, r, kernels: QuantFormat.PanelKernels)),
         ("int4-panel", (w, r) => new QuantFormat("int4-panel", w, QType.QInt4, r, kernels: QuantFormat.PanelKernels)),
         ("int2-panel", (w, r) => new QuantFormat("int2-panel", w, QType.QInt2, r, kernels: QuantFormat.PanelKernels)),
+        ("int8-block", (w, r) => new QuantFormat("int8-block", w, QType.QInt8, r, kernels: QuantFormat.BlockKernels)),
+        ("int4-block", (w, r) => new QuantFormat("int4-block", w, QType.QInt4, r, kernels: QuantFormat.BlockKernels)),
         ("fp8_e4m3fn", (w, r) => new QuantFormat("fp8_e4m3fn", w, QType.QFloat8E4M3Fn, r)),
         ("fp8_e5m2", (w, r) => new QuantFormat("fp8_e5m2", w, QType.QFloat8E5M2, r)),
         ("w8a8", (w, r) => new W8A8Format(w, r)),
@@ -141,6 +143,10 @@ internal class QuantFormat : BenchFormat
     /// <summary>The weight-only kernels as they were before the float GEMM: the 4 x 4 panel GEMM from 4 rows
     /// (the <c>intN-panel</c> rows, for before/after ratios in one run).</summary>
     public static CpuKernels PanelKernels { get; } = new() { FloatGemmEnabled = false };
+
+    /// <summary>The weight-only GEMV as it was before the Dot-layout GEMV: 1 to 3 rows of qint8/qint4 on the block
+    /// layout (the <c>intN-block</c> rows, for before/after ratios in one run).</summary>
+    public static CpuKernels BlockKernels { get; } = new() { DotGemvEnabled = false };
 
     /// <summary>The backend the copies were prepared for.</summary>
     protected CpuKernels Kernels { get; }

@@ -12,7 +12,9 @@ namespace Quanto.Kernels.Cpu;
 /// light thread pool (<see cref="Threads"/>). Inputs are CPU Float32 or BFloat16 (converted to Float32 at the edge;
 /// the result has the input's dtype). On the Vector512 path, float32 calls of 4 rows and more on qint8/qint4/qint2
 /// weights run the float GEMM (Cpu/Int8/FloatGemmJob.cs: weights decoded to float32 once per block of 64 columns x
-/// 256 inputs and reused by every row, 6-row x 64-column register tiles).
+/// 256 inputs and reused by every row, 6-row x 64-column register tiles), and calls of 1 to 3 rows on qint8/qint4
+/// weights the Dot-layout GEMV (Cpu/Int8/DotGemv.cs: 16 output columns per zmm, codes decoded in place), so those
+/// weights keep one layout for every row count.
 /// </summary>
 /// <remarks>
 /// Register it ahead of the torch fallback with <c>QuantKernels.Register(CpuKernels.Instance, 100)</c>; it declines
@@ -167,6 +169,11 @@ public sealed partial class CpuKernels : IQuantKernels
             FloatGemm(w, x, rows, y, bias);
             return;
         }
+        if (RunsDotGemv(w, rows))
+        {
+            DotGemv(w, x, rows, y, bias);
+            return;
+        }
         w.EnsureBlocks();
         fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
         {
@@ -194,6 +201,32 @@ public sealed partial class CpuKernels : IQuantKernels
     private bool RunsFloatGemm(CpuPreparedWeight w, int rows) =>
         FloatGemmEnabled && rows >= FloatGemmMinRows && Path == CpuKernelPath.Vector512 && Int8.FloatPanels.IsAccelerated
         && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4 or CpuWeightFormat.Int2;
+
+    /// <summary>False keeps float32 GEMV calls (1 to 3 rows) of qint8/qint4 weights on the block-layout GEMV
+    /// (GemvKernel) instead of the Dot-layout GEMV (tests compare both, the bench's <c>-block</c> rows time it).</summary>
+    internal bool DotGemvEnabled { get; init; } = true;
+
+    /// <summary>True when a float32 call of <paramref name="rows"/> rows on <paramref name="w"/> runs the Dot-layout
+    /// GEMV (Cpu/Int8/DotGemv.cs): qint8/qint4 weights, fewer rows than the float GEMM, on the Vector512 path.</summary>
+    private bool RunsDotGemv(CpuPreparedWeight w, int rows) =>
+        DotGemvEnabled && rows <= Int8.DotGemv.MaxRows && Path == CpuKernelPath.Vector512
+        && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4
+        && Int8.DotGemv.Supports(w.Format == CpuWeightFormat.Int8 ? Int8.DotFormat.Int8 : Int8.DotFormat.Int4);
+
+    /// <summary>The Dot-layout GEMV on contiguous Float32 tensors (x: rows x K, y: rows x N).</summary>
+    private unsafe void DotGemv(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
+    {
+        Int8.DotWeight dot = w.Dot;
+        fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
+        {
+            fixed (byte* biasBytes = bias is null ? default : bias.bytes)
+            {
+                using var rowsData = new Int8.DotGemvRows((float*)xBytes, rows, dot);
+                var job = new Int8.DotGemvJob(dot, rowsData, (float*)yBytes, (float*)biasBytes);
+                CpuParallel.Run(job, job.Chunks, Parallel(rows, w.K, w.N));
+            }
+        }
+    }
 
     /// <summary>The float GEMM on contiguous Float32 tensors (x: rows x K, y: rows x N) through the weight's
     /// <see cref="CpuPreparedWeight.Dot"/> layout.</summary>
