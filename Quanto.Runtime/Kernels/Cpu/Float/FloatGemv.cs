@@ -126,12 +126,13 @@ internal static unsafe class FloatGemv
     };
 
     /// <summary>Weight rows per work item: about 8 items per thread (chunks are claimed dynamically, so a thread the
-    /// OS delays costs one item, not half the call), whole blocks of four, at least 64 rows.</summary>
+    /// OS delays costs one item, not half the call), at least 64 rows, a multiple of 16 (so two threads never write
+    /// the same cache line of y).</summary>
     private static int ChunkRows(int n)
     {
         int items = CpuParallel.Threads * 8;
         int chunk = Math.Max(64, (n + items - 1) / items);
-        return (chunk + FloatGemvKernel.BlockRows - 1) / FloatGemvKernel.BlockRows * FloatGemvKernel.BlockRows;
+        return (chunk + 15) / 16 * 16;
     }
 
     private sealed class Job(float* w, int k, int n, float* x, float* y, float* bias,

@@ -7,8 +7,8 @@ namespace Quanto.Tests.Kernels.Cpu.Float;
 
 /// <summary>
 /// The float32 GEMV (lm_head-sized Linears at 1-3 rows): against F.linear in float64 and libtorch's float32
-/// F.linear, on every SIMD path this CPU has, at K not a multiple of 16 (nor of 8), N not a multiple of the 4-row
-/// block, with and without bias, on 1 and 2 threads; a weight read in place (a view into a larger tensor, an
+/// F.linear, on every SIMD path this CPU has, at K not a multiple of the 4-vector step (nor of 8), odd N, with and
+/// without bias, on 1 and 2 threads; a weight read in place (a view into a larger tensor, an
 /// embedding table); and the calls it declines.
 /// </summary>
 [TestFixture]
@@ -17,8 +17,8 @@ public class FloatGemvTests
     private static IEnumerable<CpuKernelPath> Paths() =>
         new[] { CpuKernelPath.Vector512, CpuKernelPath.Vector256 }.Where(CpuFeatures.IsSupported);
 
-    // (K, N): 2053 = 128 lines + 5 floats; 37 = 2 lines + 5 (a Vector256 step and a scalar tail); 8 a single
-    // Vector256 step; 517 x 1030 at one row is past the threads' threshold (2^19 multiply-adds).
+    // (K, N): 2053 = 32 steps of 4 zmm + 5 floats; 37 = one step of 4 ymm + 5 (a lone vector and a scalar tail); 8
+    // a single ymm; 517 x 1030 at one row is past the threads' threshold (2^19 multiply-adds).
     private static readonly (int K, int N)[] Shapes = [(2053, 67), (37, 5), (8, 3), (16, 1), (517, 1030)];
 
     private static IEnumerable<TestCaseData> Cases() =>
@@ -66,7 +66,7 @@ public class FloatGemvTests
             using Tensor one = FloatGemv.Linear(x, w, null);
             CpuKernels.Threads = 2;
             using Tensor two = FloatGemv.Linear(x, w, null);
-            Assert.That(one.equal(two), Is.True, "each output is summed by one thread in one order");
+            Assert.That(one.equal(two).all().item<bool>(), Is.True, "each output is summed by one thread in one order");
             using Tensor expected = nn.functional.linear(x.to(ScalarType.Float64), w.to(ScalarType.Float64));
             Assert.That((two.to(ScalarType.Float64) - expected).abs().max().item<double>(), Is.LessThan(1e-3));
         }
