@@ -28,6 +28,7 @@ internal abstract class BenchFormat : IDisposable
     [
         ("fp32", (w, r) => new TorchFormat("fp32", w, ScalarType.Float32, r)),
         ("bf16", (w, r) => new TorchFormat("bf16", w, ScalarType.BFloat16, r)),
+        ("fp32-gemv", (w, r) => new FloatGemvFormat(w, r)),
         ("int8", (w, r) => new QuantFormat("int8", w, QType.QInt8, r)),
         ("int4", (w, r) => new QuantFormat("int4", w, QType.QInt4, r)),
         ("int2", (w, r) => new QuantFormat("int2", w, QType.QInt2, r)),
@@ -89,6 +90,37 @@ internal sealed class TorchFormat : BenchFormat
     {
         using Tensor xt = x.to(_dtype);
         return nn.functional.linear(xt, _copies[copy % _copies.Length]);
+    }
+
+    public override void Dispose()
+    {
+        foreach (Tensor t in _copies) t.Dispose();
+    }
+}
+
+/// <summary>The float32 weight through Quanto's float GEMV (Cpu/Float/FloatGemv.cs) at 1-3 rows, whatever its size
+/// (the fp32 row's F.linear from 4 rows): against fp32, where its size threshold should sit.</summary>
+internal sealed class FloatGemvFormat : BenchFormat
+{
+    private readonly Tensor[] _copies;
+
+    public FloatGemvFormat(Tensor weight, long rotationBytes)
+    {
+        WeightBytes = weight.NumberOfElements * sizeof(float);
+        _copies = Enumerable.Range(0, CopyCount(WeightBytes, rotationBytes))
+            .Select(_ => weight.to(ScalarType.Float32, copy: true)).ToArray();
+    }
+
+    public override string Name => "fp32-gemv";
+
+    public override long WeightBytes { get; }
+
+    public override Tensor Run(Tensor x, int copy)
+    {
+        Tensor w = _copies[copy % _copies.Length];
+        return Quanto.Kernels.Cpu.Float.FloatGemv.Fits(x, w, null)
+            ? Quanto.Kernels.Cpu.Float.FloatGemv.Linear(x, w, null)
+            : nn.functional.linear(x, w);
     }
 
     public override void Dispose()

@@ -14,7 +14,9 @@ internal sealed record BenchOptions
     public const string Usage =
         "Quanto.Bench [--shape m,k,n]... [--grid] [--formats a,b,...] [--rounds R] [--seconds S] [--hot] [--quick]\n" +
         "             [--cnn] [--mlp] [--ilgpu] [--csv FILE] [--overhead] [--float-copy-limit ELEMENTS]\n" +
-        "       Quanto.Bench --models [--quick]   (whole models: TinyLlama-1.1B and BERT-base shapes)\n" +
+        "       Quanto.Bench --models [--quick] [--only A,B]\n" +
+        "                                         (whole models: TinyLlama-1.1B and BERT-base shapes; --only: these\n" +
+        "                                         Llama rows, bf16 always, no BERT rows)\n" +
         "       Quanto.Bench --gptq               (GPTQ time on one 4096 x 4096 layer)\n" +
         "       Quanto.Bench --minilm [--text DIR] [--only A,B]\n" +
         "                                         (accuracy on real all-MiniLM-L6-v2 weights)\n" +
@@ -56,7 +58,8 @@ internal sealed record BenchOptions
     /// <summary>--text DIR: the sentences MiniLmBench embeds (null: the MiniLM demo's corpus).</summary>
     public string? TextFolder { get; init; }
 
-    /// <summary>--only A,B: the MiniLmBench configurations to run (null: all).</summary>
+    /// <summary>--only A,B: the MiniLmBench configurations, or with --models the Llama rows, to run (null: all).
+    /// </summary>
     public string? Only { get; init; }
 
     public string? CsvPath { get; init; }

@@ -29,9 +29,10 @@ internal static class ModelBench
 
     /// <summary>A row: how the model is built. LmHead: also quantize lm_head (optimum-quanto's quantize without
     /// exclude does; its README excludes it). Dynamic: the run-time int8 activation mode of the quantized layers.
-    /// </summary>
+    /// HeadKernel false: a float32 lm_head runs libtorch's F.linear instead of Quanto's float GEMV (FloatGemv); such
+    /// a row is the same model as the row before it, measured in the same rounds (the A/B of the GEMV).</summary>
     private sealed record Format(string Name, ScalarType DType, QType? Weights, QType? Activations,
-        bool LmHead = false, DynamicActivations Dynamic = DynamicActivations.None);
+        bool LmHead = false, DynamicActivations Dynamic = DynamicActivations.None, bool HeadKernel = true);
 
     private static readonly Format[] Formats =
     [
@@ -39,6 +40,7 @@ internal static class ModelBench
         new("bf16", ScalarType.BFloat16, null, null),
         new("int8", ScalarType.Float32, QType.QInt8, null),
         new("int4", ScalarType.Float32, QType.QInt4, null),
+        new("int4 with lm_head on libtorch", ScalarType.Float32, QType.QInt4, null, HeadKernel: false),
         new("int2", ScalarType.Float32, QType.QInt2, null),
         new("w8a8", ScalarType.Float32, QType.QInt8, QType.QInt8),
         new("int4 dyn-a8", ScalarType.Float32, QType.QInt4, null, Dynamic: DynamicActivations.Int8),
@@ -46,8 +48,19 @@ internal static class ModelBench
         new("int4 dyn-a8 + lm_head int4", ScalarType.Float32, QType.QInt4, null, true, DynamicActivations.Int8),
     ];
 
-    public static void Run(bool quick)
+    /// <param name="quick">2 layers, 1 round.</param>
+    /// <param name="only">Comma-separated Llama row names to run (null: all, and the BERT rows); bf16, every row's
+    /// baseline, always runs.</param>
+    public static void Run(bool quick, string? only = null)
     {
+        HashSet<string>? names = only?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .ToHashSet();
+        if (names?.FirstOrDefault(n => Formats.All(f => f.Name != n)) is { } unknown)
+        {
+            throw new ArgumentException($"Unknown --models row '{unknown}'; the rows are " +
+                $"{string.Join(", ", Formats.Select(f => f.Name))}.");
+        }
+        Format[] selected = Formats.Where(f => names is null || f.Name == "bf16" || names.Contains(f.Name)).ToArray();
         LlamaConfig llama = quick ? TinyLlamaShape with { NumHiddenLayers = 2 } : TinyLlamaShape;
         int rounds = quick ? 1 : 3;
         Console.WriteLine($"Llama, TinyLlama-1.1B shape ({llama.NumHiddenLayers} layers, hidden 2048, FFN 5632, " +
@@ -62,16 +75,64 @@ internal static class ModelBench
         Format bf16Format = Formats.Single(f => f.Name == "bf16");
         using Llama bf16 = RandomLlama(llama, bf16Format);
         var rows = new Dictionary<Format, string>();
-        foreach (Format format in Formats.Where(f => f != bf16Format))
+        var notes = new List<string>();
+        for (int i = 0; i < Formats.Length; i++)
         {
+            Format format = Formats[i];
+            if (format == bf16Format || !format.HeadKernel) continue;
+            Format? libtorchHead = i + 1 < Formats.Length && !Formats[i + 1].HeadKernel ? Formats[i + 1] : null;
+            bool withHead = selected.Contains(format), withLibtorch = libtorchHead is not null && selected.Contains(libtorchHead);
+            if (!withHead && !withLibtorch) continue;
             using Llama model = RandomLlama(llama, format);
-            (Decode decode, Decode baseline) = Decode.Pair(model, bf16, rounds);
-            rows[format] = Row(format, Prefill(model), decode, ReadBytes(model), decode.Ratio(baseline));
+            List<Subject> subjects = [new(model), new(bf16), new(model, HeadKernel: false)];
+            List<Decode> decodes = Decode.Interleaved(withLibtorch ? subjects : subjects[..2], rounds);
+            if (withHead) rows[format] = Row(format, Prefill(model), decodes[0], ReadBytes(model), decodes[0].Ratio(decodes[1]));
+            if (withLibtorch)
+            {
+                rows[libtorchHead!] = Row(libtorchHead!, Prefill(model, headKernel: false), decodes[2], ReadBytes(model),
+                    decodes[2].Ratio(decodes[1]));
+                notes.Add($"{format.Name}: {decodes[0].Ratio(decodes[2]):F2}x decode with lm_head on the float GEMV " +
+                          "over libtorch's (median of the rounds' ratios); a 128-token prompt through Generate " +
+                          $"(last-position logits only) {GeneratePrefill(model):F1} tokens/s against forward's " +
+                          $"{Prefill(model):F1} (logits of every position).");
+            }
         }
-        Decode bf16Decode = Decode.Interleaved([bf16], rounds)[0];
+        Decode bf16Decode = Decode.Interleaved([new(bf16)], rounds)[0];
         rows[bf16Format] = Row(bf16Format, Prefill(bf16), bf16Decode, ReadBytes(bf16), 1);
-        foreach (Format format in Formats) Console.WriteLine(rows[format]);
-        BertRows(quick);
+        foreach (Format format in selected) Console.WriteLine(rows[format]);
+        foreach (string note in notes) Console.WriteLine(note);
+        if (names is null) BertRows(quick);
+    }
+
+    /// <summary>A model run as a row runs it: lm_head on the float GEMV where it applies, or on libtorch.</summary>
+    private sealed record Subject(Llama Model, bool HeadKernel = true);
+
+    /// <summary>Runs <paramref name="action"/> with FloatGemv switched on or off, then puts the setting back.
+    /// </summary>
+    private static T WithHeadKernel<T>(bool headKernel, Func<T> action)
+    {
+        bool before = Quanto.Kernels.Cpu.Float.FloatGemv.Enabled;
+        Quanto.Kernels.Cpu.Float.FloatGemv.Enabled = headKernel;
+        try
+        {
+            return action();
+        }
+        finally
+        {
+            Quanto.Kernels.Cpu.Float.FloatGemv.Enabled = before;
+        }
+    }
+
+    /// <summary>Prefill tokens/s of a 128-token prompt through Generate (which computes the last position's
+    /// logits only), one new token: the median of 3 after a warm-up.</summary>
+    private static double GeneratePrefill(Llama model)
+    {
+        long[] prompt = Prompt(model, 128).data<long>().ToArray();
+        var options = new Quanto.Models.Generation.GenerationOptions { MaxNewTokens = 1, StopTokens = [] };
+        model.Generate(prompt, options);
+        var seconds = new List<double>();
+        for (int i = 0; i < 3; i++) seconds.Add(model.Generate(prompt, options).PrefillSeconds);
+        return 128 / Median(seconds);
     }
 
     private static string Row(Format format, double prefill, Decode decode, long bytes, double vsBf16)
@@ -97,7 +158,10 @@ internal static class ModelBench
         }
     }
 
-    private static double Prefill(Llama model)
+    private static double Prefill(Llama model, bool headKernel = true) =>
+        WithHeadKernel(headKernel, () => Prefill128(model));
+
+    private static double Prefill128(Llama model)
     {
         using var noGrad = no_grad();
         using Tensor prompt = Prompt(model, 128);
@@ -128,20 +192,14 @@ internal static class ModelBench
         /// <summary>The median over rounds of this model's speed over the other's in the same round.</summary>
         public double Ratio(Decode other) => Median(Speeds.Zip(other.Speeds, (a, b) => a / b).ToList());
 
-        public static (Decode Model, Decode Baseline) Pair(Llama model, Llama baseline, int rounds)
-        {
-            List<Decode> both = Interleaved([model, baseline], rounds);
-            return (both[0], both[1]);
-        }
-
         /// <summary>Per round, every model (rotating order): a bandwidth probe, a 16-token prompt into a fresh
         /// cache, 4 untimed steps, then the median of 16 timed steps.</summary>
-        public static List<Decode> Interleaved(IReadOnlyList<Llama> models, int rounds)
+        public static List<Decode> Interleaved(IReadOnlyList<Subject> models, int rounds)
         {
             var speeds = new double[models.Count, rounds];
             var shares = models.Select(_ => new List<double>()).ToArray();
             var probes = models.Select(_ => new List<double>()).ToArray();
-            long[] bytes = models.Select(ReadBytes).ToArray();
+            long[] bytes = models.Select(s => ReadBytes(s.Model)).ToArray();
             using var noGrad = no_grad();
             for (int round = 0; round < rounds; round++)
             {
@@ -149,7 +207,7 @@ internal static class ModelBench
                 {
                     int m = (k + round) % models.Count;
                     double probe = MemoryBandwidth.MeasureGBps();
-                    double tokensPerSecond = 1e3 / StepMs(models[m]);
+                    double tokensPerSecond = 1e3 / WithHeadKernel(models[m].HeadKernel, () => StepMs(models[m].Model));
                     speeds[m, round] = tokensPerSecond;
                     shares[m].Add(bytes[m] * tokensPerSecond / 1e9 / probe);
                     probes[m].Add(probe);

@@ -27,7 +27,7 @@ if (options.FloatCopyLimit is long limit) Quanto.Kernels.Cpu.CpuKernels.FloatCop
 foreach (string line in BenchHeader.Lines(options)) Console.WriteLine(line);
 if (options.Models)
 {
-    ModelBench.Run(options.Quick); // whole-model rows (Quanto.Models): TinyLlama-1.1B and BERT-base shapes
+    ModelBench.Run(options.Quick, options.Only); // whole-model rows (Quanto.Models): TinyLlama-1.1B and BERT-base shapes
     return 0;
 }
 if (options.MiniLm)

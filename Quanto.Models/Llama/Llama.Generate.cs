@@ -107,7 +107,7 @@ public sealed partial class Llama
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             Tensor ids = tensor(input, dtype: ScalarType.Int64).unsqueeze(0);
-            Tensor logits = model.forward(ids, _cache);
+            Tensor logits = model.LastLogits(ids, _cache);
             Tensor last = logits[0, -1].to(ScalarType.Float32).contiguous();
             return _sampler.Next(last.data<float>().ToArray());
         }

@@ -1,3 +1,4 @@
+using Quanto.Kernels.Cpu.Float;
 using Quanto.Models.HuggingFace;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -51,8 +52,45 @@ public sealed partial class Llama : Module<Tensor, KvCache?, Tensor>, ITiedWeigh
     {
         if (IsQuantized) return ForwardQuantized(input_ids, cache);
         CheckInputs(input_ids, cache);
-        return lm_head.forward(model.forward(input_ids, cache));
+        return Logits(model.forward(input_ids, cache));
     }
+
+    /// <summary>
+    /// lm_head on final hidden states. A float32 lm_head at 1-3 rows of a decode step runs Quanto's float32 GEMV
+    /// (<see cref="FloatGemv"/>; libtorch's reads its 262 MB weight at a TinyLlama's shape well below the
+    /// bandwidth), everything else lm_head's own forward (or, quantized, its twin).
+    /// </summary>
+    private Tensor Logits(Tensor hidden) =>
+        FloatHead is (Tensor weight, var bias) && FloatGemv.Runs(hidden, weight, bias)
+            ? FloatGemv.Linear(hidden, weight, bias)
+            : lm_head.forward(hidden);
+
+    /// <summary>
+    /// lm_head's parameters while it runs as a float Linear, null once it is quantized: swapped for a quantized
+    /// module in place (Quantizer.Quantize), or given a twin by this model's Quantize (after Freeze the Linear's
+    /// weight is empty). Only the parameters are read here (the generator follows calls of the layer in forward and
+    /// its helpers, and reports any other use of it).
+    /// </summary>
+    private (Tensor Weight, Tensor? Bias)? FloatHead =>
+        lm_head is Linear head && head.weight is { } weight && _lm_headQuantized.Twin is null
+            ? (weight, head.bias)
+            : null;
+
+    /// <summary>
+    /// The logits of the last position only, (batch, 1, vocab): what generation samples from, without lm_head's
+    /// work on the other positions of a prompt (at 128 tokens, 128 x 32000 x 2048 multiply-adds, whose results
+    /// would be thrown away). Otherwise what <see cref="forward"/> computes, float or quantized.
+    /// </summary>
+    internal Tensor LastLogits(Tensor input_ids, KvCache? cache)
+    {
+        CheckInputs(input_ids, cache);
+        if (!IsQuantized) return Logits(LastPosition(model.forward(input_ids, cache)));
+        Lifecycle.BeginForward();
+        return LogitsQuantized(LastPosition(model.ForwardQuantized(input_ids, cache)));
+    }
+
+    private static Tensor LastPosition(Tensor hidden) =>
+        hidden.shape[1] == 1 ? hidden : hidden.narrow(1, hidden.shape[1] - 1, 1);
 
     /// <summary>A new, empty KV cache for this model.</summary>
     /// <param name="capacity">Positions to preallocate (it grows as needed).</param>
