@@ -61,7 +61,7 @@ public sealed class MiniLmRecipeTests
         // has its own test.
         PlanCandidate[] candidates =
             [new(QType.QInt2, 128, new MaxOptimizer()), new(QType.QInt4, 128, new MaxOptimizer()), new(QType.QInt8)];
-        string? note = MiniLmRecipes.Plan(model, _calibration, MiniLmConfigs.PlanBits, gptq: false, candidates);
+        string? note = MiniLmRecipes.Plan(model, _calibration, MiniLmConfigs.PlanBits, candidates, refinements: 1);
         (_, _, double bits) = MiniLmSizes.Of(model);
         Assert.That(bits, Is.LessThanOrEqualTo(MiniLmConfigs.PlanBits), note);
         Assert.That(Quantizer.QuantizedModules(model).All(m => m.IsFrozen), "frozen");

@@ -84,8 +84,8 @@ internal static class MiniLmConfigs
     [
         Static("w8a8 SmoothQuant, LN float", "as w8a8 LN float, SmoothQuant scales first", [LayerNorms],
             smooth: true),
-        new($"plan <= {PlanBits} bits", $"per-layer qtype/group/optimizer within {PlanBits} bits/weight, then GPTQ",
-            (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, gptq: true), Slow: true),
+        new($"plan <= {PlanBits} bits", $"per-layer qtype/group/optimizer/GPTQ within {PlanBits} bits/weight",
+            (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, progress: new ConsoleProgressBar()), Slow: true),
         new("w4 g128 GPTQ act-order MSE", "as w4 g128 GPTQ act-order, group ranges by MSE clipping search",
             (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, null,
                 ActOrder with { GroupOptimizer = new MseOptimizer() }), Slow: true),
@@ -95,8 +95,9 @@ internal static class MiniLmConfigs
             Slow: true),
         new("w4 g128 AWQ + GPTQ act-order", "AWQ scales where a producer folds them, then w4 g128 GPTQ act-order",
             (m, c) => MiniLmRecipes.AwqGptq(m, c, QType.QInt4, 128, null, ActOrder), Slow: true),
-        new($"plan <= {LowPlanBits} bits", $"per-layer qtype/group/optimizer within {LowPlanBits} bits/weight, then GPTQ",
-            (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, gptq: true), Slow: true),
+        new($"plan <= {LowPlanBits} bits", $"per-layer qtype/group/optimizer/GPTQ within {LowPlanBits} bits/weight",
+            (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, progress: new ConsoleProgressBar()),
+            Slow: true),
     ];
 
     /// <summary>The configurations that quantize in about a second each (no GPTQ, no planning).</summary>
