@@ -22,16 +22,16 @@ public sealed record PlanCandidate(QType? Weights, int? GroupSize = null, Optimi
 
     /// <summary>The candidates <see cref="Quantizer.Plan(nn.Module{Tensor, Tensor}, IEnumerable{Tensor}, double,
     /// IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?, int)"/> tries by default: qint2 in groups of 32,
-    /// 64 and 128 and qint4 in groups of 32, 64, 128 and 256, each rounded to nearest with HQQ and with GPTQ
-    /// (act-order, HQQ group scales), and qint8 per channel: 15 layouts from 2.5 to 8 bits per weight (float32
-    /// scales). Max is left out: HQQ's ranges were never worse on the real-weight checks (README).</summary>
+    /// 64 and 128 and qint4 in groups of 32, 64, 128 and 256, rounded to nearest with HQQ; the same with GPTQ
+    /// (act-order, HQQ group scales) except at group 32 (6 bits at int4, 4 at int2: int8 and int4 g256 sit next to
+    /// them); and qint8 per channel: 13 candidates from 2.5 to 8 bits per weight (float32 scales). Max is left out:
+    /// HQQ's ranges were never worse on the real-weight checks (README).</summary>
     public static IReadOnlyList<PlanCandidate> Defaults { get; } =
     [
         .. new[] { (QType.QInt2, new[] { 32, 64, 128 }), (QType.QInt4, new[] { 32, 64, 128, 256 }) }
-            .SelectMany(q => q.Item2.SelectMany(g => new PlanCandidate[]
-            {
-                new(q.Item1, g, new HqqOptimizer()), new(q.Item1, g, new HqqOptimizer(), s_actOrder),
-            })),
+            .SelectMany(q => q.Item2.SelectMany(g => g == 32
+                ? new PlanCandidate[] { new(q.Item1, g, new HqqOptimizer()) }
+                : [new(q.Item1, g, new HqqOptimizer()), new(q.Item1, g, new HqqOptimizer(), s_actOrder)])),
         new(QType.QInt8),
     ];
 

@@ -90,9 +90,23 @@ internal static class SensitivityMeasure
         using GptqHessian? hessian = NeedsHessian(module, candidates) ? Hessian(probe, module, pass) : null;
         try
         {
-            for (int k = 0; k < candidates.Count; k++)
+            // Pruning: GPTQ lowers a layout's error but seldom lifts a layout whose plain rounding is off the layer's
+            // (bits, layer error) hull onto it, so GPTQ runs only for layouts on the hull of the plain ones.
+            List<PlanCandidate> plain = candidates.Where(c => c.Gptq is null || hessian is null).ToList();
+            List<PlanCandidate> deferred = prune ? candidates.Except(plain).ToList() : [];
+            List<PlanCandidate> order = prune ? plain : candidates.ToList();
+            for (int k = 0; k < order.Count + deferred.Count; k++)
             {
-                PlanCandidate candidate = candidates[k];
+                if (k == order.Count)
+                {
+                    List<CandidateResult> hull = PlanSelection.Hull(found.Select(f => f.Result).ToList(),
+                        r => r.LayerError);
+                    order.AddRange(deferred.Where(c => !found.Any(f => SameLayout(f.Result.Candidate, c)) ||
+                                                       hull.Any(r => SameLayout(r.Candidate, c))));
+                    deferred.Clear();
+                    if (k == order.Count) break;
+                }
+                PlanCandidate candidate = order[k];
                 if (candidate.Weights is not QType qtype)
                 {
                     long floatBytes = weight.NumberOfElements * QuantizedWeight.ElementSize(weight.dtype);
@@ -130,7 +144,7 @@ internal static class SensitivityMeasure
                 }
                 found.Add((new CandidateResult(candidate with { Gptq = gptq ? candidate.Gptq : null }, group,
                     q.ByteSize * 8.0 / q.NumberOfElements, q.ByteSize, layerError, double.NaN), q));
-                report(0.5 * (k + 1) / candidates.Count);
+                report(0.5 * (k + 1) / (order.Count + deferred.Count));
             }
             HashSet<CandidateResult> run = prune
                 ? PlanSelection.Hull(found.Select(f => f.Result).ToList(), r => r.LayerError).ToHashSet()
@@ -179,6 +193,10 @@ internal static class SensitivityMeasure
             foreach ((_, QuantizedWeight? q) in found) q?.Dispose();
         }
     }
+
+    /// <summary>Same qtype, group size and optimizer (GPTQ or not aside).</summary>
+    private static bool SameLayout(PlanCandidate a, PlanCandidate b) =>
+        a.Weights == b.Weights && a.GroupSize == b.GroupSize && a.Optimizer?.GetType() == b.Optimizer?.GetType();
 
     /// <summary>Candidates whose model pass was skipped get the layer's mean model-to-layer error ratio times their
     /// own layer error.</summary>

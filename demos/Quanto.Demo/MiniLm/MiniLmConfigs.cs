@@ -75,8 +75,9 @@ internal static class MiniLmConfigs
 
     /// <summary>Configurations left out of the default run because they take minutes to quantize and do not beat a
     /// default row (<c>--only plan</c>, <c>--only SmoothQuant</c>, <c>--only asymmetric</c>, ... run them): the
-    /// planner measures every layer under every candidate, one pass of the calibration batches each (13 candidates
-    /// x 36 layers: 5 minutes on 2 cores); SmoothQuant finds each group's producer by perturbing channels, and on
+    /// planner measures every layer under 13 candidates (a pass of the calibration batches for each candidate on
+    /// the layer's (bits, layer error) hull, one more for GPTQ's Hessian), then re-scores in context (up to 4
+    /// passes per layer and round, 2 rounds): minutes on 2 cores; SmoothQuant finds each group's producer by perturbing channels, and on
     /// post-LN BERT only attention's value -> output projection can take its scales (so AWQ too); the GPTQ
     /// variants (MSE group ranges, asymmetric targets, AWQ first) are the literature's refinements of the default
     /// GPTQ rows, measured against them.</summary>
