@@ -76,7 +76,7 @@ internal static class MiniLmBench
         MiniLmConfigs.All.Concat(MiniLmConfigs.Optional).Where(c => c.IsQuantized).Concat(Sweep());
 
     /// <summary>What the demo does not run: other group sizes and bit widths, GPTQ on round-to-nearest (max) scales,
-    /// AWQ, and the planner without its in-context rounds or without GPTQ candidates; each through the demo's recipes.</summary>
+    /// AWQ, and the planner without GPTQ candidates; each through the demo's recipes.</summary>
     private static IEnumerable<MiniLmConfig> Sweep()
     {
         foreach (int g in new[] { 128, 64, 32 })
@@ -104,9 +104,6 @@ internal static class MiniLmBench
         }
         foreach (double bits in new[] { MiniLmConfigs.LowPlanBits, MiniLmConfigs.PlanBits })
         {
-            // The planner without its in-context rounds (each layer scored with the others float).
-            yield return Row($"plan {bits:F1} bits first-order", (m, c) =>
-                MiniLmRecipes.Plan(m, c, bits, refinements: 0));
             // Round-to-nearest candidates only (no GPTQ), as before GPTQ became a candidate.
             yield return Row($"plan {bits:F1} bits no-GPTQ", (m, c) =>
                 MiniLmRecipes.Plan(m, c, bits, PlanCandidate.Defaults.Where(p => p.Gptq is null)));

@@ -99,6 +99,14 @@ internal static class MiniLmConfigs
         new($"plan <= {LowPlanBits} bits", $"per-layer qtype/group/optimizer/GPTQ within {LowPlanBits} bits/weight",
             (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, progress: new ConsoleProgressBar()),
             Slow: true),
+        // The planner without its in-context rounds (each layer scored with every other layer float), to show what
+        // those rounds buy.
+        new($"plan <= {LowPlanBits} bits, first-order", $"as plan <= {LowPlanBits} bits, without re-scoring in context",
+            (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, refinements: 0, progress: new ConsoleProgressBar()),
+            Slow: true),
+        new($"plan <= {PlanBits} bits, first-order", $"as plan <= {PlanBits} bits, without re-scoring in context",
+            (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, refinements: 0, progress: new ConsoleProgressBar()),
+            Slow: true),
     ];
 
     /// <summary>The configurations that quantize in about a second each (no GPTQ, no planning).</summary>
