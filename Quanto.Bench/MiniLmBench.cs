@@ -76,7 +76,7 @@ internal static class MiniLmBench
         MiniLmConfigs.All.Concat(MiniLmConfigs.Optional).Where(c => c.IsQuantized).Concat(Sweep());
 
     /// <summary>What the demo does not run: other group sizes and bit widths, GPTQ on round-to-nearest (max) scales,
-    /// AWQ, and the planner at other budgets; each through the demo's recipes.</summary>
+    /// AWQ, and the planner without GPTQ candidates; each through the demo's recipes.</summary>
     private static IEnumerable<MiniLmConfig> Sweep()
     {
         foreach (int g in new[] { 128, 64, 32 })
@@ -102,10 +102,12 @@ internal static class MiniLmBench
             yield return Row($"qint2 g{g} gptq act-order",
                 (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt2, g, null, new GptqOptions { ActOrder = true }));
         }
-        yield return Row("plan 3.0 bits", (m, c) => MiniLmRecipes.Plan(m, c, 3.0, gptq: false));
-        yield return Row("plan 3.0 bits + gptq", (m, c) => MiniLmRecipes.Plan(m, c, 3.0, gptq: true));
-        yield return Row($"plan {MiniLmConfigs.PlanBits:F1} bits", (m, c) =>
-            MiniLmRecipes.Plan(m, c, MiniLmConfigs.PlanBits, gptq: false));
+        foreach (double bits in new[] { MiniLmConfigs.LowPlanBits, MiniLmConfigs.PlanBits })
+        {
+            // Round-to-nearest candidates only (no GPTQ), as before GPTQ became a candidate.
+            yield return Row($"plan {bits:F1} bits no-GPTQ", (m, c) =>
+                MiniLmRecipes.Plan(m, c, bits, PlanCandidate.Defaults.Where(p => p.Gptq is null)));
+        }
     }
 
     private static MiniLmConfig Row(string name, Func<Bert, IReadOnlyList<TokenBatch>, string?> apply) =>

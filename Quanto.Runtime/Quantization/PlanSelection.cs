@@ -12,18 +12,46 @@ internal static class PlanSelection
     internal static QuantizationPlan Select(SensitivityReport sensitivity, double bitsPerWeight)
     {
         var layers = sensitivity.Layers.Where(l => l.Candidates.Count > 0).ToList();
+        CandidateResult[] chosen = Choose(layers, bitsPerWeight);
+        return Build(layers, chosen, bitsPerWeight, double.NaN);
+    }
+
+    /// <summary>The plan of one choice per layer.</summary>
+    internal static QuantizationPlan Build(IReadOnlyList<LayerSensitivity> layers, IReadOnlyList<CandidateResult> chosen,
+        double bitsPerWeight, double measuredModelError) =>
+        new(layers.Select((l, i) =>
+        {
+            CandidateResult r = chosen[i];
+            return new LayerPlan(l.Path, r.Candidate with { GroupSize = r.GroupSize ?? r.Candidate.GroupSize },
+                l.Parameters, r.BitsPerWeight, r.LayerError, r.ModelError);
+        }), bitsPerWeight, measuredModelError);
+
+    /// <summary>Mean bits per weight of the cheapest candidate of every layer: the smallest budget a plan meets.
+    /// </summary>
+    internal static double MinimumBits(IReadOnlyList<LayerSensitivity> layers)
+    {
+        long parameters = layers.Sum(l => l.Parameters);
+        return parameters == 0 ? 0 : layers.Sum(l => l.Candidates.Min(c => c.BitsPerWeight) * l.Parameters) / parameters;
+    }
+
+    /// <summary>The error message of a budget below <paramref name="minimum"/>.</summary>
+    internal static string BelowMinimum(double minimum) =>
+        $"The cheapest candidates already need {minimum:F3} bits per weight (the least these candidates reach, " +
+        "scales and shifts counted); give a budget of at least that, or add cheaper candidates.";
+
+    /// <summary>One candidate per layer (each layer's candidates non-empty) minimising the summed model error
+    /// within the budget.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The cheapest candidates exceed the budget.</exception>
+    internal static CandidateResult[] Choose(IReadOnlyList<LayerSensitivity> layers, double bitsPerWeight)
+    {
         long parameters = layers.Sum(l => l.Parameters);
         double budget = bitsPerWeight * parameters;
-        List<List<CandidateResult>> hulls = layers.Select(l => Hull(l.Candidates)).ToList();
+        List<List<CandidateResult>> hulls = layers.Select(l => Hull(l.Candidates, c => c.ModelError)).ToList();
         var position = new int[layers.Count];
         double used = 0;
         for (int i = 0; i < layers.Count; i++) used += Bits(hulls[i][0], layers[i]);
         if (used > budget * (1 + 1e-12))
-        {
-            throw new ArgumentOutOfRangeException(nameof(bitsPerWeight), bitsPerWeight,
-                $"The cheapest candidates already need {used / parameters:F3} bits per weight; give a budget of at " +
-                "least that, or add cheaper candidates.");
-        }
+            throw new ArgumentOutOfRangeException(nameof(bitsPerWeight), bitsPerWeight, BelowMinimum(used / parameters));
         while (true)
         {
             int best = -1;
@@ -48,17 +76,12 @@ internal static class PlanSelection
         }
         CandidateResult[] chosen = layers.Select((_, i) => hulls[i][position[i]]).ToArray();
         Fill(layers, chosen, budget - used);
-        return new QuantizationPlan(layers.Select((l, i) =>
-        {
-            CandidateResult r = chosen[i];
-            return new LayerPlan(l.Path, r.Candidate with { GroupSize = r.GroupSize ?? r.Candidate.GroupSize },
-                l.Parameters, r.BitsPerWeight, r.LayerError, r.ModelError);
-        }), bitsPerWeight);
+        return chosen;
     }
 
     /// <summary>Spends what the hull steps left of the budget: while some layer has a candidate (on the hull or
     /// not) that fits the rest and lowers its error, take the one that lowers it most.</summary>
-    private static void Fill(List<LayerSensitivity> layers, CandidateResult[] chosen, double left)
+    private static void Fill(IReadOnlyList<LayerSensitivity> layers, CandidateResult[] chosen, double left)
     {
         while (true)
         {
@@ -82,23 +105,37 @@ internal static class PlanSelection
 
     /// <summary>The candidates on the lower convex hull of (bits, error), cheapest first: any candidate above it
     /// is beaten by a mix of its neighbours.</summary>
-    private static List<CandidateResult> Hull(IReadOnlyList<CandidateResult> candidates)
+    internal static List<CandidateResult> Hull(IReadOnlyList<CandidateResult> candidates,
+        Func<CandidateResult, double> error)
     {
-        var sorted = candidates.OrderBy(c => c.BitsPerWeight).ThenBy(c => c.ModelError).ToList();
         var frontier = new List<CandidateResult>();
-        foreach (CandidateResult c in sorted)
+        foreach (CandidateResult c in Pareto(candidates, error))
         {
-            if (frontier.Count > 0 && c.ModelError >= frontier[^1].ModelError) continue; // dominated
-            while (frontier.Count >= 2 && !Convex(frontier[^2], frontier[^1], c)) frontier.RemoveAt(frontier.Count - 1);
+            while (frontier.Count >= 2 && !Convex(frontier[^2], frontier[^1], c, error))
+                frontier.RemoveAt(frontier.Count - 1);
             frontier.Add(c);
         }
         return frontier;
     }
 
-    private static bool Convex(CandidateResult a, CandidateResult b, CandidateResult c)
+    /// <summary>The candidates no other beats in both bits and error, cheapest first.</summary>
+    internal static List<CandidateResult> Pareto(IReadOnlyList<CandidateResult> candidates,
+        Func<CandidateResult, double> error)
     {
-        double s1 = (b.ModelError - a.ModelError) / (b.BitsPerWeight - a.BitsPerWeight);
-        double s2 = (c.ModelError - b.ModelError) / (c.BitsPerWeight - b.BitsPerWeight);
+        var frontier = new List<CandidateResult>();
+        foreach (CandidateResult c in candidates.OrderBy(c => c.BitsPerWeight).ThenBy(error))
+        {
+            if (frontier.Count > 0 && error(c) >= error(frontier[^1])) continue; // dominated
+            frontier.Add(c);
+        }
+        return frontier;
+    }
+
+    private static bool Convex(CandidateResult a, CandidateResult b, CandidateResult c,
+        Func<CandidateResult, double> error)
+    {
+        double s1 = (error(b) - error(a)) / (b.BitsPerWeight - a.BitsPerWeight);
+        double s2 = (error(c) - error(b)) / (c.BitsPerWeight - b.BitsPerWeight);
         return s2 > s1;
     }
 }

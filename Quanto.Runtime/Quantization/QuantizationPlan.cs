@@ -7,23 +7,35 @@ namespace Quanto.Quantization;
 /// <param name="Weights">The weight qtype; null keeps the layer float.</param>
 /// <param name="GroupSize">Requested group size of 2/4-bit weights (optimum-quanto's fallback applies per layer).
 /// </param>
-/// <param name="Optimizer">The weight optimizer (null: the qtype's default).</param>
-public sealed record PlanCandidate(QType? Weights, int? GroupSize = null, Optimizer? Optimizer = null)
+/// <param name="Optimizer">The weight optimizer (null: the qtype's default); with <paramref name="Gptq"/>, the
+/// optimizer of GPTQ's group scales unless its options name one.</param>
+/// <param name="Gptq">Round with GPTQ on the calibration inputs instead of to nearest (qint2, qint4, qint8); null:
+/// round to nearest. Applied by <see cref="Quantizer.Gptq(IEnumerable{Nn.QModule}, QuantizationPlan, Func{Tensor},
+/// IProgress{QuantizationProgress}?)"/> after <c>model.Quantize(plan)</c>.</param>
+public sealed record PlanCandidate(QType? Weights, int? GroupSize = null, Optimizer? Optimizer = null,
+    GptqOptions? Gptq = null)
 {
     /// <summary>Leave the layer float.</summary>
     public static PlanCandidate Float { get; } = new((QType?)null);
 
+    private static readonly GptqOptions s_actOrder = new() { ActOrder = true };
+
     /// <summary>The candidates <see cref="Quantizer.Plan(nn.Module{Tensor, Tensor}, IEnumerable{Tensor}, double,
-    /// IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?)"/> tries by default: qint2 and qint4 in groups
-    /// of 32, 64 and 128, each with the Max and the HQQ optimizer, and qint8 per channel.</summary>
+    /// IEnumerable{PlanCandidate}?, IProgress{QuantizationProgress}?, int)"/> tries by default: qint2 in groups of 32,
+    /// 64 and 128 and qint4 in groups of 32, 64, 128 and 256, rounded to nearest with HQQ; the same with GPTQ
+    /// (act-order, HQQ group scales) except at group 32 (6 bits at int4, 4 at int2: int8 and int4 g256 sit next to
+    /// them); and qint8 per channel: 13 candidates from 2.5 to 8 bits per weight (float32 scales). Max is left out:
+    /// HQQ's ranges were never worse on the real-weight checks (README).</summary>
     public static IReadOnlyList<PlanCandidate> Defaults { get; } =
     [
-        .. new[] { QType.QInt2, QType.QInt4 }.SelectMany(q => new[] { 32, 64, 128 }.SelectMany(g =>
-            new PlanCandidate[] { new(q, g, new MaxOptimizer()), new(q, g, new HqqOptimizer()) })),
+        .. new[] { (QType.QInt2, new[] { 32, 64, 128 }), (QType.QInt4, new[] { 32, 64, 128, 256 }) }
+            .SelectMany(q => q.Item2.SelectMany(g => g == 32
+                ? new PlanCandidate[] { new(q.Item1, g, new HqqOptimizer()) }
+                : [new(q.Item1, g, new HqqOptimizer()), new(q.Item1, g, new HqqOptimizer(), s_actOrder)])),
         new(QType.QInt8),
     ];
 
-    /// <summary>"qint4 g64 hqq", "qint8", "float".</summary>
+    /// <summary>"qint4 g64 hqq", "qint4 g128 hqq gptq act-order", "qint8", "float".</summary>
     public override string ToString()
     {
         if (Weights is not QType q) return "float";
@@ -36,7 +48,13 @@ public sealed record PlanCandidate(QType? Weights, int? GroupSize = null, Optimi
             AbsmaxOptimizer => "",
             Optimizer o => " " + o.GetType().Name,
         };
-        return q.QuantoName() + group + optimizer;
+        string gptq = Gptq switch
+        {
+            null => "",
+            { ActOrder: true } => " gptq act-order",
+            _ => " gptq",
+        };
+        return q.QuantoName() + group + optimizer + gptq;
     }
 }
 
@@ -64,7 +82,10 @@ public sealed class QuantizationPlan
     /// <param name="layers">One entry per layer path.</param>
     /// <param name="targetBitsPerWeight">The budget it was made for (NaN if none).</param>
     /// <exception cref="ArgumentException">Two entries share a path.</exception>
-    public QuantizationPlan(IEnumerable<LayerPlan> layers, double targetBitsPerWeight = double.NaN)
+    /// <param name="measuredModelError">The quantized model's relative output error with every layer as planned,
+    /// when measured (NaN if not).</param>
+    public QuantizationPlan(IEnumerable<LayerPlan> layers, double targetBitsPerWeight = double.NaN,
+        double measuredModelError = double.NaN)
     {
         ArgumentNullException.ThrowIfNull(layers);
         Layers = layers.ToList();
@@ -75,6 +96,7 @@ public sealed class QuantizationPlan
                 throw new ArgumentException($"The plan lists layer '{layer.Path}' twice.", nameof(layers));
         }
         TargetBitsPerWeight = targetBitsPerWeight;
+        MeasuredModelError = measuredModelError;
     }
 
     /// <summary>The layers, in model order.</summary>
@@ -97,6 +119,11 @@ public sealed class QuantizationPlan
     /// output error.</summary>
     public double EstimatedModelError => Layers.Sum(l => l.ModelError);
 
+    /// <summary>The relative squared error of the model's output on the samples with every planned layer quantized
+    /// as planned (GPTQ choices with each layer's own Hessian), as the planner measured it; NaN when it was made
+    /// from a sensitivity report alone.</summary>
+    public double MeasuredModelError { get; }
+
     /// <summary>The choice for a layer, or null when the plan does not list it.</summary>
     /// <param name="path">The module path ("encoder.layer.0.attention.self.query").</param>
     public LayerPlan? For(string path)
@@ -109,10 +136,13 @@ public sealed class QuantizationPlan
     public override string ToString()
     {
         CultureInfo c = CultureInfo.InvariantCulture;
+        string measured = double.IsNaN(MeasuredModelError)
+            ? ""
+            : string.Create(c, $", measured {MeasuredModelError:E2}");
         var lines = new List<string>
         {
             string.Create(c, $"Plan: {Layers.Count} layer(s), {BitsPerWeight:F2} bits/weight (target " +
-                             $"{TargetBitsPerWeight:F2}), estimated output error {EstimatedModelError:E2}"),
+                             $"{TargetBitsPerWeight:F2}), estimated output error {EstimatedModelError:E2}{measured}"),
         };
         lines.AddRange(Layers.Select(l => string.Create(c,
             $"  {l.Path}: {l.Choice}, {l.BitsPerWeight:F2} bits/weight, {l.Parameters:N0} weights, layer error " +

@@ -57,11 +57,11 @@ public sealed class MiniLmRecipeTests
     public void ThePlanStaysWithinItsBudgetAndBeatsUniformInt2()
     {
         using Bert model = Load();
-        // Three candidates instead of the default 13 keep the test short (one pass per layer and candidate); GPTQ
-        // has its own test.
+        // Three candidates instead of the default 13 and one in-context round keep the test short (a pass per layer
+        // and hull candidate, then up to four per layer); GPTQ has its own test.
         PlanCandidate[] candidates =
             [new(QType.QInt2, 128, new MaxOptimizer()), new(QType.QInt4, 128, new MaxOptimizer()), new(QType.QInt8)];
-        string? note = MiniLmRecipes.Plan(model, _calibration, MiniLmConfigs.PlanBits, gptq: false, candidates);
+        string? note = MiniLmRecipes.Plan(model, _calibration, MiniLmConfigs.PlanBits, candidates, refinements: 1);
         (_, _, double bits) = MiniLmSizes.Of(model);
         Assert.That(bits, Is.LessThanOrEqualTo(MiniLmConfigs.PlanBits), note);
         Assert.That(Quantizer.QuantizedModules(model).All(m => m.IsFrozen), "frozen");

@@ -75,8 +75,9 @@ internal static class MiniLmConfigs
 
     /// <summary>Configurations left out of the default run because they take minutes to quantize and do not beat a
     /// default row (<c>--only plan</c>, <c>--only SmoothQuant</c>, <c>--only asymmetric</c>, ... run them): the
-    /// planner measures every layer under every candidate, one pass of the calibration batches each (13 candidates
-    /// x 36 layers: 5 minutes on 2 cores); SmoothQuant finds each group's producer by perturbing channels, and on
+    /// planner measures every layer under 13 candidates (a pass of the calibration batches for each candidate on
+    /// the layer's (bits, layer error) hull, one more for GPTQ's Hessian), then re-scores in context (up to 4
+    /// passes per layer and round, 2 rounds): minutes on 2 cores; SmoothQuant finds each group's producer by perturbing channels, and on
     /// post-LN BERT only attention's value -> output projection can take its scales (so AWQ too); the GPTQ
     /// variants (MSE group ranges, asymmetric targets, AWQ first) are the literature's refinements of the default
     /// GPTQ rows, measured against them.</summary>
@@ -84,8 +85,8 @@ internal static class MiniLmConfigs
     [
         Static("w8a8 SmoothQuant, LN float", "as w8a8 LN float, SmoothQuant scales first", [LayerNorms],
             smooth: true),
-        new($"plan <= {PlanBits} bits", $"per-layer qtype/group/optimizer within {PlanBits} bits/weight, then GPTQ",
-            (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, gptq: true), Slow: true),
+        new($"plan <= {PlanBits} bits", $"per-layer qtype/group/optimizer/GPTQ within {PlanBits} bits/weight",
+            (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, progress: new ConsoleProgressBar()), Slow: true),
         new("w4 g128 GPTQ act-order MSE", "as w4 g128 GPTQ act-order, group ranges by MSE clipping search",
             (m, c) => MiniLmRecipes.Gptq(m, c, QType.QInt4, 128, null,
                 ActOrder with { GroupOptimizer = new MseOptimizer() }), Slow: true),
@@ -95,8 +96,17 @@ internal static class MiniLmConfigs
             Slow: true),
         new("w4 g128 AWQ + GPTQ act-order", "AWQ scales where a producer folds them, then w4 g128 GPTQ act-order",
             (m, c) => MiniLmRecipes.AwqGptq(m, c, QType.QInt4, 128, null, ActOrder), Slow: true),
-        new($"plan <= {LowPlanBits} bits", $"per-layer qtype/group/optimizer within {LowPlanBits} bits/weight, then GPTQ",
-            (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, gptq: true), Slow: true),
+        new($"plan <= {LowPlanBits} bits", $"per-layer qtype/group/optimizer/GPTQ within {LowPlanBits} bits/weight",
+            (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, progress: new ConsoleProgressBar()),
+            Slow: true),
+        // The planner without its in-context rounds (each layer scored with every other layer float), to show what
+        // those rounds buy.
+        new($"plan <= {LowPlanBits} bits, first-order", $"as plan <= {LowPlanBits} bits, without re-scoring in context",
+            (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, refinements: 0, progress: new ConsoleProgressBar()),
+            Slow: true),
+        new($"plan <= {PlanBits} bits, first-order", $"as plan <= {PlanBits} bits, without re-scoring in context",
+            (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, refinements: 0, progress: new ConsoleProgressBar()),
+            Slow: true),
     ];
 
     /// <summary>The configurations that quantize in about a second each (no GPTQ, no planning).</summary>

@@ -63,22 +63,26 @@ internal static class MiniLmRecipes
         return Scaled(awq) + "; " + RunGptq(model, calibration, options);
     }
 
-    /// <summary>A mixed-precision plan within <paramref name="bitsPerWeight"/> (the library's default candidates,
-    /// measured on the calibration batches: one pass per layer and candidate), then GPTQ on the planned layers when
-    /// asked; freezes.</summary>
-    public static string? Plan(Bert model, IReadOnlyList<TokenBatch> calibration, double bitsPerWeight, bool gptq,
-        IEnumerable<PlanCandidate>? candidates = null)
+    /// <summary>A mixed-precision plan within <paramref name="bitsPerWeight"/> (the library's default candidates
+    /// unless given: qint2/qint4 in several group sizes, HQQ or GPTQ, and qint8), measured on the calibration
+    /// batches with <paramref name="refinements"/> rounds of in-context re-scoring, then applied: each layer
+    /// quantized as planned and GPTQ on the layers the plan gave GPTQ; freezes. The note lists the choices and the
+    /// plan's bits per weight. <paramref name="progress"/> sees the planner's steps (a bar on standard error in the
+    /// demo).</summary>
+    public static string? Plan(Bert model, IReadOnlyList<TokenBatch> calibration, double bitsPerWeight,
+        IEnumerable<PlanCandidate>? candidates = null, int refinements = 2,
+        IProgress<QuantizationProgress>? progress = null)
     {
-        QuantizationPlan plan = Quantizer.Plan(model, () => Pass(model, calibration), bitsPerWeight, candidates);
+        QuantizationPlan plan = Quantizer.Plan(model, () => Pass(model, calibration), bitsPerWeight, candidates,
+            progress, refinements);
         model.Quantize(plan);
         string choices = string.Join(", ", plan.Layers.GroupBy(l => l.Choice.ToString())
             .OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} {g.Key}"));
-        if (!gptq)
-        {
-            Quantizer.Freeze(model);
-            return choices;
-        }
-        return choices + "; " + RunGptq(model, calibration, new GptqOptions());
+        GptqReport gptq = Quantizer.Gptq(Quantizer.QuantizedModules(model), plan, () => Pass(model, calibration));
+        Quantizer.Freeze(model);
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{choices}; {plan.BitsPerWeight:F3} bits/weight, planner's measured error " +
+            $"{plan.MeasuredModelError:E2}; GPTQ on {gptq.Layers.Count} layers");
     }
 
     /// <summary>Int8 activations quantized on the fly at run time (per token for int8 weights, per block of 32
