@@ -14,8 +14,8 @@ public sealed partial class CpuKernels
     /// <inheritdoc />
     /// <remarks>qint8 weights run int8 x int8 with one scale per row of x; qint4 and qint2 weights run their codes
     /// (0..15, 0..3) against per-block int8 activations; every dot product is exact in int32, on AVX-512 VNNI code
-    /// assembled at run time where the CPU has it (see Cpu/Jit), else AVX-VNNI, else portable SIMD. Float8 weights
-    /// and <see cref="DynamicActivations.None"/> run <see cref="Linear"/>.</remarks>
+    /// assembled at run time where the CPU has it (see Cpu/Jit), else AVX-VNNI, else AVX2 (vpmaddubsw), else
+    /// portable SIMD. Float8 weights and <see cref="DynamicActivations.None"/> run <see cref="Linear"/>.</remarks>
     public unsafe Tensor LinearDynamic(Tensor input, PreparedWeight weight, Tensor? bias, DynamicActivations mode)
     {
         var w = KernelChecks.Expect<CpuPreparedWeight>(weight, this);

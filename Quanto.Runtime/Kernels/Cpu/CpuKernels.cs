@@ -8,9 +8,9 @@ namespace Quanto.Kernels.Cpu;
 /// SIMD kernels for CPU inference: y = x · dequant(W)ᵀ (+ bias) on int8, int4, int2 and float8 weights without
 /// materialising the float weight (managed Vector512 / 256 / 128 or scalar code, chosen at construction:
 /// <see cref="CpuKernelPath"/>), and with int8 activations (W8A8, dynamic activations: exact int32 dot products on
-/// AVX-512 VNNI code assembled at run time, AVX-VNNI, or portable SIMD, chosen from CPUID). Uses every core with a
-/// light thread pool (<see cref="Threads"/>). Inputs are CPU Float32 or BFloat16 (converted to Float32 at the edge;
-/// the result has the input's dtype). On the Vector512 path, float32 calls of 4 rows and more on qint8/qint4/qint2
+/// AVX-512 VNNI code assembled at run time, AVX-VNNI, AVX2 or portable SIMD, chosen from CPUID). Uses every core
+/// with a light thread pool (<see cref="Threads"/>). Inputs are CPU Float32 or BFloat16 (converted to Float32 at the
+/// edge; the result has the input's dtype). On the Vector512 path, float32 calls of 4 rows and more on qint8/qint4/qint2
 /// weights run the float GEMM (Cpu/Int8/FloatGemmJob.cs: weights decoded to float32 once per block of 64 columns x
 /// 256 inputs and reused by every row, 6-row x 64-column register tiles), and calls of 1 to 3 rows on qint8/qint4
 /// weights the Dot-layout GEMV (Cpu/Int8/DotGemv.cs: 16 output columns per zmm, codes decoded in place), so those

@@ -24,7 +24,7 @@ internal readonly unsafe struct DotKernel
         _native = native;
     }
 
-    /// <summary>"vnni512-asm", "avxvnni256", "portable256", "scalar".</summary>
+    /// <summary>"vnni512-asm", "avxvnni256", "avx2-256", "portable256", "scalar".</summary>
     public string Name { get; }
 
     /// <summary>Rows per tile this kernel is built for.</summary>

@@ -22,6 +22,7 @@ internal static unsafe class DotKernels
     {
         DotPath.Vnni512Assembled => Jit.DotAssembler.MissingFeature,
         DotPath.AvxVnni256 => System.Runtime.Intrinsics.X86.AvxVnni.IsSupported ? null : "AVX-VNNI",
+        DotPath.Avx2Madd256 => System.Runtime.Intrinsics.X86.Avx2.IsSupported ? null : "AVX2",
         _ => null,
     };
 
@@ -39,6 +40,7 @@ internal static unsafe class DotKernels
         {
             DotPath.Vnni512Assembled => Jit.DotAssembler.Get(format, tileRows),
             DotPath.AvxVnni256 => AvxVnniDot.Get(format, tileRows),
+            DotPath.Avx2Madd256 => Avx2Dot.Get(format, tileRows),
             DotPath.Portable256 => PortableDot.Get(format, tileRows),
             _ => Scalar(format, tileRows),
         };

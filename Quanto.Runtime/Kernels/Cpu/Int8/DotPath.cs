@@ -12,6 +12,10 @@ internal enum DotPath
     /// <summary>AVX-VNNI vpdpbusd on 256-bit registers, emitted by the JIT.</summary>
     AvxVnni256,
 
+    /// <summary>AVX2 vpmaddubsw + vpmaddwd on 256-bit registers, emitted by the JIT (qint8 codes split into nibbles
+    /// so that no int16 sum saturates).</summary>
+    Avx2Madd256,
+
     /// <summary>Portable Vector256 int32 arithmetic (any SIMD CPU; emulated where 256-bit vectors are not).</summary>
     Portable256,
 

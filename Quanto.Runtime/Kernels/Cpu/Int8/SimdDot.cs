@@ -9,6 +9,9 @@ internal interface IDotStep
 {
     /// <summary>acc + per lane sum over i of w byte i * x byte i (x the same four bytes in every lane).</summary>
     static abstract Vector256<int> Dot(Vector256<int> acc, Vector256<byte> w, int x);
+
+    /// <summary><see cref="Dot"/> of two planes (w0 with x0, w1 with x1) into one accumulator.</summary>
+    static abstract Vector256<int> Dot2(Vector256<int> acc, Vector256<byte> w0, int x0, Vector256<byte> w1, int x1);
 }
 
 /// <summary>AVX-VNNI vpdpbusd (the JIT emits it on 256-bit registers).</summary>
@@ -17,6 +20,54 @@ internal readonly struct VnniStep : IDotStep
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> w, int x) =>
         AvxVnni.MultiplyWideningAndAdd(acc, w, Vector256.Create(x).AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot2(Vector256<int> acc, Vector256<byte> w0, int x0, Vector256<byte> w1, int x1) =>
+        Dot(Dot(acc, w0, x0), w1, x1);
+}
+
+/// <summary>
+/// AVX2 for codes of at most 4 bits (qint4, qint2): vpmaddubsw multiplies the unsigned codes by the signed
+/// activations and sums pairs in int16, vpmaddwd by ones sums pairs into the int32 lane. Exact: a pair is at most
+/// 2 * 15 * 128 = 3840 in magnitude, and <see cref="Dot2"/> adds two pairs (7680) before widening, far from 2^15.
+/// </summary>
+internal readonly struct MaddStep : IDotStep
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> w, int x) =>
+        acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w, Vector256.Create(x).AsSByte()),
+            Vector256.Create((short)1));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot2(Vector256<int> acc, Vector256<byte> w0, int x0, Vector256<byte> w1, int x1)
+    {
+        Vector256<short> pairs = Avx2.MultiplyAddAdjacent(w0, Vector256.Create(x0).AsSByte())
+            + Avx2.MultiplyAddAdjacent(w1, Vector256.Create(x1).AsSByte());
+        return acc + Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
+    }
+}
+
+/// <summary>
+/// AVX2 for 8-bit codes (stored + 128, 0..255): each code split into its nibbles, each nibble plane through
+/// vpmaddubsw (pairs at most 2 * 15 * 128 in magnitude, so no int16 saturation even at activation -128) and
+/// vpmaddwd, by 1 for the low nibble and by 16 for the high one. Exact.
+/// </summary>
+internal readonly struct NibbleStep : IDotStep
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> w, int x)
+    {
+        Vector256<sbyte> xs = Vector256.Create(x).AsSByte();
+        Vector256<byte> mask = Vector256.Create((byte)15);
+        Vector256<short> low = Avx2.MultiplyAddAdjacent(w & mask, xs);
+        Vector256<short> high = Avx2.MultiplyAddAdjacent(Bits.Shifted(w, 4, mask), xs);
+        return acc + Avx2.MultiplyAddAdjacent(low, Vector256.Create((short)1))
+            + Avx2.MultiplyAddAdjacent(high, Vector256.Create((short)16));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot2(Vector256<int> acc, Vector256<byte> w0, int x0, Vector256<byte> w1, int x1) =>
+        Dot(Dot(acc, w0, x0), w1, x1);
 }
 
 /// <summary>Portable: each byte plane of w widened to int32, multiplied and added (exact, ~10x the work).</summary>
@@ -31,21 +82,26 @@ internal readonly struct PortableStep : IDotStep
         acc += ((lanes >>> 16) & low) * Vector256.Create((int)(sbyte)(x >> 16));
         return acc + (lanes >>> 24) * Vector256.Create(x >> 24);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot2(Vector256<int> acc, Vector256<byte> w0, int x0, Vector256<byte> w1, int x1) =>
+        Dot(Dot(acc, w0, x0), w1, x1);
 }
 
-/// <summary>A unit's code planes: plane p holds inputs 4p..4p+3 of columns 0-7 (A) and 8-15 (B).</summary>
+/// <summary>The code planes of one half of a unit (columns 0-7 or 8-15): plane p holds inputs 4p..4p+3.</summary>
 internal struct DotPlanes
 {
-    public Vector256<byte> A0, B0, A1, B1, A2, B2, A3, B3;
+    public Vector256<byte> P0, P1, P2, P3;
 }
 
-/// <summary>Splits one 64-byte unit of a <see cref="DotFormat"/> into its code planes.</summary>
+/// <summary>Splits one half (32 bytes: 8 columns) of a 64-byte unit of a <see cref="DotFormat"/> into its code
+/// planes.</summary>
 internal interface IDotDecoder
 {
     /// <summary>Code planes per unit (UnitK / 4).</summary>
     static abstract int Planes { get; }
 
-    static abstract unsafe void Decode(byte* unit, out DotPlanes planes);
+    static abstract unsafe void Decode(byte* half, out DotPlanes planes);
 }
 
 internal readonly unsafe struct Int8Planes : IDotDecoder
@@ -53,11 +109,10 @@ internal readonly unsafe struct Int8Planes : IDotDecoder
     public static int Planes => 1;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Decode(byte* unit, out DotPlanes planes)
+    public static void Decode(byte* half, out DotPlanes planes)
     {
         Unsafe.SkipInit(out planes);
-        planes.A0 = Vector256.Load(unit);
-        planes.B0 = Vector256.Load(unit + 32);
+        planes.P0 = Vector256.Load(half);
     }
 }
 
@@ -66,12 +121,12 @@ internal readonly unsafe struct Int4Planes : IDotDecoder
     public static int Planes => 2;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Decode(byte* unit, out DotPlanes planes)
+    public static void Decode(byte* half, out DotPlanes planes)
     {
         Unsafe.SkipInit(out planes);
-        Vector256<byte> a = Vector256.Load(unit), b = Vector256.Load(unit + 32), mask = Vector256.Create((byte)15);
-        (planes.A0, planes.B0) = (a & mask, b & mask);
-        (planes.A1, planes.B1) = (Bits.Shifted(a, 4, mask), Bits.Shifted(b, 4, mask));
+        Vector256<byte> v = Vector256.Load(half), mask = Vector256.Create((byte)15);
+        planes.P0 = v & mask;
+        planes.P1 = Bits.Shifted(v, 4, mask);
     }
 }
 
@@ -80,14 +135,14 @@ internal readonly unsafe struct Int2Planes : IDotDecoder
     public static int Planes => 4;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Decode(byte* unit, out DotPlanes planes)
+    public static void Decode(byte* half, out DotPlanes planes)
     {
         Unsafe.SkipInit(out planes);
-        Vector256<byte> a = Vector256.Load(unit), b = Vector256.Load(unit + 32), mask = Vector256.Create((byte)3);
-        (planes.A0, planes.B0) = (a & mask, b & mask);
-        (planes.A1, planes.B1) = (Bits.Shifted(a, 2, mask), Bits.Shifted(b, 2, mask));
-        (planes.A2, planes.B2) = (Bits.Shifted(a, 4, mask), Bits.Shifted(b, 4, mask));
-        (planes.A3, planes.B3) = (Bits.Shifted(a, 6, mask), Bits.Shifted(b, 6, mask));
+        Vector256<byte> v = Vector256.Load(half), mask = Vector256.Create((byte)3);
+        planes.P0 = v & mask;
+        planes.P1 = Bits.Shifted(v, 2, mask);
+        planes.P2 = Bits.Shifted(v, 4, mask);
+        planes.P3 = Bits.Shifted(v, 6, mask);
     }
 }
 
@@ -154,13 +209,23 @@ internal static unsafe class SimdDot
                 Vector256<int> a2 = default, b2 = default, a3 = default, b3 = default;
                 for (int u = 0; u < a->UnitsPerBlock; u++, w += DotFormats.UnitBytes, x += TDecoder.Planes * rows)
                 {
+                    // One half at a time (columns 0-7, then 8-15): its planes and the tile's accumulators fit the
+                    // 16 ymm registers of AVX2 at four rows and four planes.
                     TDecoder.Decode(w, out DotPlanes p);
-                    Row<TStep, TDecoder>(ref a0, ref b0, p, x, rows);
+                    a0 = Row<TStep, TDecoder>(a0, p, x, rows);
                     if (rows > 1)
                     {
-                        Row<TStep, TDecoder>(ref a1, ref b1, p, x + 1, rows);
-                        Row<TStep, TDecoder>(ref a2, ref b2, p, x + 2, rows);
-                        Row<TStep, TDecoder>(ref a3, ref b3, p, x + 3, rows);
+                        a1 = Row<TStep, TDecoder>(a1, p, x + 1, rows);
+                        a2 = Row<TStep, TDecoder>(a2, p, x + 2, rows);
+                        a3 = Row<TStep, TDecoder>(a3, p, x + 3, rows);
+                    }
+                    TDecoder.Decode(w + DotFormats.UnitBytes / 2, out p);
+                    b0 = Row<TStep, TDecoder>(b0, p, x, rows);
+                    if (rows > 1)
+                    {
+                        b1 = Row<TStep, TDecoder>(b1, p, x + 1, rows);
+                        b2 = Row<TStep, TDecoder>(b2, p, x + 2, rows);
+                        b3 = Row<TStep, TDecoder>(b3, p, x + 3, rows);
                     }
                 }
                 Fold(tile, a0, b0, scaleA, scaleB, xScales[0], xCorrections == null ? 0 : xCorrections[0]);
@@ -187,23 +252,16 @@ internal static unsafe class SimdDot
         }
     }
 
-    /// <summary>One row's planes: quad p of the row is the int at x[p * rows].</summary>
+    /// <summary>One row's dot with one half's planes: quad p of the row is the int at x[p * rows].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Row<TStep, TDecoder>(ref Vector256<int> a, ref Vector256<int> b, in DotPlanes p, int* x,
-        int rows)
+    private static Vector256<int> Row<TStep, TDecoder>(Vector256<int> acc, in DotPlanes p, int* x, int rows)
         where TStep : struct, IDotStep
         where TDecoder : struct, IDotDecoder
     {
-        a = TStep.Dot(a, p.A0, x[0]);
-        b = TStep.Dot(b, p.B0, x[0]);
-        if (TDecoder.Planes < 2) return;
-        a = TStep.Dot(a, p.A1, x[rows]);
-        b = TStep.Dot(b, p.B1, x[rows]);
-        if (TDecoder.Planes < 4) return;
-        a = TStep.Dot(a, p.A2, x[2 * rows]);
-        b = TStep.Dot(b, p.B2, x[2 * rows]);
-        a = TStep.Dot(a, p.A3, x[3 * rows]);
-        b = TStep.Dot(b, p.B3, x[3 * rows]);
+        if (TDecoder.Planes < 2) return TStep.Dot(acc, p.P0, x[0]);
+        acc = TStep.Dot2(acc, p.P0, x[0], p.P1, x[rows]);
+        if (TDecoder.Planes < 4) return acc;
+        return TStep.Dot2(acc, p.P2, x[2 * rows], p.P3, x[3 * rows]);
     }
 
     /// <summary>tile += float(sum - correction) * (scale * xScale), fused, for 16 columns.</summary>
@@ -239,6 +297,15 @@ internal readonly struct Four : ITileRows
 internal static class AvxVnniDot
 {
     public static DotKernel Get(DotFormat format, int tileRows) => SimdDot.Get<VnniStep>("avxvnni256", format, tileRows);
+}
+
+/// <summary>The AVX2 kernels: <see cref="NibbleStep"/> for qint8 weights, <see cref="MaddStep"/> for qint4 and
+/// qint2.</summary>
+internal static class Avx2Dot
+{
+    public static DotKernel Get(DotFormat format, int tileRows) => format == DotFormat.Int8
+        ? SimdDot.Get<NibbleStep>("avx2-256", format, tileRows)
+        : SimdDot.Get<MaddStep>("avx2-256", format, tileRows);
 }
 
 /// <summary>The portable kernels.</summary>
