@@ -10,11 +10,12 @@ namespace Quanto.Kernels.Cpu;
 /// <see cref="CpuKernelPath"/>), and with int8 activations (W8A8, dynamic activations: exact int32 dot products on
 /// AVX-512 VNNI code assembled at run time, AVX-VNNI, AVX2 or portable SIMD, chosen from CPUID). Uses every core
 /// with a light thread pool (<see cref="Threads"/>). Inputs are CPU Float32 or BFloat16 (converted to Float32 at the
-/// edge; the result has the input's dtype). On the Vector512 path, float32 calls of 4 rows and more on qint8/qint4/qint2
-/// weights run the float GEMM (Cpu/Int8/FloatGemmJob.cs: weights decoded to float32 once per block of 64 columns x
-/// 256 inputs and reused by every row, 6-row x 64-column register tiles), and calls of 1 to 3 rows on qint8/qint4
-/// weights the Dot-layout GEMV (Cpu/Int8/DotGemv.cs: 16 output columns per zmm, codes decoded in place), so those
-/// weights keep one layout for every row count.
+/// edge; the result has the input's dtype). On the Vector512 and Vector256 paths, float32 calls of 4 rows and more
+/// (Vector256: 16) on qint8/qint4/qint2 weights run the float GEMM (Cpu/Int8/FloatGemmJob.cs: weights decoded to
+/// float32 once per block of 64 columns x 256 inputs and reused by every row; 6-row x 64-column register tiles,
+/// 6 x 16 on AVX2), and on the Vector512 path calls of 1 to 3 rows on qint8/qint4 weights the Dot-layout GEMV
+/// (Cpu/Int8/DotGemv.cs: 16 output columns per zmm, codes decoded in place), so those weights keep one layout for
+/// every row count.
 /// </summary>
 /// <remarks>
 /// Register it ahead of the torch fallback with <c>QuantKernels.Register(CpuKernels.Instance, 100)</c>; it declines
@@ -196,11 +197,27 @@ public sealed partial class CpuKernels : IQuantKernels
     /// qint4), from 4 rows the float GEMM for all three.</summary>
     internal const int FloatGemmMinRows = 4;
 
+    /// <summary>The same on the Vector256 path (6 x 16 tiles), where the 4 x 4 panel GEMM holds on longer: measured
+    /// at 4096 x 4096 on Zen 3, 2 threads, it is faster at 4 rows, even at 8, and the float GEMM from 16 rows (1.5x
+    /// at 128).</summary>
+    internal const int FloatGemmMinRows256 = 16;
+
+    /// <summary>Rows from which this instance runs the float GEMM (tests lower it to reach every tile height).</summary>
+    internal int FloatGemmRows { get; init; } = -1;
+
+    private int FloatGemmThreshold =>
+        FloatGemmRows > 0 ? FloatGemmRows : Path == CpuKernelPath.Vector256 ? FloatGemmMinRows256 : FloatGemmMinRows;
+
     /// <summary>True when a float32 call of <paramref name="rows"/> rows on <paramref name="w"/> runs the float GEMM:
-    /// qint8/qint4/qint2 weights on the Vector512 path (AVX-512).</summary>
+    /// qint8/qint4/qint2 weights on the Vector512 path (AVX-512) or the Vector256 path (AVX2 + FMA).</summary>
     private bool RunsFloatGemm(CpuPreparedWeight w, int rows) =>
-        FloatGemmEnabled && rows >= FloatGemmMinRows && Path == CpuKernelPath.Vector512 && Int8.FloatPanels.IsAccelerated
+        FloatGemmEnabled && rows >= FloatGemmThreshold && Int8.FloatPanels.Runs(Path)
         && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4 or CpuWeightFormat.Int2;
+
+    /// <summary>True when a float32 call of <paramref name="rows"/> rows on <paramref name="weight"/> would run the
+    /// float GEMM (tests check that they time the kernel they name).</summary>
+    internal bool RunsFloatGemmFor(PreparedWeight weight, int rows) =>
+        RunsFloatGemm(KernelChecks.Expect<CpuPreparedWeight>(weight, this), rows);
 
     /// <summary>False keeps float32 GEMV calls (1 to 3 rows) of qint8/qint4 weights on the block-layout GEMV
     /// (GemvKernel) instead of the Dot-layout GEMV (tests compare both, the bench's <c>-block</c> rows time it).</summary>
@@ -238,7 +255,7 @@ public sealed partial class CpuKernels : IQuantKernels
             fixed (byte* biasBytes = bias is null ? default : bias.bytes)
             {
                 using var rowsData = new Int8.FloatRows((float*)xBytes, rows, dot);
-                var job = new Int8.FloatGemmJob(dot, rowsData, (float*)yBytes, (float*)biasBytes);
+                var job = new Int8.FloatGemmJob(dot, rowsData, (float*)yBytes, (float*)biasBytes, Path);
                 CpuParallel.Run(job, job.Blocks, Parallel(rows, w.K, w.N));
             }
         }

@@ -8,9 +8,17 @@ namespace Quanto.Kernels.Cpu.Int8;
 /// the block is decoded once to float32 (<see cref="FloatPanels"/>: the dequantized weights, exactly as the other
 /// weight-only kernels compute them), then the micro-kernel (<see cref="FloatGemmMicro"/>) runs it against every
 /// activation row, six rows per tile, adding into float32 accumulators; at the end bias, then y. Rows go in blocks
-/// of <see cref="RowBlock"/> so that a block's activations stay in L2.
+/// of <see cref="RowBlock"/> so that a block's activations stay in L2. On the Vector512 path a tile is 6 rows x 64
+/// columns (<see cref="FloatGemmMicro"/>), on Vector256 (AVX2 + FMA) 6 rows x 16 columns, four strips per block,
+/// each strip against every row before the next (<see cref="FloatGemmMicro256"/>).
 /// </summary>
-internal sealed unsafe class FloatGemmJob(DotWeight weight, FloatRows x, float* y, float* bias) : CpuJob
+/// <param name="weight">The weight in the Dot layout.</param>
+/// <param name="x">The activations in the weight's padded input order.</param>
+/// <param name="y">Rows x N float32 outputs.</param>
+/// <param name="bias">N biases, or null.</param>
+/// <param name="path">Vector512 or Vector256; the caller checks <see cref="FloatPanels.Runs"/>.</param>
+internal sealed unsafe class FloatGemmJob(DotWeight weight, FloatRows x, float* y, float* bias, CpuKernelPath path)
+    : CpuJob
 {
     /// <summary>Output columns per block (four panels, four zmm per row).</summary>
     public const int BlockColumns = 64;
@@ -27,6 +35,8 @@ internal sealed unsafe class FloatGemmJob(DotWeight weight, FloatRows x, float* 
     public const int RowBlock = 120;
 
     private readonly int _unitsPerBlock = Math.Max(1, BlockInputs / weight.Format.UnitK());
+
+    private readonly bool _wide = path == CpuKernelPath.Vector512;
 
     /// <summary>Chunks to run.</summary>
     public int Blocks { get; } = (weight.Panels + BlockPanels - 1) / BlockPanels;
@@ -53,13 +63,26 @@ internal sealed unsafe class FloatGemmJob(DotWeight weight, FloatRows x, float* 
             for (int unit0 = 0; unit0 < totalUnits; unit0 += _unitsPerBlock)
             {
                 int units = Math.Min(_unitsPerBlock, totalUnits - unit0);
-                FloatPanels.Decode(weight, panel0, panels, unit0, units, decoded);
+                FloatPanels.Decode(weight, panel0, panels, unit0, units, decoded, path);
                 int count = units * unitK;
                 float* xBlock = x.Data + (long)unit0 * unitK;
-                for (int r = r0; r < r1; r += FloatGemmMicro.MaxRows)
+                if (_wide)
                 {
-                    FloatGemmMicro.Run(Math.Min(FloatGemmMicro.MaxRows, r1 - r), xBlock + (long)r * x.Stride, x.Stride,
-                        decoded, count, acc + (long)(r - r0) * BlockColumns);
+                    for (int r = r0; r < r1; r += FloatGemmMicro.MaxRows)
+                    {
+                        FloatGemmMicro.Run(Math.Min(FloatGemmMicro.MaxRows, r1 - r), xBlock + (long)r * x.Stride,
+                            x.Stride, decoded, count, acc + (long)(r - r0) * BlockColumns);
+                    }
+                    continue;
+                }
+                // AVX2: one 16-column strip at a time against every row, so the strip (16 KiB) stays in L1.
+                for (int strip = 0; strip < BlockColumns; strip += FloatGemmMicro256.StripColumns)
+                {
+                    for (int r = r0; r < r1; r += FloatGemmMicro.MaxRows)
+                    {
+                        FloatGemmMicro256.Run(Math.Min(FloatGemmMicro.MaxRows, r1 - r), xBlock + (long)r * x.Stride,
+                            x.Stride, decoded + strip, count, acc + (long)(r - r0) * BlockColumns + strip);
+                    }
                 }
             }
             Store(acc, panel0, r0, r1);

@@ -13,14 +13,27 @@ namespace Quanto.Kernels.Cpu.Int8;
 /// </summary>
 internal static unsafe class FloatPanels
 {
-    /// <summary>True where the vector decoder runs (AVX-512 F; the float GEMM runs only there).</summary>
+    /// <summary>True where the AVX-512 decoder runs.</summary>
     public static bool IsAccelerated => Avx512F.IsSupported;
 
-    /// <summary>Writes panels [panel0, panel0 + panels) x units [unit0, unit0 + units) to <paramref name="target"/>:
-    /// input (unit - unit0) * UnitK + i at row i, <see cref="FloatGemmJob.BlockColumns"/> floats per row.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Decode(DotWeight weight, int panel0, int panels, int unit0, int units, float* target)
+    /// <summary>True when this CPU runs the float GEMM on <paramref name="path"/>: Vector512 with AVX-512 F,
+    /// Vector256 with AVX2 and FMA.</summary>
+    public static bool Runs(CpuKernelPath path) => path switch
     {
+        CpuKernelPath.Vector512 => Avx512F.IsSupported,
+        CpuKernelPath.Vector256 => Avx2.IsSupported && Fma.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>Writes panels [panel0, panel0 + panels) x units [unit0, unit0 + units) to <paramref name="target"/>:
+    /// input (unit - unit0) * UnitK + i at row i, <see cref="FloatGemmJob.BlockColumns"/> floats per row, with the
+    /// vectors of <paramref name="path"/> (Vector512 or Vector256 where the CPU runs it, else scalar code; every
+    /// width writes the same values).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Decode(DotWeight weight, int panel0, int panels, int unit0, int units, float* target,
+        CpuKernelPath path)
+    {
+        bool wide = path == CpuKernelPath.Vector512 && Runs(path), half = path == CpuKernelPath.Vector256 && Runs(path);
         DotFormat format = weight.Format;
         int unitK = format.UnitK();
         for (int p = 0; p < panels; p++)
@@ -34,7 +47,8 @@ internal static unsafe class FloatPanels
                 long at = ((long)panel * weight.Groups + group) * DotFormats.PanelColumns;
                 float* scales = weight.Scales + at;
                 float* shifts = weight.Shifts == null ? null : weight.Shifts + at;
-                if (IsAccelerated) DecodeUnit(format, unit, scales, shifts, rows);
+                if (wide) DecodeUnit(format, unit, scales, shifts, rows);
+                else if (half) DecodeUnit256(format, unit, scales, shifts, rows);
                 else DecodeUnitScalar(format, unit, scales, shifts, rows);
             }
         }
@@ -92,7 +106,45 @@ internal static unsafe class FloatPanels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Code8(Vector512<int> top) => Avx512F.ConvertToVector512Single(top >> 24);
 
-    /// <summary>The same for CPUs without AVX-512 (no float GEMM runs there; tests use it).</summary>
+    /// <summary>
+    /// <see cref="DecodeUnit"/> on AVX2: each half of the unit (columns 0-7, 8-15) in one ymm; a code is moved to
+    /// the bottom of its lane and masked (vpermps reads only 3 index bits at this width), then converted exactly.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecodeUnit256(DotFormat format, byte* unit, float* scales, float* shifts, float* rows)
+    {
+        const int Stride = FloatGemmJob.BlockColumns;
+        int bits = format.Bits(), codes = format.UnitK() / 4, mask = (1 << bits) - 1;
+        for (int h = 0; h < 2; h++)
+        {
+            int offset = 8 * h;
+            Vector256<float> scale = Vector256.Load(scales + offset);
+            Vector256<float> negShift = shifts == null ? Vector256<float>.Zero : -Vector256.Load(shifts + offset);
+            Vector256<int> v = Vector256.Load((int*)(unit + 32 * h));
+            if (format == DotFormat.Int8)
+            {
+                Vector256<int> signed = v ^ Vector256.Create(unchecked((int)0x80808080));
+                for (int i = 0; i < 4; i++)
+                {
+                    Vector256<float> code = Vector256.ConvertToSingle((signed << (24 - 8 * i)) >> 24);
+                    Fma.MultiplyAdd(code, scale, negShift).Store(rows + i * Stride + offset);
+                }
+                continue;
+            }
+            // Byte i of a lane holds inputs i + 4j in bits [bits * j, bits * (j + 1)), j < 8 / bits.
+            for (int i = 0; i < 4; i++)
+            {
+                for (int j = 0; j < codes; j++)
+                {
+                    Vector256<int> code = (v >>> (8 * i + bits * j)) & Vector256.Create(mask);
+                    Fma.MultiplyAdd(Vector256.ConvertToSingle(code), scale, negShift)
+                        .Store(rows + (4 * j + i) * Stride + offset);
+                }
+            }
+        }
+    }
+
+    /// <summary>The same in scalar code (CPUs without AVX2; tests use it).</summary>
     private static void DecodeUnitScalar(DotFormat format, byte* unit, float* scales, float* shifts, float* rows)
     {
         for (int i = 0; i < format.UnitK(); i++)
