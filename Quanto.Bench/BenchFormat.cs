@@ -1,5 +1,6 @@
 using Quanto.Kernels;
 using Quanto.Kernels.Cpu;
+using Quanto.Kernels.Cpu.Int8;
 using Quanto.Quantization;
 using Quanto.Tensors;
 using static TorchSharp.torch;
@@ -44,6 +45,12 @@ internal abstract class BenchFormat : IDisposable
         ("int4-dyn", (w, r) => new DynamicFormat("int4-dyn", w, QType.QInt4, DynamicActivations.Int8, r)),
         ("int4-dyng", (w, r) => new DynamicFormat("int4-dyng", w, QType.QInt4, DynamicActivations.Int8PerGroup, r)),
         ("int2-dyn", (w, r) => new DynamicFormat("int2-dyn", w, QType.QInt2, DynamicActivations.Int8, r)),
+        ("int8-dyn-portable", (w, r) => new DynamicFormat("int8-dyn-portable", w, QType.QInt8, DynamicActivations.Int8, r,
+            DynamicFormat.PortableKernels)),
+        ("int4-dyn-portable", (w, r) => new DynamicFormat("int4-dyn-portable", w, QType.QInt4, DynamicActivations.Int8, r,
+            DynamicFormat.PortableKernels)),
+        ("int2-dyn-portable", (w, r) => new DynamicFormat("int2-dyn-portable", w, QType.QInt2, DynamicActivations.Int8, r,
+            DynamicFormat.PortableKernels)),
         ("int8-bf16in", (w, r) => new Bf16InputFormat("int8-bf16in", w, QType.QInt8, r)),
         ("int4-bf16in", (w, r) => new Bf16InputFormat("int4-bf16in", w, QType.QInt4, r)),
         ("int2-bf16in", (w, r) => new Bf16InputFormat("int2-bf16in", w, QType.QInt2, r)),
@@ -215,12 +222,17 @@ internal sealed class DynamicFormat : QuantFormat
 {
     private readonly DynamicActivations _mode;
 
-    public DynamicFormat(string name, Tensor weight, QType qtype, DynamicActivations mode, long rotationBytes)
-        : base(name, weight, qtype, rotationBytes, int8Activations: true) =>
+    public DynamicFormat(string name, Tensor weight, QType qtype, DynamicActivations mode, long rotationBytes,
+        CpuKernels? kernels = null)
+        : base(name, weight, qtype, rotationBytes, int8Activations: true, kernels: kernels) =>
         _mode = mode;
 
+    /// <summary>The portable Vector256 int8-activation kernels (<c>-dyn-portable</c> rows: the path that AVX2 CPUs
+    /// ran before the vpmaddubsw kernels, timed beside them).</summary>
+    public static CpuKernels PortableKernels { get; } = new() { DotPath = DotPath.Portable256 };
+
     public override Tensor Run(Tensor x, int copy) =>
-        CpuKernels.Instance.LinearDynamic(x, Copies[copy % Copies.Length], null, _mode);
+        Kernels.LinearDynamic(x, Copies[copy % Copies.Length], null, _mode);
 }
 
 /// <summary>
