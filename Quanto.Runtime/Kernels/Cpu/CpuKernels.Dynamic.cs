@@ -135,7 +135,7 @@ public sealed partial class CpuKernels
     internal unsafe void RunDynamic(DotWeight w, float* x, int rows, ActivationBlocking blocking, float* y,
         float* bias)
     {
-        DotKernel kernel = DotKernelFor(w.Format, rows, out int tileRows);
+        DotKernel kernel = DotKernelFor(w.Format, rows, out int tileRows, symmetric: true);
         using DotActivations activations = DotActivations.Quantize(x, rows, w, blocking, tileRows);
         RunDot(w, activations, kernel, y, bias);
     }
@@ -148,10 +148,11 @@ public sealed partial class CpuKernels
         CpuParallel.Run(job, (w.Panels + chunk - 1) / chunk, Parallel(x.Rows, w.K, w.N));
     }
 
-    /// <summary>The tile height and kernel for <paramref name="rows"/> activation rows.</summary>
-    private DotKernel DotKernelFor(DotFormat format, int rows, out int tileRows)
+    /// <summary>The tile height and kernel for <paramref name="rows"/> activation rows; <paramref name="symmetric"/>
+    /// when every activation code lies in [-127, 127] (see <see cref="DotKernels.Get"/>).</summary>
+    private DotKernel DotKernelFor(DotFormat format, int rows, out int tileRows, bool symmetric)
     {
         tileRows = rows >= DotKernels.GemmMinRows ? DotKernels.GemmTileRows : 1;
-        return DotKernels.Get(ResolvedDotPath, format, tileRows);
+        return DotKernels.Get(ResolvedDotPath, format, tileRows, symmetric);
     }
 }

@@ -39,7 +39,8 @@ public sealed partial class CpuKernels
         if (rows > 0)
         {
             DotWeight dot = w.Dot;
-            DotKernel kernel = DotKernelFor(dot.Format, rows, out int tileRows);
+            // Static codes span the full int8 range, -128 included.
+            DotKernel kernel = DotKernelFor(dot.Format, rows, out int tileRows, symmetric: false);
             fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
             {
                 fixed (byte* biasBytes = b is null ? default : b.bytes)

@@ -108,19 +108,26 @@ public class CpuKernelsDynamicTests
             foreach (DotFormat format in Enum.GetValues<DotFormat>())
             {
                 foreach (int rows in new[] { 1, 4 })
-                    yield return new TestCaseData(path.ToString(), format.ToString(), rows).SetName($"Kernel_{path}_{format}_R{rows}");
+                {
+                    foreach (bool symmetric in new[] { false, true })
+                    {
+                        yield return new TestCaseData(path.ToString(), format.ToString(), rows, symmetric)
+                            .SetName($"Kernel_{path}_{format}_R{rows}{(symmetric ? "_Symmetric" : "")}");
+                    }
+                }
             }
         }
     }
 
-    /// <summary>Each kernel equals the scalar reference bit for bit (same integer sums, same float steps).</summary>
+    /// <summary>Each kernel equals the scalar reference bit for bit (same integer sums, same float steps), also the
+    /// ones for activation codes in [-127, 127] (symmetric; the AVX2 qint8 kernel then sums signed codes).</summary>
     [TestCaseSource(nameof(KernelCases))]
-    public void Kernel_EqualsTheScalarReferenceBitForBit(string pathName, string formatName, int rows)
+    public void Kernel_EqualsTheScalarReferenceBitForBit(string pathName, string formatName, int rows, bool symmetric)
     {
         DotPath path = Enum.Parse<DotPath>(pathName);
         DotFormat format = Enum.Parse<DotFormat>(formatName);
         RequireSupported(path);
-        DotKernel kernel = DotKernels.Get(path, format, rows);
+        DotKernel kernel = DotKernels.Get(path, format, rows, symmetric);
         for (int seed = 1; seed <= 3; seed++) Assert.DoesNotThrow(() => DotKernelCheck.AgainstReference(kernel, format, seed));
     }
 

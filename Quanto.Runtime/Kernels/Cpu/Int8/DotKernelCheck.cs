@@ -2,8 +2,8 @@ namespace Quanto.Kernels.Cpu.Int8;
 
 /// <summary>
 /// Runs a kernel and <see cref="DotReference"/> on the same random arguments (two tiles of two groups of two blocks of
-/// two units, codes over their full range, random scales, shifts, corrections, sums and biases, output rows 20 floats
-/// apart) and requires equal results bit for bit:
+/// two units, codes over their full range, random scales, shifts, sums and biases, the qint8 corrections of the
+/// codes, output rows 20 floats apart) and requires equal results bit for bit:
 /// both make the same exact integer sums and the same float steps. Assembled kernels go through this on first use in
 /// Debug builds; the tests run it for every path.
 /// </summary>
@@ -22,7 +22,19 @@ internal static unsafe class DotKernelCheck
         byte[] x = Bytes(random, tiles * groups * blocks * units * unitK * rows, -127, 128);
         float[] xScales = Floats(random, tiles * groups * blocks * rows), xSums = Floats(random, tiles * groups * rows);
         float[] bias = Floats(random, DotFormats.PanelColumns);
-        int[] corrections = Enumerable.Range(0, xScales.Length).Select(_ => random.Next(-40000, 40000)).ToArray();
+        // The corrections the kernels are given: 128 * the sum of each (tile, block, row)'s codes (kernels that sum
+        // the signed codes skip them, so only true ones compare).
+        var corrections = new int[xScales.Length];
+        int quads = units * unitK / 4;
+        for (int i = 0; i < corrections.Length; i++)
+        {
+            int row = i % rows, block = i / rows, sum = 0;
+            for (int q = 0; q < quads; q++)
+            {
+                for (int b = 0; b < 4; b++) sum += (sbyte)x[(block * quads + q) * rows * 4 + row * 4 + b];
+            }
+            corrections[i] = 128 * sum;
+        }
         float[] actual = new float[tiles * rows * stride], expected = new float[actual.Length];
         fixed (byte* w = weights, xp = x)
         fixed (float* s = scales, t = shifts, xs = xScales, sums = xSums, b = bias, y = actual, reference = expected)

@@ -30,9 +30,10 @@ internal static unsafe class DotKernels
     public static DotPath Best => Supported[0];
 
     /// <summary>The kernel of <paramref name="path"/> (not Auto) for <paramref name="format"/> and tiles of
-    /// <paramref name="tileRows"/> rows.</summary>
+    /// <paramref name="tileRows"/> rows. <paramref name="symmetric"/>: every activation code lies in [-127, 127]
+    /// (the dynamic modes; static W8A8 codes may hold -128), which lets the AVX2 qint8 kernel use signed codes.</summary>
     /// <exception cref="PlatformNotSupportedException">This CPU cannot run the path.</exception>
-    public static DotKernel Get(DotPath path, DotFormat format, int tileRows)
+    public static DotKernel Get(DotPath path, DotFormat format, int tileRows, bool symmetric = false)
     {
         if (MissingFeature(path) is { } missing)
             throw new PlatformNotSupportedException($"The {path} int8 kernels need {missing}, which this CPU lacks.");
@@ -40,7 +41,7 @@ internal static unsafe class DotKernels
         {
             DotPath.Vnni512Assembled => Jit.DotAssembler.Get(format, tileRows),
             DotPath.AvxVnni256 => AvxVnniDot.Get(format, tileRows),
-            DotPath.Avx2Madd256 => Avx2Dot.Get(format, tileRows),
+            DotPath.Avx2Madd256 => Avx2Dot.Get(format, tileRows, symmetric),
             DotPath.Portable256 => PortableDot.Get(format, tileRows),
             _ => Scalar(format, tileRows),
         };

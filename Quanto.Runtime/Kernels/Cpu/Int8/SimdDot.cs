@@ -12,6 +12,10 @@ internal interface IDotStep
 
     /// <summary><see cref="Dot"/> of two planes (w0 with x0, w1 with x1) into one accumulator.</summary>
     static abstract Vector256<int> Dot2(Vector256<int> acc, Vector256<byte> w0, int x0, Vector256<byte> w1, int x1);
+
+    /// <summary>True when <see cref="Dot"/> sums (stored qint8 code - 128) * x, the signed codes, so the kernel skips
+    /// the 128 * sum(x) correction.</summary>
+    static virtual bool SignedCodes => false;
 }
 
 /// <summary>AVX-VNNI vpdpbusd (the JIT emits it on 256-bit registers).</summary>
@@ -228,12 +232,14 @@ internal static unsafe class SimdDot
                         b3 = Row<TStep, TDecoder>(b3, p, x + 3, rows);
                     }
                 }
-                Fold(tile, a0, b0, scaleA, scaleB, xScales[0], xCorrections == null ? 0 : xCorrections[0]);
+                // Signed-code sums need no correction (the pointer still walks the array).
+                int* c = TStep.SignedCodes ? null : xCorrections;
+                Fold(tile, a0, b0, scaleA, scaleB, xScales[0], c == null ? 0 : c[0]);
                 if (rows > 1)
                 {
-                    Fold(tile + 16, a1, b1, scaleA, scaleB, xScales[1], xCorrections == null ? 0 : xCorrections[1]);
-                    Fold(tile + 32, a2, b2, scaleA, scaleB, xScales[2], xCorrections == null ? 0 : xCorrections[2]);
-                    Fold(tile + 48, a3, b3, scaleA, scaleB, xScales[3], xCorrections == null ? 0 : xCorrections[3]);
+                    Fold(tile + 16, a1, b1, scaleA, scaleB, xScales[1], c == null ? 0 : c[1]);
+                    Fold(tile + 32, a2, b2, scaleA, scaleB, xScales[2], c == null ? 0 : c[2]);
+                    Fold(tile + 48, a3, b3, scaleA, scaleB, xScales[3], c == null ? 0 : c[3]);
                 }
                 xScales += rows;
                 if (xCorrections != null) xCorrections += rows;
@@ -299,13 +305,41 @@ internal static class AvxVnniDot
     public static DotKernel Get(DotFormat format, int tileRows) => SimdDot.Get<VnniStep>("avxvnni256", format, tileRows);
 }
 
-/// <summary>The AVX2 kernels: <see cref="NibbleStep"/> for qint8 weights, <see cref="MaddStep"/> for qint4 and
-/// qint2.</summary>
+/// <summary>
+/// AVX2 for 8-bit codes against activations in [-127, 127] (the dynamic modes' codes): the stored code flipped to
+/// the signed code w, vpmaddubsw of |w| (at most 128) with x carrying w's sign (vpsignb), so a pair is at most
+/// 2 * 128 * 127 = 32512 in magnitude: no int16 saturation; then vpmaddwd by ones. Exact; it sums the signed codes
+/// (<see cref="SignedCodes"/>). An activation of -128 would be negated to itself, so static W8A8 codes, which may
+/// hold -128, take <see cref="NibbleStep"/>.
+/// </summary>
+internal readonly struct SignStep : IDotStep
+{
+    public static bool SignedCodes => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> w, int x)
+    {
+        Vector256<sbyte> signed = (w ^ Vector256.Create((byte)0x80)).AsSByte();
+        Vector256<sbyte> xs = Avx2.Sign(Vector256.Create(x).AsSByte(), signed);
+        return acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(signed), xs),
+            Vector256.Create((short)1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot2(Vector256<int> acc, Vector256<byte> w0, int x0, Vector256<byte> w1, int x1) =>
+        Dot(Dot(acc, w0, x0), w1, x1);
+}
+
+/// <summary>The AVX2 kernels: for qint8 weights <see cref="SignStep"/> when the activation codes lie in
+/// [-127, 127], else <see cref="NibbleStep"/>; <see cref="MaddStep"/> for qint4 and qint2.</summary>
 internal static class Avx2Dot
 {
-    public static DotKernel Get(DotFormat format, int tileRows) => format == DotFormat.Int8
-        ? SimdDot.Get<NibbleStep>("avx2-256", format, tileRows)
-        : SimdDot.Get<MaddStep>("avx2-256", format, tileRows);
+    public static DotKernel Get(DotFormat format, int tileRows, bool symmetric) => format switch
+    {
+        DotFormat.Int8 when symmetric => SimdDot.Get<SignStep>("avx2-256-signed", format, tileRows),
+        DotFormat.Int8 => SimdDot.Get<NibbleStep>("avx2-256", format, tileRows),
+        _ => SimdDot.Get<MaddStep>("avx2-256", format, tileRows),
+    };
 }
 
 /// <summary>The portable kernels.</summary>
