@@ -6,11 +6,15 @@ namespace Quanto.Kernels.Cpu.Int8;
 
 /// <summary>
 /// The AVX2 + FMA form of <see cref="DotGemv"/>: a 64-byte unit is two ymm, columns 0-7 (l) and 8-15 (h), decoded
-/// in place as the AVX-512 form does. Two accumulator chains per row and half (inputs alternate between them): at
-/// 3 rows 12 of the 16 ymm, leaving the two halves of the unit, the broadcast activation and one decoded code.
+/// in place as the AVX-512 form does. Eight ymm accumulate, four slots of two halves (<see cref="Mac{TR}"/>): four
+/// chains at one row, two per row at two, one per row at three, so the 16 ymm hold the two halves of the unit, the
+/// decoded codes and the broadcast activations without spilling (twelve accumulators at three rows spilled the
+/// codes to the stack and ran slower than the block GEMV).
 /// </summary>
 internal static unsafe class DotGemv256
 {
+    /// <summary>Panels [panel0, panel1) of every row. Each format's panel is a method of its own, not inlined: all
+    /// three inlined into this one, the qint2 loop (the same instructions) ran 4 to 8x slower at one row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Panels<TR>(DotWeight w, DotGemvRows x, int panel0, int panel1, float* y, float* bias)
         where TR : struct, ITileRows
@@ -26,37 +30,75 @@ internal static unsafe class DotGemv256
         }
     }
 
-    /// <summary>l_r += float(lo) * x[r], h_r += float(hi) * x[r] for every row r (rows
-    /// <paramref name="stride"/> floats apart).</summary>
+    /// <summary>
+    /// Input <paramref name="n"/> of a unit (codes <paramref name="lo"/>, <paramref name="hi"/>) times each row's
+    /// activation (rows <paramref name="s"/> floats apart) into its slot: one row, slot n mod 4; two rows, row r's
+    /// slot 2r + n mod 2; three rows, row r's slot r.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Mac<TR>(Vector256<int> lo, Vector256<int> hi, float* x, long stride,
-        ref Vector256<float> l0, ref Vector256<float> h0, ref Vector256<float> l1, ref Vector256<float> h1,
-        ref Vector256<float> l2, ref Vector256<float> h2)
+    private static void Mac<TR>(Vector256<int> lo, Vector256<int> hi, float* x, long s, int n,
+        ref Vector256<float> c0l, ref Vector256<float> c0h, ref Vector256<float> c1l, ref Vector256<float> c1h,
+        ref Vector256<float> c2l, ref Vector256<float> c2h, ref Vector256<float> c3l, ref Vector256<float> c3h)
         where TR : struct, ITileRows
     {
         Vector256<float> cl = Avx.ConvertToVector256Single(lo), ch = Avx.ConvertToVector256Single(hi);
         Vector256<float> b = Vector256.Create(*x);
-        l0 = Fma.MultiplyAdd(cl, b, l0);
-        h0 = Fma.MultiplyAdd(ch, b, h0);
-        if (TR.Rows > 1)
+        if (TR.Rows == 1)
         {
-            b = Vector256.Create(x[stride]);
-            l1 = Fma.MultiplyAdd(cl, b, l1);
-            h1 = Fma.MultiplyAdd(ch, b, h1);
+            switch (n & 3)
+            {
+                case 0: Fma2(cl, ch, b, ref c0l, ref c0h); break;
+                case 1: Fma2(cl, ch, b, ref c1l, ref c1h); break;
+                case 2: Fma2(cl, ch, b, ref c2l, ref c2h); break;
+                default: Fma2(cl, ch, b, ref c3l, ref c3h); break;
+            }
         }
-        if (TR.Rows > 2)
+        else if (TR.Rows == 2)
         {
-            b = Vector256.Create(x[2 * stride]);
-            l2 = Fma.MultiplyAdd(cl, b, l2);
-            h2 = Fma.MultiplyAdd(ch, b, h2);
+            Vector256<float> b1 = Vector256.Create(x[s]);
+            if ((n & 1) == 0)
+            {
+                Fma2(cl, ch, b, ref c0l, ref c0h);
+                Fma2(cl, ch, b1, ref c2l, ref c2h);
+            }
+            else
+            {
+                Fma2(cl, ch, b, ref c1l, ref c1h);
+                Fma2(cl, ch, b1, ref c3l, ref c3h);
+            }
+        }
+        else
+        {
+            Fma2(cl, ch, b, ref c0l, ref c0h);
+            Fma2(cl, ch, Vector256.Create(x[s]), ref c1l, ref c1h);
+            Fma2(cl, ch, Vector256.Create(x[2 * s]), ref c2l, ref c2h);
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma2(Vector256<float> cl, Vector256<float> ch, Vector256<float> x, ref Vector256<float> l,
+        ref Vector256<float> h)
+    {
+        l = Fma.MultiplyAdd(cl, x, l);
+        h = Fma.MultiplyAdd(ch, x, h);
+    }
+
+    /// <summary>Row <paramref name="r"/>'s sum over its slots (see <see cref="Mac{TR}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Row<TR>(int r, Vector256<float> c0, Vector256<float> c1, Vector256<float> c2,
+        Vector256<float> c3)
+        where TR : struct, ITileRows => TR.Rows switch
+        {
+            1 => (c0 + c1) + (c2 + c3),
+            2 => r == 0 ? c0 + c1 : c2 + c3,
+            _ => r == 0 ? c0 : r == 1 ? c1 : c2,
+        };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> M(uint mask) => Vector256.Create(mask).AsInt32();
 
     /// <summary>One qint4 panel: per unit (8 inputs x 16 columns) 16 and/shift, 16 vcvtdq2ps, 16R FMAs.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Int4Panel<TR>(DotWeight w, DotGemvRows x, int panel, float* y, float* bias)
         where TR : struct, ITileRows
     {
@@ -67,29 +109,32 @@ internal static unsafe class DotGemv256
         Vector256<float> t0l = default, t0h = default, t1l = default, t1h = default, t2l = default, t2h = default;
         for (int g = 0; g < groups; g++)
         {
-            Vector256<float> a0l = default, a0h = default, a1l = default, a1h = default, a2l = default, a2h = default;
-            Vector256<float> b0l = default, b0h = default, b1l = default, b1h = default, b2l = default, b2h = default;
+            Vector256<float> c0l = default, c0h = default, c1l = default, c1h = default;
+            Vector256<float> c2l = default, c2h = default, c3l = default, c3h = default;
             for (int u = 0; u < units; u++, unit += DotFormats.UnitBytes, x0 += 8)
             {
                 DotGemv.Prefetch(unit);
                 Vector256<int> l = Vector256.Load((int*)unit), h = Vector256.Load((int*)(unit + 32));
-                Mac<TR>(l & M(0xF), h & M(0xF), x0, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0xF00), h & M(0xF00), x0 + 1, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0xF0000), h & M(0xF0000), x0 + 2, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0xF000000), h & M(0xF000000), x0 + 3, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0xF0), h & M(0xF0), x0 + 4, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0xF000), h & M(0xF000), x0 + 5, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0xF00000), h & M(0xF00000), x0 + 6, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l >>> 28, h >>> 28, x0 + 7, s, ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
+                Mac<TR>(l & M(0xF), h & M(0xF), x0, s, 0,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xF00), h & M(0xF00), x0 + 1, s, 1,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xF0000), h & M(0xF0000), x0 + 2, s, 2,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xF000000), h & M(0xF000000), x0 + 3, s, 3,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xF0), h & M(0xF0), x0 + 4, s, 4,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xF000), h & M(0xF000), x0 + 5, s, 5,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xF00000), h & M(0xF00000), x0 + 6, s, 6,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l >>> 28, h >>> 28, x0 + 7, s, 7,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
             }
-            Fold<TR>(w, x, panel, g, a0l + b0l, a0h + b0h, a1l + b1l, a1h + b1h, a2l + b2l, a2h + b2h,
+            Fold<TR>(w, x, panel, g, Row<TR>(0, c0l, c1l, c2l, c3l), Row<TR>(0, c0h, c1h, c2h, c3h),
+                Row<TR>(1, c0l, c1l, c2l, c3l), Row<TR>(1, c0h, c1h, c2h, c3h),
+                Row<TR>(2, c0l, c1l, c2l, c3l), Row<TR>(2, c0h, c1h, c2h, c3h),
                 ref t0l, ref t0h, ref t1l, ref t1h, ref t2l, ref t2h);
         }
         StoreRows<TR>(w, panel, t0l, t0h, t1l, t1h, t2l, t2h, y, bias);
@@ -99,7 +144,7 @@ internal static unsafe class DotGemv256
     /// One qint2 panel: per unit (16 inputs x 16 columns) 32 and (input 4c + i at bit 8i + 2c; input 15, at bits
     /// 30-31, shifted down so the int32 stays non-negative), 32 vcvtdq2ps, 32R FMAs.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Int2Panel<TR>(DotWeight w, DotGemvRows x, int panel, float* y, float* bias)
         where TR : struct, ITileRows
     {
@@ -110,45 +155,48 @@ internal static unsafe class DotGemv256
         Vector256<float> t0l = default, t0h = default, t1l = default, t1h = default, t2l = default, t2h = default;
         for (int g = 0; g < groups; g++)
         {
-            Vector256<float> a0l = default, a0h = default, a1l = default, a1h = default, a2l = default, a2h = default;
-            Vector256<float> b0l = default, b0h = default, b1l = default, b1h = default, b2l = default, b2h = default;
+            Vector256<float> c0l = default, c0h = default, c1l = default, c1h = default;
+            Vector256<float> c2l = default, c2h = default, c3l = default, c3h = default;
             for (int u = 0; u < units; u++, unit += DotFormats.UnitBytes, x0 += 16)
             {
                 DotGemv.Prefetch(unit);
                 Vector256<int> l = Vector256.Load((int*)unit), h = Vector256.Load((int*)(unit + 32));
-                Mac<TR>(l & M(0x3), h & M(0x3), x0, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0x300), h & M(0x300), x0 + 1, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0x30000), h & M(0x30000), x0 + 2, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0x3000000), h & M(0x3000000), x0 + 3, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0xC), h & M(0xC), x0 + 4, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0xC00), h & M(0xC00), x0 + 5, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0xC0000), h & M(0xC0000), x0 + 6, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0xC000000), h & M(0xC000000), x0 + 7, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0x30), h & M(0x30), x0 + 8, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0x3000), h & M(0x3000), x0 + 9, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0x300000), h & M(0x300000), x0 + 10, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0x30000000), h & M(0x30000000), x0 + 11, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0xC0), h & M(0xC0), x0 + 12, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l & M(0xC000), h & M(0xC000), x0 + 13, s,
-                    ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-                Mac<TR>(l & M(0xC00000), h & M(0xC00000), x0 + 14, s,
-                    ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-                Mac<TR>(l >>> 30, h >>> 30, x0 + 15, s, ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
+                Mac<TR>(l & M(0x3), h & M(0x3), x0, s, 0,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0x300), h & M(0x300), x0 + 1, s, 1,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0x30000), h & M(0x30000), x0 + 2, s, 2,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0x3000000), h & M(0x3000000), x0 + 3, s, 3,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xC), h & M(0xC), x0 + 4, s, 4,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xC00), h & M(0xC00), x0 + 5, s, 5,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xC0000), h & M(0xC0000), x0 + 6, s, 6,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xC000000), h & M(0xC000000), x0 + 7, s, 7,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0x30), h & M(0x30), x0 + 8, s, 8,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0x3000), h & M(0x3000), x0 + 9, s, 9,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0x300000), h & M(0x300000), x0 + 10, s, 10,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0x30000000), h & M(0x30000000), x0 + 11, s, 11,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xC0), h & M(0xC0), x0 + 12, s, 12,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xC000), h & M(0xC000), x0 + 13, s, 13,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l & M(0xC00000), h & M(0xC00000), x0 + 14, s, 14,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+                Mac<TR>(l >>> 30, h >>> 30, x0 + 15, s, 15,
+                    ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
             }
-            Fold<TR>(w, x, panel, g, a0l + b0l, a0h + b0h, a1l + b1l, a1h + b1h, a2l + b2l, a2h + b2h,
+            Fold<TR>(w, x, panel, g, Row<TR>(0, c0l, c1l, c2l, c3l), Row<TR>(0, c0h, c1h, c2h, c3h),
+                Row<TR>(1, c0l, c1l, c2l, c3l), Row<TR>(1, c0h, c1h, c2h, c3h),
+                Row<TR>(2, c0l, c1l, c2l, c3l), Row<TR>(2, c0h, c1h, c2h, c3h),
                 ref t0l, ref t0h, ref t1l, ref t1h, ref t2l, ref t2h);
         }
         StoreRows<TR>(w, panel, t0l, t0h, t1l, t1h, t2l, t2h, y, bias);
@@ -188,7 +236,7 @@ internal static unsafe class DotGemv256
     /// One qint8 panel (one group): per unit (4 inputs x 16 columns) the stored code + 128 flipped to the signed
     /// code, each byte moved to the top byte (shift, and), so the lane holds code * 2^24; 2^-24 joins the scale.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Int8Panel<TR>(DotWeight w, DotGemvRows x, int panel, float* y, float* bias)
         where TR : struct, ITileRows
     {
@@ -196,23 +244,28 @@ internal static unsafe class DotGemv256
         long s = x.Stride;
         byte* unit = w.Codes + panel * w.PanelBytes;
         float* x0 = x.Data;
-        Vector256<float> a0l = default, a0h = default, a1l = default, a1h = default, a2l = default, a2h = default;
-        Vector256<float> b0l = default, b0h = default, b1l = default, b1h = default, b2l = default, b2h = default;
+        Vector256<float> c0l = default, c0h = default, c1l = default, c1h = default;
+        Vector256<float> c2l = default, c2h = default, c3l = default, c3h = default;
         Vector256<int> flip = M(0x80808080), top = M(0xFF000000);
         for (int u = 0; u < units; u++, unit += DotFormats.UnitBytes, x0 += 4)
         {
             DotGemv.Prefetch(unit);
             Vector256<int> l = Vector256.Load((int*)unit) ^ flip, h = Vector256.Load((int*)(unit + 32)) ^ flip;
-            Mac<TR>(l << 24, h << 24, x0, s, ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-            Mac<TR>((l << 16) & top, (h << 16) & top, x0 + 1, s, ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
-            Mac<TR>((l << 8) & top, (h << 8) & top, x0 + 2, s, ref a0l, ref a0h, ref a1l, ref a1h, ref a2l, ref a2h);
-            Mac<TR>(l & top, h & top, x0 + 3, s, ref b0l, ref b0h, ref b1l, ref b1h, ref b2l, ref b2h);
+            Mac<TR>(l << 24, h << 24, x0, s, 0,
+                ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+            Mac<TR>((l << 16) & top, (h << 16) & top, x0 + 1, s, 1,
+                ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+            Mac<TR>((l << 8) & top, (h << 8) & top, x0 + 2, s, 2,
+                ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
+            Mac<TR>(l & top, h & top, x0 + 3, s, 3,
+                ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h);
         }
         float* scales = w.Scales + (long)panel * w.Groups * DotFormats.PanelColumns;
         Vector256<float> unscale = Vector256.Create(1f / (1 << 24));
         Vector256<float> scaleL = Vector256.Load(scales) * unscale, scaleH = Vector256.Load(scales + 8) * unscale;
-        StoreRows<TR>(w, panel, (a0l + b0l) * scaleL, (a0h + b0h) * scaleH, (a1l + b1l) * scaleL,
-            (a1h + b1h) * scaleH, (a2l + b2l) * scaleL, (a2h + b2h) * scaleH, y, bias);
+        StoreRows<TR>(w, panel, Row<TR>(0, c0l, c1l, c2l, c3l) * scaleL, Row<TR>(0, c0h, c1h, c2h, c3h) * scaleH,
+            Row<TR>(1, c0l, c1l, c2l, c3l) * scaleL, Row<TR>(1, c0h, c1h, c2h, c3h) * scaleH,
+            Row<TR>(2, c0l, c1l, c2l, c3l) * scaleL, Row<TR>(2, c0h, c1h, c2h, c3h) * scaleH, y, bias);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -244,6 +297,15 @@ internal static unsafe class DotGemv256
             high.Store(target + 8);
             return;
         }
+        StoreTail(w, panel, r, low, high, y, bias);
+    }
+
+    /// <summary>The last panel's columns past N dropped (not inlined: its stackalloc would keep Store from being).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void StoreTail(DotWeight w, int panel, int r, Vector256<float> low, Vector256<float> high,
+        float* y, float* bias)
+    {
         float* lanes = stackalloc float[DotFormats.PanelColumns];
         low.Store(lanes);
         high.Store(lanes + 8);

@@ -10,6 +10,8 @@ namespace Quanto.Kernels.Cpu.Int8;
 /// </summary>
 internal static unsafe class DotGemv512
 {
+    /// <summary>Panels [panel0, panel1) of every row; each format's panel is a method of its own (see
+    /// <see cref="DotGemv256"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Panels<TR>(DotWeight w, DotGemvRows x, int panel0, int panel1, float* y, float* bias)
         where TR : struct, ITileRows
@@ -43,7 +45,7 @@ internal static unsafe class DotGemv512
     }
 
     /// <summary>One qint4 panel: per unit (8 inputs x 16 columns) eight and/shift, eight vcvtdq2ps, 8R FMAs.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Int4Panel<TR>(DotWeight w, DotGemvRows x, int panel, float* y, float* bias)
         where TR : struct, ITileRows
     {
@@ -80,7 +82,7 @@ internal static unsafe class DotGemv512
     /// One qint2 panel: per unit (16 inputs x 16 columns) sixteen and (input 4c + i at bit 8i + 2c; input 15, at
     /// bits 30-31, shifted down so the int32 stays non-negative), sixteen vcvtdq2ps, 16R FMAs.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Int2Panel<TR>(DotWeight w, DotGemvRows x, int panel, float* y, float* bias)
         where TR : struct, ITileRows
     {
@@ -149,7 +151,7 @@ internal static unsafe class DotGemv512
     /// One qint8 panel (one group): per unit (4 inputs x 16 columns) the stored code + 128 flipped to the signed
     /// code, each byte moved to the top byte (shift, and), so the lane holds code * 2^24; 2^-24 joins the scale.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Int8Panel<TR>(DotWeight w, DotGemvRows x, int panel, float* y, float* bias)
         where TR : struct, ITileRows
     {
@@ -199,6 +201,14 @@ internal static unsafe class DotGemv512
             (bias == null ? sums : sums + Vector512.Load(bias + col0)).Store(target);
             return;
         }
+        StoreTail(w, panel, r, sums, y, bias);
+    }
+
+    /// <summary>The last panel's columns past N dropped (not inlined: its stackalloc would keep Store from being).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void StoreTail(DotWeight w, int panel, int r, Vector512<float> sums, float* y, float* bias)
+    {
         float* lanes = stackalloc float[DotFormats.PanelColumns];
         sums.Store(lanes);
         DotGemv.StorePartial(w, panel, r, lanes, y, bias);
