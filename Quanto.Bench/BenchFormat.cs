@@ -38,6 +38,7 @@ internal abstract class BenchFormat : IDisposable
         ("int2-panel", (w, r) => new QuantFormat("int2-panel", w, QType.QInt2, r, kernels: QuantFormat.PanelKernels)),
         ("int8-block", (w, r) => new QuantFormat("int8-block", w, QType.QInt8, r, kernels: QuantFormat.BlockKernels)),
         ("int4-block", (w, r) => new QuantFormat("int4-block", w, QType.QInt4, r, kernels: QuantFormat.BlockKernels)),
+        ("int2-block", (w, r) => new QuantFormat("int2-block", w, QType.QInt2, r, kernels: QuantFormat.BlockKernels)),
         ("fp8_e4m3fn", (w, r) => new QuantFormat("fp8_e4m3fn", w, QType.QFloat8E4M3Fn, r)),
         ("fp8_e5m2", (w, r) => new QuantFormat("fp8_e5m2", w, QType.QFloat8E5M2, r)),
         ("w8a8", (w, r) => new W8A8Format(w, r)),
@@ -183,8 +184,8 @@ internal class QuantFormat : BenchFormat
     /// (the <c>intN-panel</c> rows, for before/after ratios in one run).</summary>
     public static CpuKernels PanelKernels { get; } = new() { FloatGemmEnabled = false };
 
-    /// <summary>The weight-only GEMV as it was before the Dot-layout GEMV: 1 to 3 rows of qint8/qint4 on the block
-    /// layout (the <c>intN-block</c> rows, for before/after ratios in one run).</summary>
+    /// <summary>The weight-only GEMV as it was before the Dot-layout GEMV: 1 to 3 rows of qint8/qint4/qint2 on the
+    /// block layout (the <c>intN-block</c> rows, for before/after ratios in one run).</summary>
     public static CpuKernels BlockKernels { get; } = new() { DotGemvEnabled = false };
 
     /// <summary>The backend the copies were prepared for.</summary>

@@ -13,9 +13,9 @@ namespace Quanto.Kernels.Cpu;
 /// edge; the result has the input's dtype). On the Vector512 and Vector256 paths, float32 calls of 4 rows and more
 /// (Vector256: 16) on qint8/qint4/qint2 weights run the float GEMM (Cpu/Int8/FloatGemmJob.cs: weights decoded to
 /// float32 once per block of 64 columns x 256 inputs and reused by every row; 6-row x 64-column register tiles,
-/// 6 x 16 on AVX2), and on the Vector512 path calls of 1 to 3 rows on qint8/qint4 weights the Dot-layout GEMV
-/// (Cpu/Int8/DotGemv.cs: 16 output columns per zmm, codes decoded in place), so those weights keep one layout for
-/// every row count.
+/// 6 x 16 on AVX2), and calls of 1 to 3 rows on qint8/qint4 weights (and qint2 on Vector256) the Dot-layout GEMV
+/// (Cpu/Int8/DotGemv.cs: 16 output columns per zmm, or per two ymm on AVX2, codes decoded in place), so those
+/// weights keep one layout for every row count (on Vector256, calls of 4 to 15 rows use the block layout's GEMM).
 /// </summary>
 /// <remarks>
 /// Register it ahead of the torch fallback with <c>QuantKernels.Register(CpuKernels.Instance, 100)</c>; it declines
@@ -219,16 +219,18 @@ public sealed partial class CpuKernels : IQuantKernels
     internal bool RunsFloatGemmFor(PreparedWeight weight, int rows) =>
         RunsFloatGemm(KernelChecks.Expect<CpuPreparedWeight>(weight, this), rows);
 
-    /// <summary>False keeps float32 GEMV calls (1 to 3 rows) of qint8/qint4 weights on the block-layout GEMV
+    /// <summary>False keeps float32 GEMV calls (1 to 3 rows) of qint8/qint4/qint2 weights on the block-layout GEMV
     /// (GemvKernel) instead of the Dot-layout GEMV (tests compare both, the bench's <c>-block</c> rows time it).</summary>
     internal bool DotGemvEnabled { get; init; } = true;
 
     /// <summary>True when a float32 call of <paramref name="rows"/> rows on <paramref name="w"/> runs the Dot-layout
-    /// GEMV (Cpu/Int8/DotGemv.cs): qint8/qint4 weights, fewer rows than the float GEMM, on the Vector512 path.</summary>
+    /// GEMV (Cpu/Int8/DotGemv.cs): fewer rows than the float GEMM, on the Vector512 or Vector256 path where this CPU
+    /// runs that form (AVX-512 F; AVX2 + FMA), for qint8/qint4 weights, and qint2 on the Vector256 path (2.2x the
+    /// block GEMV there; its AVX-512 form is not measured yet, so qint2 keeps the block GEMV on Vector512).</summary>
     private bool RunsDotGemv(CpuPreparedWeight w, int rows) =>
-        DotGemvEnabled && rows <= Int8.DotGemv.MaxRows && Path == CpuKernelPath.Vector512
-        && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4
-        && Int8.DotGemv.Supports(w.Format == CpuWeightFormat.Int8 ? Int8.DotFormat.Int8 : Int8.DotFormat.Int4);
+        DotGemvEnabled && rows <= Int8.DotGemv.MaxRows && Int8.DotGemv.Supports(Path)
+        && (w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4
+            || (w.Format == CpuWeightFormat.Int2 && Path == CpuKernelPath.Vector256));
 
     /// <summary>The Dot-layout GEMV on contiguous Float32 tensors (x: rows x K, y: rows x N).</summary>
     private unsafe void DotGemv(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
@@ -239,7 +241,7 @@ public sealed partial class CpuKernels : IQuantKernels
             fixed (byte* biasBytes = bias is null ? default : bias.bytes)
             {
                 using var rowsData = new Int8.DotGemvRows((float*)xBytes, rows, dot);
-                var job = new Int8.DotGemvJob(dot, rowsData, (float*)yBytes, (float*)biasBytes);
+                var job = new Int8.DotGemvJob(Path, dot, rowsData, (float*)yBytes, (float*)biasBytes);
                 CpuParallel.Run(job, job.Chunks, Parallel(rows, w.K, w.N));
             }
         }

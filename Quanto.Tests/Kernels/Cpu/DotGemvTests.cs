@@ -10,12 +10,13 @@ using static TorchSharp.torch;
 namespace Quanto.Tests.Kernels.Cpu;
 
 /// <summary>
-/// The float32 weight-only GEMV on the Dot layout (qint8/qint4 weights, 1 to 3 rows, Vector512 path): whole Linear
-/// calls against F.linear-in-double on the dequantized weight, on 1 and 2 threads, with and without bias, at shapes
-/// with K not a multiple of the group (padded groups), groups of 32 and 128, N not a multiple of the 16-column panel,
-/// a single partial panel, and enough panels for several chunks per thread; a 3-D input; the block-layout GEMV
-/// (switched off) on the same product; and the activation pre-scaling factors against the code positions. Skipped,
-/// naming the feature, without AVX-512.
+/// The float32 weight-only GEMV on the Dot layout (qint8/qint4/qint2 weights, 1 to 3 rows) in both forms, AVX-512
+/// and AVX2 + FMA: the kernel itself and whole Linear calls on the Vector512 / Vector256 paths, against F.linear in
+/// float64 on the dequantized weight, on 1 and 2 threads, with and without bias, at shapes with K not a multiple of
+/// the group (padded groups), groups of 32, 64 and 128 (and zero-points), N not a multiple of the 16-column panel, a
+/// single partial panel, and enough panels for several chunks per thread; a 3-D input; which GEMV a call takes; the
+/// block-layout GEMV (switched off) on the same product; and the activation pre-scaling factors against the code
+/// positions. A form this CPU lacks is skipped, naming the feature.
 /// </summary>
 [TestFixture]
 public class DotGemvTests
@@ -23,39 +24,72 @@ public class DotGemvTests
     private static readonly CpuWeightCase[] Formats =
     [
         new(QType.QInt8),
-        new(QType.QInt4),
         new(QType.QInt4, 32),
+        new(QType.QInt4, 64),
+        new(QType.QInt4, 128),
         new(QType.QInt4, 128, ShiftMode.ZeroPoint),
+        new(QType.QInt2, 32),
+        new(QType.QInt2, 64),
+        new(QType.QInt2, 128),
+        new(QType.QInt2, 64, ShiftMode.ZeroPoint),
     ];
 
-    // (K, N): K = 100 pads one group of 128 (qint4) or the row (qint8) to 128 inputs; 2432 = 19 groups of 128;
-    // N = 9 one partial panel, 80 five panels, 1030 65 panels (several chunks per thread) with a partial last one.
+    private static readonly CpuKernelPath[] Paths = [CpuKernelPath.Vector512, CpuKernelPath.Vector256];
+
+    // (K, N): K = 100 pads one group (the row) to 128 inputs, with a tail of 4 past 16-input blocks; 2432 = 19 groups
+    // of 128, 38 of 64, 76 of 32; N = 9 one partial panel, 80 five panels, 1030 65 panels (several chunks per
+    // thread) with a partial last one, 33 three panels, the last with one column.
     private static readonly (int K, int N)[] Shapes = [(100, 9), (2432, 80), (256, 1030), (384, 33)];
 
-    private static void RequireAvx512()
+    /// <summary>Skips, naming the missing feature, where this CPU cannot run the <paramref name="path"/> form.</summary>
+    private static void Require(CpuKernelPath path)
     {
-        if (!CpuFeatures.IsSupported(CpuKernelPath.Vector512) || !DotGemv.Supports(DotFormat.Int4))
-            Assert.Ignore("This CPU cannot run the Dot GEMV: it lacks AVX-512 F.");
+        if (DotGemv.Supports(path) && CpuFeatures.IsSupported(path)) return;
+        Assert.Ignore(path == CpuKernelPath.Vector512
+            ? "This CPU cannot run the AVX-512 Dot GEMV: it lacks AVX-512 F/BW."
+            : "This CPU cannot run the AVX2 Dot GEMV: it lacks AVX2 or FMA.");
     }
 
-    public static IEnumerable<TestCaseData> Cases() =>
+    /// <summary>F.linear in float64 on the dequantized weight: y = x · Wᵀ + b.</summary>
+    private static double[] Reference(Tensor x, QuantizedWeight weight, Tensor? bias)
+    {
+        using var scope = NewDisposeScope();
+        Tensor w = weight.Dequantize().to(ScalarType.Float64).reshape(weight.Shape[0], -1);
+        Tensor y = nn.functional.linear(x.to(ScalarType.Float64), w, bias?.to(ScalarType.Float64));
+        return ToDoubles(y);
+    }
+
+    private static TestCaseData Case(string kind, CpuKernelPath path, CpuWeightCase format, int m, (int K, int N) s,
+        int threads) =>
+        new TestCaseData(path, format, m, s.K, s.N, threads, (m + threads + s.N) % 2 == 0)
+            .SetName($"DotGemv{kind}_{path}_{format}_M{m}_K{s.K}_N{s.N}_T{threads}");
+
+    public static IEnumerable<TestCaseData> LinearCases() =>
+        from path in Paths
         from format in Formats
         from shape in Shapes
         from m in new[] { 1, 2, 3 }
         from threads in new[] { 1, 2 }
-        select new TestCaseData(format, m, shape.K, shape.N, threads, (m + threads + shape.N) % 2 == 0)
-            .SetName($"DotGemv_{format}_M{m}_K{shape.K}_N{shape.N}_T{threads}");
+        select Case("", path, format, m, shape, threads);
 
-    [TestCaseSource(nameof(Cases))]
-    public void Linear_Float32_MatchesTheReference(CpuWeightCase format, int m, int k, int n, int threads, bool withBias)
+    public static IEnumerable<TestCaseData> KernelCases() =>
+        from path in Paths
+        from format in Formats
+        from shape in Shapes
+        from m in new[] { 1, 2, 3 }
+        select Case("Kernel", path, format, m, shape, 1);
+
+    [TestCaseSource(nameof(LinearCases))]
+    public void Linear_Float32_MatchesTheReference(CpuKernelPath path, CpuWeightCase format, int m, int k, int n,
+        int threads, bool withBias)
     {
-        RequireAvx512();
+        Require(path);
         using var scope = NewDisposeScope();
         int seed = m * 31 + k * 7 + n;
         using QuantizedWeight weight = Weight(format, n, k, seed);
         Tensor x = Input(m, k, seed);
         Tensor? bias = withBias ? Bias(n, seed) : null;
-        var kernels = new CpuKernels(CpuKernelPath.Vector512);
+        var kernels = new CpuKernels(path);
         using PreparedWeight prepared = kernels.Prepare(weight);
         int before = CpuKernels.Threads;
         Tensor y;
@@ -69,25 +103,51 @@ public class DotGemvTests
             CpuKernels.Threads = before;
         }
         Assert.That(y.shape, Is.EqualTo(new long[] { m, n }));
-        double[] expected = ScalarReference(x, weight.Dequantize(), bias);
-        Assert.That(RelativeError(y.data<float>().ToArray(), expected), Is.LessThanOrEqualTo(1e-5));
+        Assert.That(RelativeError(y.data<float>().ToArray(), Reference(x, weight, bias)), Is.LessThanOrEqualTo(1e-5));
+    }
+
+    /// <summary>The kernel of each form on its own (whichever GEMV <see cref="CpuKernels"/> routes a format to).</summary>
+    [TestCaseSource(nameof(KernelCases))]
+    public unsafe void Run_EachForm_MatchesTheReference(CpuKernelPath path, CpuWeightCase format, int m, int k, int n,
+        int threads, bool withBias)
+    {
+        Require(path);
+        Assert.That(threads, Is.EqualTo(1));
+        using var scope = NewDisposeScope();
+        int seed = m * 29 + k * 5 + n;
+        using QuantizedWeight weight = Weight(format, n, k, seed);
+        Tensor x = Input(m, k, seed);
+        Tensor? bias = withBias ? Bias(n, seed) : null;
+        using var dot = new DotWeight(weight);
+        float[] xs = x.data<float>().ToArray(), y = new float[m * n];
+        float[]? bs = bias?.data<float>().ToArray();
+        fixed (float* xp = xs, yp = y, bp = bs)
+        {
+            using var rows = new DotGemvRows(xp, m, dot);
+            DotGemv.Run(path, dot, rows, 0, dot.Panels, yp, bp);
+        }
+        Assert.That(RelativeError(y, Reference(x, weight, bias)), Is.LessThanOrEqualTo(1e-5));
     }
 
     /// <summary>A 3-D input keeps its leading dimensions, and the block-layout GEMV (the Dot GEMV switched off)
     /// computes the same product.</summary>
-    [TestCase(QType.QInt4, 1)]
-    [TestCase(QType.QInt4, 3)]
-    [TestCase(QType.QInt8, 2)]
-    public void Linear_ThreeDimensionalAndSwitchedOff_MatchTheReference(QType qtype, int m)
+    [TestCase(CpuKernelPath.Vector512, QType.QInt4, 1)]
+    [TestCase(CpuKernelPath.Vector512, QType.QInt4, 3)]
+    [TestCase(CpuKernelPath.Vector512, QType.QInt8, 2)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt4, 1)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt4, 3)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt8, 2)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt2, 3)]
+    public void Linear_ThreeDimensionalAndSwitchedOff_MatchTheReference(CpuKernelPath path, QType qtype, int m)
     {
-        RequireAvx512();
+        Require(path);
         using var scope = NewDisposeScope();
         using QuantizedWeight weight = Weight(new CpuWeightCase(qtype), 70, 384, m);
         Tensor x = Input(m, 384, m), bias = Bias(70, m);
-        double[] expected = ScalarReference(x, weight.Dequantize(), bias);
+        double[] expected = Reference(x, weight, bias);
         foreach (bool enabled in new[] { true, false })
         {
-            var kernels = new CpuKernels(CpuKernelPath.Vector512) { DotGemvEnabled = enabled };
+            var kernels = new CpuKernels(path) { DotGemvEnabled = enabled };
             using PreparedWeight prepared = kernels.Prepare(weight);
             Tensor y = kernels.Linear(x.reshape(m, 1, 384), prepared, bias);
             Assert.That(y.shape, Is.EqualTo(new long[] { m, 1, 70 }));
@@ -96,31 +156,92 @@ public class DotGemvTests
         }
     }
 
-    /// <summary>Large activations and tiny ones (2^-60, far below 1 but far above the pre-scaling's 2^-98 limit)
-    /// keep their relative accuracy: the pre-scaling by powers of two loses nothing.</summary>
-    [TestCase(1e-18f)]
-    [TestCase(1e12f)]
-    public void Linear_ExtremeActivationMagnitudes_MatchTheReference(float magnitude)
+    /// <summary>Which layout a 1-3 row call made: the Dot layout alone where the Dot GEMV runs it (qint8, qint4 on
+    /// both forms; qint2 on the AVX2 one, where it measured faster), the block layout alone where it is switched off
+    /// or the form keeps the block GEMV, and the block layout from 4 rows on the AVX2 path (no float GEMM there).
+    /// </summary>
+    [TestCase(CpuKernelPath.Vector512, QType.QInt8, true)]
+    [TestCase(CpuKernelPath.Vector512, QType.QInt4, true)]
+    [TestCase(CpuKernelPath.Vector512, QType.QInt2, false)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt8, true)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt4, true)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt2, true)]
+    public unsafe void Linear_OneToThreeRows_TakeTheDotGemvWhereItRuns(CpuKernelPath path, QType qtype, bool dot)
     {
-        RequireAvx512();
+        Require(path);
         using var scope = NewDisposeScope();
-        using QuantizedWeight weight = Weight(new CpuWeightCase(QType.QInt4), 48, 256, 3);
-        Tensor x = Input(1, 256, 3) * magnitude;
-        var kernels = new CpuKernels(CpuKernelPath.Vector512);
-        using PreparedWeight prepared = kernels.Prepare(weight);
-        Tensor y = kernels.Linear(x, prepared, null);
-        double[] expected = ScalarReference(x, weight.Dequantize(), null);
-        Assert.That(RelativeError(y.data<float>().ToArray(), expected), Is.LessThanOrEqualTo(1e-5));
+        using QuantizedWeight weight = Weight(new CpuWeightCase(qtype), 48, 256, 5);
+        long dotBytes, blockBytes;
+        using (var layout = new DotWeight(weight)) dotBytes = layout.ByteSize;
+        using (var blocks = (CpuPreparedWeight)new CpuKernels(path).Prepare(weight))
+        {
+            blocks.EnsureBlocks();
+            blockBytes = blocks.ByteSize;
+        }
+        foreach (bool enabled in new[] { true, false })
+        {
+            var kernels = new CpuKernels(path) { DotGemvEnabled = enabled };
+            using var prepared = (CpuPreparedWeight)kernels.Prepare(weight);
+            for (int m = 1; m <= DotGemv.MaxRows; m++) kernels.Linear(Input(m, 256, m), prepared, null);
+            bool dotLayout = enabled && dot;
+            Assert.That(prepared.Codes == null, Is.EqualTo(dotLayout), $"block layout made, Dot GEMV {enabled}");
+            Assert.That(prepared.ByteSize, Is.EqualTo(dotLayout ? dotBytes : blockBytes), $"Dot GEMV {enabled}");
+            if (path != CpuKernelPath.Vector256) continue;
+            kernels.Linear(Input(4, 256, 4), prepared, null);
+            Assert.That(prepared.Codes != null, "4 rows on the block GEMM");
+        }
     }
 
-    /// <summary>Factor i is 2^-(bit of input i's code in its column's dword) per the Dot layout (input i &lt; 4 in
-    /// byte i's low nibble, input 4 + i in its high nibble), except input 7, which the kernel shifts down to bit 0.
-    /// </summary>
-    [Test]
-    public void Factors_UndoTheCodePositions()
+    /// <summary>Large activations and tiny ones (2^-60, far below 1 but far above the pre-scaling's 2^-98 limit)
+    /// keep their relative accuracy: the pre-scaling by powers of two loses nothing.</summary>
+    [TestCase(CpuKernelPath.Vector512, QType.QInt4, 1e-18f)]
+    [TestCase(CpuKernelPath.Vector512, QType.QInt4, 1e12f)]
+    [TestCase(CpuKernelPath.Vector512, QType.QInt2, 1e-18f)]
+    [TestCase(CpuKernelPath.Vector512, QType.QInt2, 1e12f)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt4, 1e-18f)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt4, 1e12f)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt2, 1e-18f)]
+    [TestCase(CpuKernelPath.Vector256, QType.QInt2, 1e12f)]
+    public unsafe void Run_ExtremeActivationMagnitudes_MatchTheReference(CpuKernelPath path, QType qtype,
+        float magnitude)
     {
-        int[] bits = [0, 8, 16, 24, 4, 12, 20, 0];
-        for (int i = 0; i < 8; i++)
-            Assert.That(DotGemvRows.Factor(i), Is.EqualTo(1.0f / (1L << bits[i])), $"input {i}");
+        Require(path);
+        using var scope = NewDisposeScope();
+        using QuantizedWeight weight = Weight(new CpuWeightCase(qtype), 48, 256, 3);
+        Tensor x = Input(1, 256, 3) * magnitude;
+        using var dot = new DotWeight(weight);
+        float[] xs = x.data<float>().ToArray(), y = new float[48];
+        fixed (float* xp = xs, yp = y)
+        {
+            using var rows = new DotGemvRows(xp, 1, dot);
+            DotGemv.Run(path, dot, rows, 0, dot.Panels, yp, null);
+        }
+        Assert.That(RelativeError(y, Reference(x, weight, null)), Is.LessThanOrEqualTo(1e-5));
+    }
+
+    /// <summary>
+    /// Factor i is 2^-(bit of input i's code in its column's dword) per the Dot layout (qint4: input i &lt; 4 in byte
+    /// i's low nibble, 4 + i in its high nibble; qint2: input 4c + i in bits 2c of byte i), except the dword's top
+    /// code (qint4 input 7, qint2 input 15), which the kernels shift down to bit 0; qint8's factors are 1. The bits
+    /// are checked against the layout's own reader too (<see cref="DotFormats.Code"/>).
+    /// </summary>
+    [TestCase(QType.QInt4, new[] { 0, 8, 16, 24, 4, 12, 20, 28 })]
+    [TestCase(QType.QInt2, new[] { 0, 8, 16, 24, 2, 10, 18, 26, 4, 12, 20, 28, 6, 14, 22, 30 })]
+    public unsafe void Factors_UndoTheCodePositions(QType qtype, int[] bits)
+    {
+        DotFormat format = qtype == QType.QInt4 ? DotFormat.Int4 : DotFormat.Int2;
+        int max = (1 << format.Bits()) - 1;
+        byte* unit = stackalloc byte[DotFormats.UnitBytes];
+        for (int i = 0; i < bits.Length; i++)
+        {
+            bool top = i == bits.Length - 1;
+            Assert.That(DotGemvRows.Factor(format, i), Is.EqualTo(top ? 1f : 1.0f / (1L << bits[i])), $"input {i}");
+            Assert.That(DotGemvRows.Factor(format, i + 16), Is.EqualTo(DotGemvRows.Factor(format, i)), $"input {i}");
+            new Span<byte>(unit, DotFormats.UnitBytes).Clear();
+            *(uint*)(unit + 4 * 5) = (uint)max << bits[i]; // column 5's dword
+            Assert.That(format.Code(unit, 5, i), Is.EqualTo(max), $"input {i} at bit {bits[i]}");
+            Assert.That(format.Code(unit, 4, i), Is.Zero);
+        }
+        Assert.That(DotGemvRows.Factor(DotFormat.Int8, 3), Is.EqualTo(1f));
     }
 }

@@ -6,8 +6,8 @@ namespace Quanto.Kernels.Cpu.Int8;
 /// <summary>
 /// The float32 activations of one <see cref="DotGemv"/> call: each row in the weight's padded input order (groups
 /// padded to <see cref="DotWeight.PaddedGroup"/> with zeros), every input multiplied by the power of two that undoes
-/// the bit position its code is decoded at (<see cref="Factor"/>; qint4 only), and for 2/4-bit weights the sum of
-/// each group's original activations (for the shift term). Scratch memory: dispose it.
+/// the bit position its code is decoded at (<see cref="Factor"/>; qint4 and qint2), and for 2/4-bit weights the sum
+/// of each group's original activations (for the shift term). Scratch memory: dispose it.
 /// </summary>
 internal sealed unsafe class DotGemvRows : IDisposable
 {
@@ -22,37 +22,42 @@ internal sealed unsafe class DotGemvRows : IDisposable
         Rows = rows;
         Groups = weight.Groups;
         Stride = weight.PaddedK;
+        DotFormat format = weight.Format;
         int groupLength = weight.GroupLength, padded = weight.PaddedGroup, groups = weight.Groups;
         bool sums = weight.Shifts != null;
         long bytes = (long)rows * Stride * sizeof(float);
         _memory = ScratchMemory.Rent(bytes + (sums ? (long)rows * groups * sizeof(float) : 0), clear: false);
         Data = (float*)_memory.Pointer;
         GroupSums = sums ? (float*)((byte*)Data + bytes) : null;
-        bool scaled = weight.Format == DotFormat.Int4;
-        // Factors of inputs 0..7 of a unit, twice (a zmm holds 16 inputs: two units).
-        Vector512<float> factors = Vector512.Create(Factor(0), Factor(1), Factor(2), Factor(3), Factor(4), Factor(5),
-            Factor(6), Factor(7), Factor(0), Factor(1), Factor(2), Factor(3), Factor(4), Factor(5), Factor(6), Factor(7));
+        // Factors of inputs 0..15 of a unit (qint2's; qint4's repeat every 8, qint8's are all 1). Groups start at a
+        // unit boundary, so input k of a group has the factor of k mod 16.
+        Vector256<float> low = Vector256.Create(Factor(format, 0), Factor(format, 1), Factor(format, 2),
+            Factor(format, 3), Factor(format, 4), Factor(format, 5), Factor(format, 6), Factor(format, 7));
+        Vector256<float> high = Vector256.Create(Factor(format, 8), Factor(format, 9), Factor(format, 10),
+            Factor(format, 11), Factor(format, 12), Factor(format, 13), Factor(format, 14), Factor(format, 15));
         for (int m = 0; m < rows; m++)
         {
             for (int g = 0; g < groups; g++)
             {
                 float* from = source + (long)m * weight.K + (long)g * groupLength;
                 float* to = Data + (long)m * Stride + (long)g * padded;
-                Vector512<double> sum0 = Vector512<double>.Zero, sum1 = Vector512<double>.Zero;
+                Vector256<double> sum0 = Vector256<double>.Zero, sum1 = Vector256<double>.Zero;
                 int k = 0;
                 for (; k + 16 <= groupLength; k += 16)
                 {
-                    Vector512<float> v = Vector512.Load(from + k);
-                    (Vector512<double> low, Vector512<double> high) = Vector512.Widen(v);
-                    sum0 += low;
-                    sum1 += high;
-                    (scaled ? v * factors : v).Store(to + k);
+                    Vector256<float> v0 = Vector256.Load(from + k), v1 = Vector256.Load(from + k + 8);
+                    (Vector256<double> a, Vector256<double> b) = Vector256.Widen(v0);
+                    (Vector256<double> c, Vector256<double> d) = Vector256.Widen(v1);
+                    sum0 += a + c;
+                    sum1 += b + d;
+                    (v0 * low).Store(to + k);
+                    (v1 * high).Store(to + k + 8);
                 }
-                double sum = Vector512.Sum(sum0 + sum1);
+                double sum = Vector256.Sum(sum0 + sum1);
                 for (; k < groupLength; k++)
                 {
                     sum += from[k];
-                    to[k] = scaled ? from[k] * Factor(k & 7) : from[k];
+                    to[k] = from[k] * Factor(format, k & 15);
                 }
                 new Span<float>(to + groupLength, padded - groupLength).Clear();
                 // Summed in double: the shift term subtracts it, so its rounding error stays far below the dot's.
@@ -62,14 +67,28 @@ internal sealed unsafe class DotGemvRows : IDisposable
     }
 
     /// <summary>
-    /// The factor of input <paramref name="i"/> (0..7) of a qint4 unit: its code is decoded in place, at bit 8i
-    /// (i &lt; 4) or 8(i - 4) + 4 of its column's dword, as code * 2^bit, except input 7 (shifted down to bit 0).
+    /// The bit of its column's dword at which the code of input <paramref name="i"/> of a unit lies (see
+    /// <see cref="DotFormat"/>): qint4 input i &lt; 4 at 8i, input 4 + i at 8i + 4; qint2 input 4c + i at 8i + 2c;
+    /// qint8 0 (its kernels move every byte to the top and fold the one 2^-24 into the scale).
     /// </summary>
-    public static float Factor(int i) => i switch
+    public static int CodeBit(DotFormat format, int i) => format switch
     {
-        0 or 7 => 1f,
-        < 4 => MathF.ScaleB(1f, -8 * i),
-        _ => MathF.ScaleB(1f, -8 * (i - 4) - 4),
+        DotFormat.Int4 => 8 * (i & 3) + 4 * ((i >> 2) & 1),
+        DotFormat.Int2 => 8 * (i & 3) + 2 * ((i >> 2) & 3),
+        _ => 0,
+    };
+
+    /// <summary>
+    /// The factor of input <paramref name="i"/> of a unit: the kernels decode its code in place as code * 2^bit
+    /// (<see cref="CodeBit"/>), so the activation is pre-multiplied by 2^-bit; the top code of a dword (qint4 input
+    /// 7, qint2 input 15) is shifted down to bit 0 instead, so the int32 stays non-negative: factor 1.
+    /// </summary>
+    public static float Factor(DotFormat format, int i) => format switch
+    {
+        DotFormat.Int4 when (i & 7) == 7 => 1f,
+        DotFormat.Int2 when (i & 15) == 15 => 1f,
+        DotFormat.Int8 => 1f,
+        _ => MathF.ScaleB(1f, -CodeBit(format, i)),
     };
 
     public int Rows { get; }
