@@ -159,7 +159,7 @@ internal class QuantFormat : BenchFormat
             Quantized[(weight, qtype)] = quantized = WeightQuantizer.Quantize(weight, qtype);
         WeightBytes = quantized.ByteSize;
         var first = (CpuPreparedWeight)Kernels.Prepare(quantized);
-        // The float GEMM (float32 rows on qint8/qint4/qint2, from 4 rows) reads the int8-activation layout too.
+        // The float GEMM (float32 rows on qint8/qint4/qint2, from 4 rows, 16 on AVX2) reads the Dot layout too.
         if (int8Activations || (Kernels.FloatGemmEnabled && qtype is QType.QInt8 or QType.QInt4 or QType.QInt2))
             _ = first.Dot;
         if (!int8Activations) first.EnsureBlocks();

@@ -13,9 +13,6 @@ namespace Quanto.Kernels.Cpu.Int8;
 /// </summary>
 internal static unsafe class FloatPanels
 {
-    /// <summary>True where the AVX-512 decoder runs.</summary>
-    public static bool IsAccelerated => Avx512F.IsSupported;
-
     /// <summary>True when this CPU runs the float GEMM on <paramref name="path"/>: Vector512 with AVX-512 F,
     /// Vector256 with AVX2 and FMA.</summary>
     public static bool Runs(CpuKernelPath path) => path switch
