@@ -13,7 +13,7 @@ namespace Quanto.Kernels.Cpu;
 /// edge; the result has the input's dtype). On the Vector512 and Vector256 paths, float32 calls of 4 rows and more
 /// (Vector256: 16) on qint8/qint4/qint2 weights run the float GEMM (Cpu/Int8/FloatGemmJob.cs: weights decoded to
 /// float32 once per block of 64 columns x 256 inputs and reused by every row; 6-row x 64-column register tiles,
-/// 6 x 16 on AVX2), and calls of 1 to 3 rows on qint8/qint4 weights (and qint2 on Vector256) the Dot-layout GEMV
+/// 6 x 16 on AVX2), and calls of 1 to 3 rows on qint8/qint4/qint2 weights the Dot-layout GEMV
 /// (Cpu/Int8/DotGemv.cs: 16 output columns per zmm, or per two ymm on AVX2, codes decoded in place), so those
 /// weights keep one layout for every row count (on Vector256, calls of 4 to 15 rows use the block layout's GEMM).
 /// </summary>
@@ -225,12 +225,11 @@ public sealed partial class CpuKernels : IQuantKernels
 
     /// <summary>True when a float32 call of <paramref name="rows"/> rows on <paramref name="w"/> runs the Dot-layout
     /// GEMV (Cpu/Int8/DotGemv.cs): fewer rows than the float GEMM, on the Vector512 or Vector256 path where this CPU
-    /// runs that form (AVX-512 F; AVX2 + FMA), for qint8/qint4 weights, and qint2 on the Vector256 path (2.2x the
-    /// block GEMV there; its AVX-512 form is not measured yet, so qint2 keeps the block GEMV on Vector512).</summary>
+    /// runs that form (AVX-512 F; AVX2 + FMA), for qint8/qint4/qint2 weights (qint2 at 4096 x 4096: 2.7x the block
+    /// GEMV on Zen 3's AVX2, 1.6x at one row and 2.6x at three on Zen 4's AVX-512).</summary>
     private bool RunsDotGemv(CpuPreparedWeight w, int rows) =>
         DotGemvEnabled && rows <= Int8.DotGemv.MaxRows && Int8.DotGemv.Supports(Path)
-        && (w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4
-            || (w.Format == CpuWeightFormat.Int2 && Path == CpuKernelPath.Vector256));
+        && w.Format is CpuWeightFormat.Int8 or CpuWeightFormat.Int4 or CpuWeightFormat.Int2;
 
     /// <summary>The Dot-layout GEMV on contiguous Float32 tensors (x: rows x K, y: rows x N).</summary>
     private unsafe void DotGemv(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
