@@ -1,3 +1,4 @@
+using Quanto.Kernels.Cpu;
 using static TorchSharp.torch;
 
 namespace Quanto;
@@ -28,12 +29,17 @@ internal readonly struct TorchThreads : IDisposable
     internal const long SmallTensorElements = 1L << 20;
 
     private readonly int _restore;
+    private readonly CpuParallel.WarmScope _warm;
 
-    /// <summary>Sets the count to <paramref name="threads"/> (null: leaves it).</summary>
+    /// <summary>Sets the count to <paramref name="threads"/> (null: leaves it). At one thread, Quanto's kernel
+    /// workers also stay awake between jobs for the scope (<see cref="CpuParallel.Warm"/>): libtorch's ops then run
+    /// on the caller alone, so the workers' cores are otherwise idle.</summary>
     public TorchThreads(int? threads)
     {
         _restore = 0;
+        _warm = default;
         if (threads is not int wanted) return;
+        if (wanted == 1) _warm = CpuParallel.Warm();
         int current = get_num_threads();
         if (current == wanted) return;
         set_num_threads(wanted);
@@ -54,6 +60,7 @@ internal readonly struct TorchThreads : IDisposable
     /// <summary>Puts the previous count back.</summary>
     public void Dispose()
     {
+        _warm.Dispose();
         if (_restore > 0) set_num_threads(_restore);
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using NUnit.Framework;
 using Quanto.Kernels.Cpu;
 
@@ -58,6 +59,24 @@ public class CpuParallelTests
         Assert.Throws<ArgumentOutOfRangeException>(() => CpuKernels.Threads = 0);
         Assert.Throws<ArgumentOutOfRangeException>(() => CpuKernels.Threads = CpuParallel.MaxThreads + 1);
         Assert.That(CpuKernels.Threads, Is.EqualTo(before));
+    }
+
+    /// <summary>Workers spin 50 us after a job, 1 ms while libtorch is held to one thread (a decode step's small ops
+    /// between GEMVs), until the last such scope ends; a scope that changes nothing (null) keeps the short spin.
+    /// </summary>
+    [Test]
+    public void WorkersStayWarmWhileLibtorchRunsOnOneThread()
+    {
+        long shortSpin = Stopwatch.Frequency / 20000, warmSpin = Stopwatch.Frequency / 1000;
+        Assert.That(CpuParallel.WorkerSpinTicks, Is.EqualTo(shortSpin), "no scope open");
+        using (new TorchThreads(null)) Assert.That(CpuParallel.WorkerSpinTicks, Is.EqualTo(shortSpin), "null scope");
+        using (new TorchThreads(1))
+        {
+            Assert.That(CpuParallel.WorkerSpinTicks, Is.EqualTo(warmSpin), "one libtorch thread");
+            using (new TorchThreads(1)) Assert.That(CpuParallel.WorkerSpinTicks, Is.EqualTo(warmSpin), "nested");
+            Assert.That(CpuParallel.WorkerSpinTicks, Is.EqualTo(warmSpin), "outer scope still open");
+        }
+        Assert.That(CpuParallel.WorkerSpinTicks, Is.EqualTo(shortSpin), "every scope closed");
     }
 
     [TestCase(null, 6, 6)]
