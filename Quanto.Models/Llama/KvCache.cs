@@ -31,6 +31,22 @@ public sealed class KvCache : IDisposable
     internal (Tensor Keys, Tensor Values) Append(int layer, Tensor keys, Tensor values) =>
         _layers[layer].Append(keys, values);
 
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s whole buffers (batch, kv_heads, capacity, head_dim), grown (or made) so that
+    /// <paramref name="added"/> positions fit after <see cref="LayerLength"/>: for a caller that writes the new keys
+    /// and values in place, then calls <see cref="Advance"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The cache holds another batch size or dtype.</exception>
+    internal (Tensor Keys, Tensor Values) Reserve(int layer, long batch, long kvHeads, long headDim, long added,
+        ScalarType dtype, Device device) =>
+        _layers[layer].Reserve(batch, kvHeads, headDim, added, dtype, device);
+
+    /// <summary>Positions layer <paramref name="layer"/> holds.</summary>
+    internal long LayerLength(int layer) => _layers[layer].Length;
+
+    /// <summary>Counts <paramref name="added"/> positions written in place after <see cref="Reserve"/>.</summary>
+    internal void Advance(int layer, long added) => _layers[layer].Length += added;
+
     /// <summary>Forgets everything (keeps the buffers).</summary>
     public void Clear()
     {
@@ -53,30 +69,41 @@ public sealed class KvCache : IDisposable
         public (Tensor Keys, Tensor Values) Append(Tensor keys, Tensor values)
         {
             long added = keys.shape[2];
-            if (Length > 0 && (_keys!.shape[0] != keys.shape[0] || _keys.dtype != keys.dtype))
-            {
-                throw new InvalidOperationException(
-                    $"The cache holds batch {_keys.shape[0]} in {_keys.dtype}; got batch {keys.shape[0]} in " +
-                    $"{keys.dtype}. Clear it (or use a new one) for another batch.");
-            }
-            if (_keys is null || _values is null || Length + added > _capacity ||
-                _keys.shape[0] != keys.shape[0] || _keys.dtype != keys.dtype)
-            {
-                Grow(keys, values, Length + added);
-            }
+            (Tensor allKeys, Tensor allValues) = Reserve(keys.shape[0], keys.shape[1], keys.shape[3], added, keys.dtype,
+                keys.device);
             using (no_grad())
             {
-                _keys!.narrow(2, Length, added).copy_(keys);
-                _values!.narrow(2, Length, added).copy_(values);
+                allKeys.narrow(2, Length, added).copy_(keys);
+                allValues.narrow(2, Length, added).copy_(values);
             }
             Length += added;
-            return (_keys.narrow(2, 0, Length), _values!.narrow(2, 0, Length));
+            return (allKeys.narrow(2, 0, Length), allValues.narrow(2, 0, Length));
         }
 
-        private void Grow(Tensor keys, Tensor values, long needed)
+        /// <summary>The whole buffers (batch, kv_heads, capacity, head_dim), with room for <paramref name="added"/>
+        /// positions after <see cref="Length"/>; Length is unchanged (the caller writes them, then adds).</summary>
+        public (Tensor Keys, Tensor Values) Reserve(long batch, long kvHeads, long headDim, long added,
+            ScalarType dtype, Device device)
+        {
+            if (Length > 0 && (_keys!.shape[0] != batch || _keys.dtype != dtype))
+            {
+                throw new InvalidOperationException(
+                    $"The cache holds batch {_keys.shape[0]} in {_keys.dtype}; got batch {batch} in " +
+                    $"{dtype}. Clear it (or use a new one) for another batch.");
+            }
+            if (_keys is null || _values is null || Length + added > _capacity ||
+                _keys.shape[0] != batch || _keys.dtype != dtype)
+            {
+                Grow([batch, kvHeads, 0, headDim], dtype, device, Length + added);
+            }
+            return (_keys!, _values!);
+        }
+
+        private void Grow(long[] shape, ScalarType dtype, Device device, long needed)
         {
             while (_capacity < needed) _capacity *= 2;
-            Tensor newKeys = Buffer(keys), newValues = Buffer(values);
+            shape[2] = _capacity;
+            Tensor newKeys = Buffer(shape, dtype, device), newValues = Buffer(shape, dtype, device);
             if (_keys is not null && _values is not null && Length > 0)
             {
                 newKeys.narrow(2, 0, Length).copy_(_keys.narrow(2, 0, Length));
@@ -87,9 +114,8 @@ public sealed class KvCache : IDisposable
             _values = newValues;
         }
 
-        private Tensor Buffer(Tensor like) =>
-            empty([like.shape[0], like.shape[1], _capacity, like.shape[3]], dtype: like.dtype, device: like.device)
-                .DetachFromDisposeScope();
+        private static Tensor Buffer(long[] shape, ScalarType dtype, Device device) =>
+            empty(shape, dtype: dtype, device: device).DetachFromDisposeScope();
 
         public void Dispose()
         {

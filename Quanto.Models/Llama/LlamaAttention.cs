@@ -7,7 +7,8 @@ namespace Quanto.Models.Llama;
 /// transformers' LlamaAttention: q/k/v/o projections, rotary positions on q and k, grouped-query attention (each
 /// group of num_attention_heads / num_key_value_heads query heads shares one key/value head, without copying the
 /// keys), softmax in float32 (libtorch's fused scaled dot-product attention for large score matrices, see
-/// <see cref="FusedAttention"/>), and the KV cache.
+/// <see cref="FusedAttention"/>), and the KV cache. A float32 CPU decode step (one new position, nothing masked)
+/// runs all of it after the projections in one pass (<see cref="DecodeAttention"/>).
 /// </summary>
 [Quantize]
 public sealed partial class LlamaAttention : Module<Tensor, DecoderContext, Tensor>
@@ -41,9 +42,17 @@ public sealed partial class LlamaAttention : Module<Tensor, DecoderContext, Tens
     public override Tensor forward(Tensor hidden_states, DecoderContext context)
     {
         long batch = hidden_states.shape[0], count = hidden_states.shape[1];
-        Tensor q = Heads(q_proj.forward(hidden_states), batch, count, _heads);
-        Tensor k = Heads(k_proj.forward(hidden_states), batch, count, _kvHeads);
-        Tensor v = Heads(v_proj.forward(hidden_states), batch, count, _kvHeads);
+        Tensor queries = q_proj.forward(hidden_states);
+        Tensor keys = k_proj.forward(hidden_states);
+        Tensor values = v_proj.forward(hidden_states);
+        if (DecodeAttention.Runs(queries, keys, values, context))
+        {
+            return o_proj.forward(DecodeAttention.Step(queries, keys, values, context, _layer, _heads, _kvHeads,
+                _headDim));
+        }
+        Tensor q = Heads(queries, batch, count, _heads);
+        Tensor k = Heads(keys, batch, count, _kvHeads);
+        Tensor v = Heads(values, batch, count, _kvHeads);
         q = RotaryEmbedding.Rotate(q, context.Cos, context.Sin);
         k = RotaryEmbedding.Rotate(k, context.Cos, context.Sin);
         if (context.Cache is KvCache cache) (k, v) = cache.Append(_layer, k, v);

@@ -37,6 +37,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor hidden_states)
     {
+        if (RowsNorm.Runs(hidden_states, weight)) return RowsNorm.Apply(hidden_states, weight, _eps);
         using var scope = NewDisposeScope();
         // float32 input skips the two casts (each a no-op that still costs a call per norm and token).
         bool single = hidden_states.dtype == ScalarType.Float32;
