@@ -1,5 +1,3 @@
-using System.Numerics;
-using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -50,12 +48,12 @@ internal static unsafe class DecodeAttention
         int d = checked((int)headDim), total = checked((int)(position + 1));
         long groups = heads / kvHeads;
         float scale = (float)(1 / Math.Sqrt(headDim));
-        float[] rented = System.Buffers.ArrayPool<float>.Shared.Rent(2 * d + total);
+        float[] rented = System.Buffers.ArrayPool<float>.Shared.Rent(d + total);
         try
         {
             fixed (float* scratch = rented)
             {
-                float* query = scratch, scores = scratch + d, rotated = scratch + d + total;
+                float* query = scratch, scores = scratch + d;
                 float* qData = TensorMemory.Floats(q), kData = TensorMemory.Floats(k), vData = TensorMemory.Floats(v);
                 float* cos = TensorMemory.Floats(context.Cos), sin = TensorMemory.Floats(context.Sin);
                 float* keyData = TensorMemory.Floats(keys), valueData = TensorMemory.Floats(values);
@@ -66,8 +64,7 @@ internal static unsafe class DecodeAttention
                     {
                         long row = (b * kvHeads + h) * capacity;
                         float* cachedKeys = keyData + row * d, cachedValues = valueData + row * d;
-                        Rotate(kData + (b * kvHeads + h) * d, cos, sin, d, rotated);
-                        new Span<float>(rotated, d).CopyTo(new Span<float>(cachedKeys + position * d, d));
+                        Rotate(kData + (b * kvHeads + h) * d, cos, sin, d, cachedKeys + position * d);
                         new Span<float>(vData + (b * kvHeads + h) * d, d)
                             .CopyTo(new Span<float>(cachedValues + position * d, d));
                         for (long g = 0; g < groups; g++)
@@ -112,7 +109,7 @@ internal static unsafe class DecodeAttention
         float max = float.NegativeInfinity;
         for (int t = 0; t < total; t++)
         {
-            float score = Dot(query, keys + (long)t * d, d) * scale;
+            float score = FloatSpans.Dot(query, keys + (long)t * d, d) * scale;
             scores[t] = score;
             if (score > max) max = score;
         }
@@ -125,38 +122,6 @@ internal static unsafe class DecodeAttention
         }
         float inverse = 1 / sum;
         new Span<float>(output, d).Clear();
-        for (int t = 0; t < total; t++) Axpy(scores[t] * inverse, values + (long)t * d, output, d);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(float* a, float* b, int n)
-    {
-        int i = 0;
-        float sum = 0;
-        if (Vector.IsHardwareAccelerated && n >= Vector<float>.Count)
-        {
-            Vector<float> acc = Vector<float>.Zero;
-            for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
-                acc += Unsafe.ReadUnaligned<Vector<float>>(a + i) * Unsafe.ReadUnaligned<Vector<float>>(b + i);
-            sum = Vector.Sum(acc);
-        }
-        for (; i < n; i++) sum += a[i] * b[i];
-        return sum;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Axpy(float alpha, float* x, float* y, int n)
-    {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated && n >= Vector<float>.Count)
-        {
-            var a = new Vector<float>(alpha);
-            for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
-            {
-                Unsafe.WriteUnaligned(y + i,
-                    Unsafe.ReadUnaligned<Vector<float>>(y + i) + a * Unsafe.ReadUnaligned<Vector<float>>(x + i));
-            }
-        }
-        for (; i < n; i++) y[i] += alpha * x[i];
+        for (int t = 0; t < total; t++) FloatSpans.Axpy(scores[t] * inverse, values + (long)t * d, output, d);
     }
 }

@@ -1,5 +1,3 @@
-using System.Numerics;
-using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -40,31 +38,12 @@ internal static unsafe class RowsNorm
         for (long r = 0; r < rows; r++)
         {
             float* row = input + r * width, target = result + r * width;
-            float mean = SumOfSquares(row, width) / width;
+            float mean = FloatSpans.Dot(row, row, width) / width;
             float inverse = 1 / MathF.Sqrt(mean + (float)eps);
             for (int i = 0; i < width; i++) target[i] = scale[i] * (row[i] * inverse);
         }
         GC.KeepAlive(x);
         GC.KeepAlive(weight);
         return output;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SumOfSquares(float* x, int n)
-    {
-        int i = 0;
-        float sum = 0;
-        if (Vector.IsHardwareAccelerated && n >= Vector<float>.Count)
-        {
-            Vector<float> acc = Vector<float>.Zero;
-            for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
-            {
-                Vector<float> v = Unsafe.ReadUnaligned<Vector<float>>(x + i);
-                acc += v * v;
-            }
-            sum = Vector.Sum(acc);
-        }
-        for (; i < n; i++) sum += x[i] * x[i];
-        return sum;
     }
 }
