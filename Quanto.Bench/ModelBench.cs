@@ -29,10 +29,16 @@ internal static class ModelBench
 
     /// <summary>A row: how the model is built. LmHead: also quantize lm_head (optimum-quanto's quantize without
     /// exclude does; its README excludes it). Dynamic: the run-time int8 activation mode of the quantized layers.
-    /// HeadKernel false: a float32 lm_head runs libtorch's F.linear instead of Quanto's float GEMV (FloatGemv); such
-    /// a row is the same model as the row before it, measured in the same rounds (the A/B of the GEMV).</summary>
+    /// HeadKernel false: a float32 lm_head runs libtorch's F.linear instead of Quanto's float GEMV (FloatGemv).
+    /// IdlePrefetch false: the kernel worker does not prefetch the next GEMV's weight while it waits
+    /// (CpuParallel.IdlePrefetch). A row with either switch off is a variant: the same model as the row before it,
+    /// measured in the same rounds (the A/B of that switch).</summary>
     private sealed record Format(string Name, ScalarType DType, QType? Weights, QType? Activations,
-        bool LmHead = false, DynamicActivations Dynamic = DynamicActivations.None, bool HeadKernel = true);
+        bool LmHead = false, DynamicActivations Dynamic = DynamicActivations.None, bool HeadKernel = true,
+        bool IdlePrefetch = true)
+    {
+        public bool IsVariant => !HeadKernel || !IdlePrefetch;
+    }
 
     private static readonly Format[] Formats =
     [
@@ -41,6 +47,7 @@ internal static class ModelBench
         new("int8", ScalarType.Float32, QType.QInt8, null),
         new("int4", ScalarType.Float32, QType.QInt4, null),
         new("int4 with lm_head on libtorch", ScalarType.Float32, QType.QInt4, null, HeadKernel: false),
+        new("int4 without idle prefetch", ScalarType.Float32, QType.QInt4, null, IdlePrefetch: false),
         new("int2", ScalarType.Float32, QType.QInt2, null),
         new("w8a8", ScalarType.Float32, QType.QInt8, QType.QInt8),
         new("int4 dyn-a8", ScalarType.Float32, QType.QInt4, null, Dynamic: DynamicActivations.Int8),
@@ -79,22 +86,33 @@ internal static class ModelBench
         for (int i = 0; i < Formats.Length; i++)
         {
             Format format = Formats[i];
-            if (format == bf16Format || !format.HeadKernel) continue;
-            Format? libtorchHead = i + 1 < Formats.Length && !Formats[i + 1].HeadKernel ? Formats[i + 1] : null;
-            bool withHead = selected.Contains(format), withLibtorch = libtorchHead is not null && selected.Contains(libtorchHead);
-            if (!withHead && !withLibtorch) continue;
+            if (format == bf16Format || format.IsVariant) continue;
+            List<Format> variants = Formats.Skip(i + 1).TakeWhile(f => f.IsVariant).Where(selected.Contains).ToList();
+            bool withBase = selected.Contains(format);
+            if (!withBase && variants.Count == 0) continue;
             using Llama model = RandomLlama(llama, format);
-            List<Subject> subjects = [new(model), new(bf16), new(model, HeadKernel: false)];
-            List<Decode> decodes = Decode.Interleaved(withLibtorch ? subjects : subjects[..2], rounds);
-            if (withHead) rows[format] = Row(format, Prefill(model), decodes[0], ReadBytes(model), decodes[0].Ratio(decodes[1]));
-            if (withLibtorch)
+            List<Subject> subjects = [new(model), new(bf16), .. variants.Select(v => new Subject(model, v.HeadKernel, v.IdlePrefetch))];
+            List<Decode> decodes = Decode.Interleaved(subjects, rounds);
+            if (withBase) rows[format] = Row(format, Prefill(model), decodes[0], ReadBytes(model), decodes[0].Ratio(decodes[1]));
+            for (int v = 0; v < variants.Count; v++)
             {
-                rows[libtorchHead!] = Row(libtorchHead!, Prefill(model, headKernel: false), decodes[2], ReadBytes(model),
-                    decodes[2].Ratio(decodes[1]));
-                notes.Add($"{format.Name}: {decodes[0].Ratio(decodes[2]):F2}x decode with lm_head on the float GEMV " +
-                          "over libtorch's (median of the rounds' ratios); a 128-token prompt through Generate " +
-                          $"(last-position logits only) {GeneratePrefill(model):F1} tokens/s against forward's " +
-                          $"{Prefill(model):F1} (logits of every position).");
+                Format variant = variants[v];
+                Decode decode = decodes[2 + v];
+                rows[variant] = Row(variant, Prefill(model, variant.HeadKernel), decode, ReadBytes(model),
+                    decode.Ratio(decodes[1]));
+                if (!variant.HeadKernel)
+                {
+                    notes.Add($"{format.Name}: {decodes[0].Ratio(decode):F2}x decode with lm_head on the float GEMV " +
+                              "over libtorch's (median of the rounds' ratios); a 128-token prompt through Generate " +
+                              $"(last-position logits only) {GeneratePrefill(model):F1} tokens/s against forward's " +
+                              $"{Prefill(model):F1} (logits of every position).");
+                }
+                if (!variant.IdlePrefetch)
+                {
+                    notes.Add($"{format.Name}: {decodes[0].Ratio(decode):F2}x decode with the kernel worker " +
+                              "prefetching the next GEMV's weight while it waits, over without (median of the " +
+                              "rounds' ratios).");
+                }
             }
         }
         Decode bf16Decode = Decode.Interleaved([new(bf16)], rounds)[0];
@@ -105,7 +123,7 @@ internal static class ModelBench
     }
 
     /// <summary>A model run as a row runs it: lm_head on the float GEMV where it applies, or on libtorch.</summary>
-    private sealed record Subject(Llama Model, bool HeadKernel = true);
+    private sealed record Subject(Llama Model, bool HeadKernel = true, bool IdlePrefetch = true);
 
     /// <summary>Runs <paramref name="action"/> with FloatGemv switched on or off, then puts the setting back.
     /// </summary>
@@ -207,7 +225,16 @@ internal static class ModelBench
                 {
                     int m = (k + round) % models.Count;
                     double probe = MemoryBandwidth.MeasureGBps();
-                    double tokensPerSecond = 1e3 / WithHeadKernel(models[m].HeadKernel, () => StepMs(models[m].Model));
+                    Quanto.Kernels.Cpu.CpuParallel.IdlePrefetch = models[m].IdlePrefetch;
+                    double tokensPerSecond;
+                    try
+                    {
+                        tokensPerSecond = 1e3 / WithHeadKernel(models[m].HeadKernel, () => StepMs(models[m].Model));
+                    }
+                    finally
+                    {
+                        Quanto.Kernels.Cpu.CpuParallel.IdlePrefetch = true;
+                    }
                     speeds[m, round] = tokensPerSecond;
                     shares[m].Add(bytes[m] * tokensPerSecond / 1e9 / probe);
                     probes[m].Add(probe);

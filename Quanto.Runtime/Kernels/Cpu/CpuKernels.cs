@@ -235,6 +235,7 @@ public sealed partial class CpuKernels : IQuantKernels
     private unsafe void DotGemv(CpuPreparedWeight w, Tensor x, int rows, Tensor y, Tensor? bias)
     {
         Int8.DotWeight dot = w.Dot;
+        dot.RecordRun();
         fixed (byte* xBytes = x.bytes, yBytes = y.bytes)
         {
             fixed (byte* biasBytes = bias is null ? default : bias.bytes)

@@ -33,6 +33,37 @@ public class CpuParallelTests
         Assert.That(job.Counts.Where((_, i) => i != 17), Has.All.EqualTo(1));
     }
 
+    /// <summary>The first worker claims chunks from the back, everyone else from the front: alone, a back drain
+    /// runs them last to first; two threads draining from both ends at once meet without running a chunk twice or
+    /// skipping one, for every count (the ends' packed counter, compare-exchanged).</summary>
+    [Test]
+    public void Drain_FromBothEnds_RunsEveryChunkExactlyOnce()
+    {
+        var order = new OrderJob(5);
+        order.Reset(5);
+        order.Drain(fromBack: true);
+        Assert.That(order.Order, Is.EqualTo(new[] { 4, 3, 2, 1, 0 }));
+        for (int count = 0; count <= 40; count++)
+        {
+            for (int attempt = 0; attempt < 20; attempt++)
+            {
+                var job = new CountingJob(count);
+                job.Reset(count);
+                using var start = new Barrier(2);
+                var back = Task.Run(() =>
+                {
+                    start.SignalAndWait();
+                    job.Drain(fromBack: true);
+                });
+                start.SignalAndWait();
+                job.Drain();
+                back.Wait();
+                Assert.That(job.Counts, Has.All.EqualTo(1), $"{count} chunks, attempt {attempt}");
+                Assert.That(job.Finished, Is.True);
+            }
+        }
+    }
+
     [Test]
     public void ThreadCount_One_RunsEveryChunkOnTheCaller()
     {
@@ -122,6 +153,13 @@ public class CpuParallelTests
             while (System.Diagnostics.Stopwatch.GetTimestamp() < until) Thread.SpinWait(10);
             ThreadIds[chunk] = Environment.CurrentManagedThreadId;
         }
+    }
+
+    private sealed class OrderJob(int count) : CpuJob
+    {
+        public List<int> Order { get; } = new(count);
+
+        public override void Run(int chunk) => Order.Add(chunk);
     }
 
     private sealed class CountingJob(int count, int failAt = -1) : CpuJob

@@ -129,6 +129,67 @@ public class DotGemvTests
         Assert.That(RelativeError(y, Reference(x, weight, bias)), Is.LessThanOrEqualTo(1e-5));
     }
 
+    /// <summary>
+    /// Each weight remembers the weight the GEMV ran after it last time (the order of a decode step's layers), which
+    /// the waiting kernel worker prefetches: a sequence a, b, c, a links a to b, b to c, c to a; a changed order
+    /// relinks; a disposed weight is forgotten. Two weights alternated on two threads with the prefetch on give
+    /// the reference product every call (a prefetch is a hint, never data).
+    /// </summary>
+    [Test]
+    [NonParallelizable]
+    public void Gemv_RemembersTheNextWeight_AndItsPrefetchChangesNoResult()
+    {
+        CpuKernelPath path = DotGemv.Supports(CpuKernelPath.Vector512) && CpuFeatures.IsSupported(CpuKernelPath.Vector512)
+            ? CpuKernelPath.Vector512
+            : CpuKernelPath.Vector256;
+        Require(path);
+        using var scope = NewDisposeScope();
+        var kernels = new CpuKernels(path);
+        QuantizedWeight[] weights = [.. Enumerable.Range(0, 3).Select(i => Weight(new CpuWeightCase(QType.QInt4, 64), 1030, 512, i))];
+        var prepared = weights.Select(w => (CpuPreparedWeight)kernels.Prepare(w)).ToArray();
+        try
+        {
+            Tensor x = Input(1, 512, 11);
+            double[][] expected = [.. weights.Select(w => Reference(x, w, null))];
+            foreach (int i in new[] { 0, 1, 2, 0 }) kernels.Linear(x, prepared[i], null);
+            DotWeight a = prepared[0].Dot, b = prepared[1].Dot, c = prepared[2].Dot;
+            Assert.That(a.Next, Is.SameAs(b));
+            Assert.That(b.Next, Is.SameAs(c));
+            Assert.That(c.Next, Is.SameAs(a));
+            foreach (int i in new[] { 2, 1 }) kernels.Linear(x, prepared[i], null);
+            Assert.That(a.Next, Is.SameAs(c), "a ran before c last");
+            Assert.That(c.Next, Is.SameAs(b), "relinked");
+
+            int before = CpuKernels.Threads;
+            bool prefetch = CpuParallel.IdlePrefetch;
+            try
+            {
+                CpuKernels.Threads = 2;
+                CpuParallel.IdlePrefetch = true;
+                for (int call = 0; call < 40; call++)
+                {
+                    int i = call % 2;
+                    float[] y = kernels.Linear(x, prepared[i], null).data<float>().ToArray();
+                    Assert.That(RelativeError(y, expected[i]), Is.LessThanOrEqualTo(1e-5), $"call {call}");
+                }
+            }
+            finally
+            {
+                CpuKernels.Threads = before;
+                CpuParallel.IdlePrefetch = prefetch;
+            }
+            Assert.That(a.Next, Is.SameAs(b));
+            prepared[1].Dispose();
+            weights[1].Dispose();
+            Assert.That(a.Next, Is.Null, "a disposed weight is not prefetched");
+        }
+        finally
+        {
+            foreach (CpuPreparedWeight p in prepared) p.Dispose();
+            foreach (QuantizedWeight w in weights) w.Dispose();
+        }
+    }
+
     /// <summary>A 3-D input keeps its leading dimensions, and the block-layout GEMV (the Dot GEMV switched off)
     /// computes the same product.</summary>
     [TestCase(CpuKernelPath.Vector512, QType.QInt4, 1)]

@@ -65,6 +65,31 @@ internal sealed unsafe class DotWeight : IDisposable
 
     ~DotWeight() => Free();
 
+    private static WeakReference<DotWeight>? _lastRun;
+    private WeakReference<DotWeight>? _self;
+    private WeakReference<DotWeight>? _next;
+
+    /// <summary>
+    /// Records that the GEMV runs this weight now, after the one it ran last (any thread): each weight remembers
+    /// the weight that followed it last time (weakly: the chain keeps no weight alive). A decode step runs its layers
+    /// in the same order every token, so the weight after this one is known before its call (see
+    /// <see cref="DotGemvJob.PrefetchNext"/>). Concurrent callers may record each other's weights: the chain is a
+    /// hint, never read for results.
+    /// </summary>
+    internal void RecordRun()
+    {
+        WeakReference<DotWeight> self = _self ??= new WeakReference<DotWeight>(this);
+        WeakReference<DotWeight>? previous = Interlocked.Exchange(ref _lastRun, self);
+        if (previous is null || ReferenceEquals(previous, self) || !previous.TryGetTarget(out DotWeight? before))
+            return;
+        if (before._next is null || !before._next.TryGetTarget(out DotWeight? known) || !ReferenceEquals(known, this))
+            before._next = self;
+    }
+
+    /// <summary>The weight the GEMV ran after this one last time, if it is still alive and not disposed.</summary>
+    internal DotWeight? Next =>
+        _next is { } next && next.TryGetTarget(out DotWeight? weight) && weight._memory != 0 ? weight : null;
+
     /// <summary>A copy in its own memory (benchmarks rotate through copies).</summary>
     public DotWeight Clone() => new(this);
 
