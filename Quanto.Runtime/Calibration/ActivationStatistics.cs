@@ -76,7 +76,8 @@ internal sealed class ActivationStatistics
         foreach ((QModule module, bool input) in _order)
         {
             Side side = _sides[(module, input)];
-            if (side.Observed == 0) continue;
+            // An output streamlining left float (it feeds only float ops) is never rounded: nothing to warn about.
+            if (side.Observed == 0 || !input && !module.OutputQuantized) continue;
             string what = $"{module.Describe()} {(input ? "input" : "output")}";
             double scale = (input ? module.input_scale : module.output_scale).item<float>();
             QType qtype = module.ActivationQType!.Value;
@@ -98,8 +99,10 @@ internal sealed class ActivationStatistics
                 string exclude = $"exclude it (exclude: [\"{module.Path}\"])";
                 string remedy = module is QLayerNorm
                     ? $"{exclude} or use float8 activations (QFloat8E4M3Fn), whose steps follow the magnitude"
-                    : $"{exclude}, use float8 activations (QFloat8E4M3Fn), or smooth it (SmoothQuant moves the " +
-                      "outliers into the weights)";
+                    : "keep its int8 weights and leave its activations float (exclude it here, then " +
+                      $"Quantizer.Quantize(model, QInt8, include: [\"{module.Path}\"]); with DynamicActivations = " +
+                      "Int8 it also runs the int8 kernels, on a range per token), use float8 activations " +
+                      "(QFloat8E4M3Fn), or smooth it (SmoothQuant moves the outliers into the weights)";
                 warnings.Add(new CalibrationWarning(module.Path, CalibrationWarningKind.CoarseSteps,
                     $"{what}: max |x| {F(side.LargestAbsmax)} is {F(side.LargestAbsmax / side.MeanAbs)}x the " +
                     "mean |x| " +

@@ -76,4 +76,43 @@ public sealed class CalibrationWarningTests
         Quantizer.Quantize(fp8, weights: QType.QInt8, activations: QType.QFloat8E4M3Fn);
         Assert.That(Calibrate(fp8, null, x).Where(w => w.Kind == CalibrationWarningKind.CoarseSteps), Is.Empty);
     }
+
+    [Test]
+    public void AnOutlierDominatedLinearInputSuggestsInt8WeightsWithFloatActivations()
+    {
+        // A GELU-output-like input: mean |x| ~0.8 with a few values at 200, into a Linear (BERT's FFN output layer).
+        using Tensor x = Gaussian(32, 64, 5);
+        using (no_grad()) x[TensorIndex.Slice(0, 4), 7] = full(4, 200f);
+        using var shifted = Seeded.Create(() => Sequential(("fc2", Linear(64, 16))));
+        Quantizer.Quantize(shifted, weights: QType.QInt8, activations: QType.QInt8);
+        CalibrationWarning warning = Calibrate(shifted, null, x)
+            .Single(w => w.Kind == CalibrationWarningKind.CoarseSteps && w.Module == "fc2");
+        Assert.That(warning.Message, Does.Contain("QLinear 'fc2'").And.Contain("input")
+            .And.Contain("Quantizer.Quantize(model, QInt8, include: [\"fc2\"])").And.Contain("DynamicActivations"));
+    }
+
+    [Test]
+    public void AnOutputStreamliningLeavesFloatGivesNoWarning()
+    {
+        // fc's output feeds only the end of the model: streamlining leaves it float, so its outliers round nowhere.
+        using Tensor x = Gaussian(32, 64, 6);
+        TorchSharp.Modules.Sequential Model()
+        {
+            TorchSharp.Modules.Sequential model = Seeded.Create(() => Sequential(("fc", Linear(64, 16))));
+            Quantizer.Quantize(model, weights: QType.QInt8, activations: QType.QInt8);
+            model.eval();
+            var fc = (Quanto.Nn.QLinear)model.named_children().Single().module;
+            using (no_grad()) fc.FloatWeight![0, 3] = tensor(500f); // output column 0 peaks far above the others
+            return model;
+        }
+        using TorchSharp.Modules.Sequential first = Model();
+        Calibration streamlined;
+        using (streamlined = new Calibration()) first.forward(x).Dispose();
+        Assert.That(streamlined.StreamlinedModules, Does.Contain("fc"));
+        Assert.That(streamlined.Warnings.Where(w => w.Message.Contains("output", StringComparison.Ordinal)), Is.Empty);
+        // Without streamlining the same output stays quantized, and the warning comes.
+        using TorchSharp.Modules.Sequential second = Model();
+        Assert.That(Calibrate(second, null, x).Where(w => w.Kind == CalibrationWarningKind.CoarseSteps &&
+            w.Message.Contains("output", StringComparison.Ordinal)), Is.Not.Empty);
+    }
 }

@@ -85,6 +85,23 @@ public sealed class MiniLmRecipeTests
         Assert.That(Error(model), Is.LessThan(0.05), note);
     }
 
+    [Test]
+    public void StaticW8A8WithTheFfnOutputsWeightOnlyLowersTheError()
+    {
+        string[] ffnOut = ["encoder.layer.?.output.dense"];
+        using Bert model = Load();
+        MiniLmRecipes.Static(model, _calibration, ["*LayerNorm"], smooth: false, weightOnly: ffnOut);
+        var modules = Quantizer.QuantizedModules(model).ToDictionary(m => m.Path);
+        // Six FFN output layers int8 weights only; attention's output.dense (also "*.output.dense") static W8A8.
+        Assert.That(modules.Values.Where(m => m.ActivationQType is null).Select(m => m.Path),
+            Is.EquivalentTo(Enumerable.Range(0, 6).Select(i => $"encoder.layer.{i}.output.dense")));
+        Assert.That(modules["encoder.layer.0.attention.output.dense"].ActivationQType, Is.EqualTo(QType.QInt8));
+        Assert.That(modules.Values.All(m => m.WeightQType == QType.QInt8 && m.IsFrozen));
+        double mixed = Error(model);
+        double lnFloat = Error(m => MiniLmRecipes.Static(m, _calibration, ["*LayerNorm"], smooth: false));
+        Assert.That(mixed, Is.LessThan(lnFloat * 0.8), $"FFN outputs weight-only {mixed:E3} vs LN float {lnFloat:E3}");
+    }
+
     private Bert Load()
     {
         Bert model = Bert.FromHuggingFace(_checkpoint);

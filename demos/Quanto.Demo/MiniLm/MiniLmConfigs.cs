@@ -33,6 +33,10 @@ internal static class MiniLmConfigs
     /// <summary>The LayerNorms, by module path (HF spells them "LayerNorm").</summary>
     private const string LayerNorms = "*LayerNorm";
 
+    /// <summary>Each layer's FFN output projection (input: the GELU's output), not attention's output.dense (an fnmatch
+    /// "*" would also match "0.attention").</summary>
+    private static readonly string[] FfnOutput = ["encoder.layer.?.output.dense", "encoder.layer.??.output.dense"];
+
     /// <summary>The budget of the mixed-precision row: issue 16's target for a small model.</summary>
     public const double PlanBits = 4.5;
 
@@ -67,6 +71,11 @@ internal static class MiniLmConfigs
             QType.QInt4, 128, new HqqOptimizer(), runTime: MiniLmRecipes.DynamicInt8),
         Static("w8a8 static", "int8 weights + calibrated int8 activations", []),
         Static("w8a8 static, LN float", "as w8a8, LayerNorm inputs/outputs left float", [LayerNorms]),
+        Static("w8a8 static, LN float, FFN out w8", "as w8a8 LN float, the FFN output layers int8 weights only " +
+            "(typical GELU outputs span 1-4 int8 steps of a static range)", [LayerNorms], weightOnly: FfnOutput),
+        Static("w8a8 static, LN float, FFN out dyn-a8", "as w8a8 static, LN float, FFN out w8, those layers with " +
+            "int8 activations per token at run time", [LayerNorms], weightOnly: FfnOutput,
+            runTime: MiniLmRecipes.DynamicInt8),
         Weights("w8 + embeddings", "int8 per channel, embedding tables int8 per row too", QType.QInt8,
             embeddings: true),
         Weights("w4 HQQ + embeddings", "int4 group 128 HQQ, embedding tables too", QType.QInt4, 128,
@@ -85,6 +94,13 @@ internal static class MiniLmConfigs
     [
         Static("w8a8 SmoothQuant, LN float", "as w8a8 LN float, SmoothQuant scales first", [LayerNorms],
             smooth: true),
+        // Other static ranges for the LN-float model (calibration observers): none beat absmax here.
+        Static("w8a8 static running max, LN float", "as w8a8 LN float, each range the widest of every batch",
+            [LayerNorms], observer: () => new RunningMaxObserver()),
+        Static("w8a8 static MSE ranges, LN float", "as w8a8 LN float, each range by MSE clipping search",
+            [LayerNorms], observer: () => new MseObserver()),
+        Static("w8a8 static p99.99 ranges, LN float", "as w8a8 LN float, each range the 99.99th percentile of |x|",
+            [LayerNorms], observer: () => new PercentileObserver(99.99)),
         new($"plan <= {PlanBits} bits", $"per-layer qtype/group/optimizer/GPTQ within {PlanBits} bits/weight",
             (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, progress: new ConsoleProgressBar()), Slow: true),
         new("w4 g128 GPTQ act-order MSE", "as w4 g128 GPTQ act-order, group ranges by MSE clipping search",
@@ -130,6 +146,8 @@ internal static class MiniLmConfigs
         Optimizer? optimizer = null, bool embeddings = false, Action<Bert>? runTime = null) =>
         new(name, recipe, (model, _) => MiniLmRecipes.Weights(model, qtype, group, optimizer, embeddings), runTime);
 
-    private static MiniLmConfig Static(string name, string recipe, string[] exclude, bool smooth = false) =>
-        new(name, recipe, (model, calibration) => MiniLmRecipes.Static(model, calibration, exclude, smooth));
+    private static MiniLmConfig Static(string name, string recipe, string[] exclude, bool smooth = false,
+        Func<Observer>? observer = null, string[]? weightOnly = null, Action<Bert>? runTime = null) =>
+        new(name, recipe, (model, calibration) => MiniLmRecipes.Static(model, calibration, exclude, smooth,
+            observer?.Invoke(), weightOnly), runTime);
 }

@@ -23,9 +23,14 @@ internal static class MiniLmRecipes
 
     /// <summary>int8 weights and activations, activation ranges from the calibration batches (absmax with
     /// optimum-quanto's momentum); SmoothQuant (alpha 0.5) first when asked.</summary>
-    public static string? Static(Bert model, IReadOnlyList<TokenBatch> calibration, string[] exclude, bool smooth)
+    public static string? Static(Bert model, IReadOnlyList<TokenBatch> calibration, string[] exclude, bool smooth,
+        Observer? observer = null, string[]? weightOnly = null)
     {
-        Quantizer.Quantize(model, QType.QInt8, QType.QInt8, exclude: exclude);
+        weightOnly ??= [];
+        Quantizer.Quantize(model, QType.QInt8, QType.QInt8, exclude: [.. exclude, .. weightOnly]);
+        // Layers whose inputs no static int8 range fits: int8 weights only (their run-time mode may quantize the
+        // activations per token instead, see DynamicInt8).
+        if (weightOnly.Length > 0) Quantizer.Quantize(model, QType.QInt8, include: weightOnly);
         string? note = null;
         if (smooth)
         {
@@ -33,7 +38,7 @@ internal static class MiniLmRecipes
                 () => Pass(model, calibration));
             note = Scaled(report);
         }
-        using (new Calibration())
+        using (new Calibration(observer: observer))
         {
             foreach (TokenBatch batch in calibration)
             {
