@@ -88,9 +88,8 @@ public sealed class MiniLmRecipeTests
     [Test]
     public void StaticW8A8WithTheFfnOutputsWeightOnlyLowersTheError()
     {
-        string[] ffnOut = ["encoder.layer.?.output.dense"];
         using Bert model = Load();
-        MiniLmRecipes.Static(model, _calibration, ["*LayerNorm"], smooth: false, weightOnly: ffnOut);
+        MiniLmRecipes.Static(model, _calibration, ["*LayerNorm"], smooth: false, weightOnly: MiniLmConfigs.FfnOutput);
         var modules = Quantizer.QuantizedModules(model).ToDictionary(m => m.Path);
         // Six FFN output layers int8 weights only; attention's output.dense (also "*.output.dense") static W8A8.
         Assert.That(modules.Values.Where(m => m.ActivationQType is null).Select(m => m.Path),

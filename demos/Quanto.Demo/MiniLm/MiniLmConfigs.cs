@@ -35,7 +35,7 @@ internal static class MiniLmConfigs
 
     /// <summary>Each layer's FFN output projection (input: the GELU's output), not attention's output.dense (an fnmatch
     /// "*" would also match "0.attention").</summary>
-    private static readonly string[] FfnOutput = ["encoder.layer.?.output.dense", "encoder.layer.??.output.dense"];
+    internal static readonly string[] FfnOutput = ["encoder.layer.?.output.dense", "encoder.layer.??.output.dense"];
 
     /// <summary>The budget of the mixed-precision row: issue 16's target for a small model.</summary>
     public const double PlanBits = 4.5;

@@ -21,8 +21,9 @@ internal static class MiniLmRecipes
         return null;
     }
 
-    /// <summary>int8 weights and activations, activation ranges from the calibration batches (absmax with
-    /// optimum-quanto's momentum); SmoothQuant (alpha 0.5) first when asked.</summary>
+    /// <summary>int8 weights and activations, activation ranges from the calibration batches (with
+    /// <paramref name="observer"/>, by default absmax with optimum-quanto's momentum); SmoothQuant (alpha 0.5) first
+    /// when asked. The layers <paramref name="weightOnly"/> matches get int8 weights with float activations.</summary>
     public static string? Static(Bert model, IReadOnlyList<TokenBatch> calibration, string[] exclude, bool smooth,
         Observer? observer = null, string[]? weightOnly = null)
     {
