@@ -35,7 +35,8 @@ public sealed record PlanCandidate(QType? Weights, int? GroupSize = null, Optimi
         new(QType.QInt8),
     ];
 
-    /// <summary>"qint4 g64 hqq", "qint4 g128 hqq gptq act-order", "qint8", "float".</summary>
+    /// <summary>"qint4 g64 hqq", "qint4 g128 hqq gptq act-order", "qint2 g64 hqq gptq act-order asymmetric", "qint8",
+    /// "float".</summary>
     public override string ToString()
     {
         if (Weights is not QType q) return "float";
@@ -53,7 +54,7 @@ public sealed record PlanCandidate(QType? Weights, int? GroupSize = null, Optimi
             null => "",
             { ActOrder: true } => " gptq act-order",
             _ => " gptq",
-        };
+        } + (Gptq is { Asymmetric: true } ? " asymmetric" : "");
         return q.QuantoName() + group + optimizer + gptq;
     }
 }
@@ -123,6 +124,24 @@ public sealed class QuantizationPlan
     /// as planned (GPTQ choices with each layer's own Hessian), as the planner measured it; NaN when it was made
     /// from a sensitivity report alone.</summary>
     public double MeasuredModelError { get; }
+
+    /// <summary>
+    /// This plan with every qint2 and qint4 layer rounded by GPTQ with <paramref name="options"/> (its qtype, group
+    /// size and optimizer kept, so its stored bits per weight do not change); qint8, float8 and float layers are left
+    /// as they are. Plan with a few samples, then run GPTQ (<see cref="Quantizer.Gptq(IEnumerable{Nn.QModule},
+    /// QuantizationPlan, Func{Tensor}, IProgress{QuantizationProgress}?)"/>) over more: the planner runs the model a
+    /// few hundred times, GPTQ's Hessians need one pass per layer and gain from more data.
+    /// </summary>
+    /// <param name="options">GPTQ's settings for those layers (e.g. act-order with asymmetric targets).</param>
+    /// <returns>A new plan; its <see cref="MeasuredModelError"/> is NaN, since the planner measured other rounding,
+    /// and each layer keeps the errors measured for its original choice.</returns>
+    public QuantizationPlan WithGptq(GptqOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new QuantizationPlan(Layers.Select(l => l.Choice.Weights is QType q && q.Info().IsPacked
+            ? l with { Choice = l.Choice with { Gptq = options } }
+            : l), TargetBitsPerWeight);
+    }
 
     /// <summary>The choice for a layer, or null when the plan does not list it.</summary>
     /// <param name="path">The module path ("encoder.layer.0.attention.self.query").</param>

@@ -157,6 +157,33 @@ public sealed class PlanRefinementTests
     }
 
     [Test]
+    public void WithGptqRoundsOnlyTheTwoAndFourBitLayersByGptqAndKeepsTheirBits()
+    {
+        var asymmetric = new GptqOptions { ActOrder = true, Asymmetric = true };
+        var plan = new QuantizationPlan([
+            new LayerPlan("fc1", new PlanCandidate(QType.QInt2, 32, new HqqOptimizer()), 128 * 128, 4, 0.3, 0.2),
+            new LayerPlan("fc2", new PlanCandidate(QType.QInt4, 64), 128 * 128, 5, 0.1, 0.05),
+            new LayerPlan("fc3", new PlanCandidate(QType.QInt8), 128 * 16, 8.25, 0.01, 0.001),
+            new LayerPlan("head", new PlanCandidate(null), 16, 32, 0, 0),
+        ], targetBitsPerWeight: 5, measuredModelError: 0.25);
+
+        QuantizationPlan rounded = plan.WithGptq(asymmetric);
+
+        Assert.That(rounded.Layers.Select(l => l.Choice.ToString()), Is.EqualTo(new[]
+        {
+            "qint2 g32 hqq gptq act-order asymmetric", "qint4 g64 gptq act-order asymmetric", "qint8", "float",
+        }));
+        Assert.That(rounded.Layers.Select(l => (l.Path, l.BitsPerWeight, l.LayerError, l.ModelError)),
+            Is.EqualTo(plan.Layers.Select(l => (l.Path, l.BitsPerWeight, l.LayerError, l.ModelError))));
+        Assert.That(rounded.BitsPerWeight, Is.EqualTo(plan.BitsPerWeight));
+        Assert.That(rounded.TargetBitsPerWeight, Is.EqualTo(5));
+        Assert.That(rounded.MeasuredModelError, Is.NaN, "the planner measured round-to-nearest, not GPTQ");
+        Assert.That(rounded.For("fc2")!.Choice.Gptq, Is.SameAs(asymmetric));
+        Assert.That(plan.For("fc2")!.Choice.Gptq, Is.Null, "the original plan is unchanged");
+        Assert.Throws<ArgumentNullException>(() => plan.WithGptq(null!));
+    }
+
+    [Test]
     public void TheDefaultCandidatesSpanTwoToEightBitsWithAndWithoutGptq()
     {
         Assert.That(PlanCandidate.Defaults.Select(c => c.ToString()), Is.Unique);

@@ -115,6 +115,16 @@ internal static class MiniLmConfigs
         new($"plan <= {LowPlanBits} bits", $"per-layer qtype/group/optimizer/GPTQ within {LowPlanBits} bits/weight",
             (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, progress: new ConsoleProgressBar()),
             Slow: true),
+        // The plan measured on the first 64 calibration sentences, then every int2/int4 layer by GPTQ act-order with
+        // GPTAQ's asymmetric targets over all of them (run with --calibration 512: GPTAQ needs the data).
+        new($"plan <= {LowPlanBits} bits, GPTAQ", $"as plan <= {LowPlanBits} bits, then GPTQ act-order asymmetric " +
+            "on every int2/int4 layer",
+            (m, c) => MiniLmRecipes.Plan(m, c, LowPlanBits, progress: new ConsoleProgressBar(),
+                gptq: ActOrder with { Asymmetric = true }, planSentences: Corpus.DefaultCalibration), Slow: true),
+        new($"plan <= {PlanBits} bits, GPTAQ", $"as plan <= {PlanBits} bits, then GPTQ act-order asymmetric " +
+            "on every int2/int4 layer",
+            (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, progress: new ConsoleProgressBar(),
+                gptq: ActOrder with { Asymmetric = true }, planSentences: Corpus.DefaultCalibration), Slow: true),
         // The planner without its in-context rounds (each layer scored with every other layer float), to show what
         // those rounds buy.
         new($"plan <= {LowPlanBits} bits, first-order", $"as plan <= {LowPlanBits} bits, without re-scoring in context",

@@ -74,21 +74,25 @@ internal static class MiniLmRecipes
     /// batches with <paramref name="refinements"/> rounds of in-context re-scoring, then applied: each layer
     /// quantized as planned and GPTQ on the layers the plan gave GPTQ; freezes. The note lists the choices and the
     /// plan's bits per weight. <paramref name="progress"/> sees the planner's steps (a bar on standard error in the
-    /// demo).</summary>
+    /// demo). <paramref name="gptq"/>, when given, replaces the plan's rounding: every int2/int4 layer gets GPTQ with
+    /// these options over all the calibration batches, while the plan itself is measured on the first
+    /// <paramref name="planSentences"/> of them (the planner runs the model a few hundred times).</summary>
     public static string? Plan(Bert model, IReadOnlyList<TokenBatch> calibration, double bitsPerWeight,
         IEnumerable<PlanCandidate>? candidates = null, int refinements = 2,
-        IProgress<QuantizationProgress>? progress = null)
+        IProgress<QuantizationProgress>? progress = null, GptqOptions? gptq = null, int planSentences = int.MaxValue)
     {
-        QuantizationPlan plan = Quantizer.Plan(model, () => Pass(model, calibration), bitsPerWeight, candidates,
+        IReadOnlyList<TokenBatch> measured = FirstSentences(calibration, planSentences);
+        QuantizationPlan measuredPlan = Quantizer.Plan(model, () => Pass(model, measured), bitsPerWeight, candidates,
             progress, refinements);
+        QuantizationPlan plan = gptq is null ? measuredPlan : measuredPlan.WithGptq(gptq);
         model.Quantize(plan);
         string choices = string.Join(", ", plan.Layers.GroupBy(l => l.Choice.ToString())
             .OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} {g.Key}"));
-        GptqReport gptq = Quantizer.Gptq(Quantizer.QuantizedModules(model), plan, () => Pass(model, calibration));
+        GptqReport report = Quantizer.Gptq(Quantizer.QuantizedModules(model), plan, () => Pass(model, calibration));
         Quantizer.Freeze(model);
         return string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{choices}; {plan.BitsPerWeight:F3} bits/weight, planner's measured error " +
-            $"{plan.MeasuredModelError:E2}; GPTQ on {gptq.Layers.Count} layers");
+            $"{measuredPlan.MeasuredModelError:E2}; GPTQ on {report.Layers.Count} layers");
     }
 
     /// <summary>Int8 activations quantized on the fly at run time (per token for int8 weights, per block of 32
@@ -110,6 +114,16 @@ internal static class MiniLmRecipes
             return model.SentenceEmbeddings(tensor(b.Ids, shape), tensor(b.Mask, shape));
         }).ToArray();
         return cat(parts).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The leading batches that hold at most <paramref name="sentences"/> sentences (at least one batch).
+    /// </summary>
+    private static IReadOnlyList<TokenBatch> FirstSentences(IReadOnlyList<TokenBatch> batches, int sentences)
+    {
+        int count = 0, taken = 0;
+        while (taken < batches.Count && (taken == 0 || count + batches[taken].Count <= sentences))
+            count += batches[taken++].Count;
+        return taken == batches.Count ? batches : batches.Take(taken).ToArray();
     }
 
     private static string RunGptq(Bert model, IReadOnlyList<TokenBatch> calibration, GptqOptions options)
