@@ -24,7 +24,7 @@ internal static unsafe class DecodeAttention
     /// projections and rotary rows, and no gradient to record.
     /// </summary>
     internal static bool Runs(Tensor q, Tensor k, Tensor v, DecoderContext context) =>
-        context is { Mask: null, Cache: not null } && q.shape[1] == 1 &&
+        context is { Mask: null, Cache: not null } && q.size(1) == 1 &&
         IsPlain(q) && IsPlain(k) && IsPlain(v) && IsPlain(context.Cos) && IsPlain(context.Sin) &&
         !(is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad));
 
@@ -40,10 +40,10 @@ internal static unsafe class DecodeAttention
         long kvHeads, long headDim)
     {
         KvCache cache = context.Cache!;
-        long batch = q.shape[0];
+        long batch = q.size(0);
         long position = cache.LayerLength(layer);
         (Tensor keys, Tensor values) = cache.Reserve(layer, batch, kvHeads, headDim, 1, q.dtype, q.device);
-        long capacity = keys.shape[2];
+        long capacity = keys.size(2);
         Tensor output = empty([batch, 1, heads * headDim], dtype: ScalarType.Float32);
         int d = checked((int)headDim), total = checked((int)(position + 1));
         long groups = heads / kvHeads;

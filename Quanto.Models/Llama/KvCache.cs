@@ -68,8 +68,8 @@ public sealed class KvCache : IDisposable
 
         public (Tensor Keys, Tensor Values) Append(Tensor keys, Tensor values)
         {
-            long added = keys.shape[2];
-            (Tensor allKeys, Tensor allValues) = Reserve(keys.shape[0], keys.shape[1], keys.shape[3], added, keys.dtype,
+            long added = keys.size(2);
+            (Tensor allKeys, Tensor allValues) = Reserve(keys.size(0), keys.size(1), keys.size(3), added, keys.dtype,
                 keys.device);
             using (no_grad())
             {
@@ -85,14 +85,14 @@ public sealed class KvCache : IDisposable
         public (Tensor Keys, Tensor Values) Reserve(long batch, long kvHeads, long headDim, long added,
             ScalarType dtype, Device device)
         {
-            if (Length > 0 && (_keys!.shape[0] != batch || _keys.dtype != dtype))
+            if (Length > 0 && (_keys!.size(0) != batch || _keys.dtype != dtype))
             {
                 throw new InvalidOperationException(
                     $"The cache holds batch {_keys.shape[0]} in {_keys.dtype}; got batch {batch} in " +
                     $"{dtype}. Clear it (or use a new one) for another batch.");
             }
             if (_keys is null || _values is null || Length + added > _capacity ||
-                _keys.shape[0] != batch || _keys.dtype != dtype)
+                _keys.size(0) != batch || _keys.dtype != dtype)
             {
                 Grow([batch, kvHeads, 0, headDim], dtype, device, Length + added);
             }

@@ -89,8 +89,11 @@ public sealed partial class Llama : Module<Tensor, KvCache?, Tensor>, ITiedWeigh
         return LogitsQuantized(LastPosition(model.ForwardQuantized(input_ids, cache)));
     }
 
-    private static Tensor LastPosition(Tensor hidden) =>
-        hidden.shape[1] == 1 ? hidden : hidden.narrow(1, hidden.shape[1] - 1, 1);
+    private static Tensor LastPosition(Tensor hidden)
+    {
+        long length = hidden.size(1);
+        return length == 1 ? hidden : hidden.narrow(1, length - 1, 1);
+    }
 
     /// <summary>A new, empty KV cache for this model.</summary>
     /// <param name="capacity">Positions to preallocate (it grows as needed).</param>
@@ -135,13 +138,13 @@ public sealed partial class Llama : Module<Tensor, KvCache?, Tensor>, ITiedWeigh
     private void CheckInputs(Tensor ids, KvCache? cache)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        if (ids.dim() != 2 || ids.dtype != ScalarType.Int64 || ids.shape[1] == 0)
+        if (ids.dim() != 2 || ids.dtype != ScalarType.Int64 || ids.size(1) == 0)
         {
             throw new ArgumentException(
                 $"input_ids must be int64 (batch, new) with new >= 1; got {ids.dtype} {Shapes.Format(ids.shape)}.",
                 nameof(ids));
         }
-        long total = (cache?.Length ?? 0) + ids.shape[1];
+        long total = (cache?.Length ?? 0) + ids.size(1);
         if (total > Config.MaxPositionEmbeddings)
         {
             throw new ArgumentException(

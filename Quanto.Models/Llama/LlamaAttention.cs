@@ -41,7 +41,7 @@ public sealed partial class LlamaAttention : Module<Tensor, DecoderContext, Tens
     /// </summary>
     public override Tensor forward(Tensor hidden_states, DecoderContext context)
     {
-        long batch = hidden_states.shape[0], count = hidden_states.shape[1];
+        long batch = hidden_states.size(0), count = hidden_states.size(1);
         Tensor queries = q_proj.forward(hidden_states);
         Tensor keys = k_proj.forward(hidden_states);
         Tensor values = v_proj.forward(hidden_states);

@@ -36,7 +36,7 @@ public sealed partial class LlamaModel : Module<Tensor, KvCache?, Tensor>
     public override Tensor forward(Tensor input_ids, KvCache? cache)
     {
         using var threads = new TorchThreads(ThreadsForLayers(input_ids));
-        long start = cache?.Length ?? 0, count = input_ids.shape[1];
+        long start = cache?.Length ?? 0, count = input_ids.size(1);
         Tensor hidden = embed_tokens.forward(input_ids);
         (Tensor cos, Tensor sin) = _rotary.Cached(start, count, hidden.dtype, hidden.device);
         // Every query head of a key/value group shares the mask: one row block per head of the group.

@@ -1,3 +1,4 @@
+using Quanto.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,15 +25,15 @@ internal static unsafe class RowsNorm
     internal static bool Runs(Tensor x, Tensor weight) =>
         x.dtype == ScalarType.Float32 && weight.dtype == ScalarType.Float32 &&
         x.device_type == DeviceType.CPU && weight.device_type == DeviceType.CPU &&
-        x.numel() <= MaxElements && x.dim() >= 1 && x.shape[^1] == weight.numel() &&
+        x.numel() <= MaxElements && x.dim() >= 1 && x.size(-1) == weight.numel() &&
         x.is_contiguous() && weight.is_contiguous() &&
         !(is_grad_enabled() && (x.requires_grad || weight.requires_grad));
 
     /// <summary>The norm of every row (last dimension) of <paramref name="x"/>, in a new tensor of its shape.</summary>
     internal static Tensor Apply(Tensor x, Tensor weight, double eps)
     {
-        Tensor output = empty(x.shape, dtype: ScalarType.Float32);
-        int width = checked((int)x.shape[^1]);
+        Tensor output = empty(TensorSizes.Of(x), dtype: ScalarType.Float32);
+        int width = checked((int)x.size(-1));
         long rows = width == 0 ? 0 : x.numel() / width;
         float* input = TensorMemory.Floats(x), scale = TensorMemory.Floats(weight), result = TensorMemory.Floats(output);
         for (long r = 0; r < rows; r++)

@@ -20,14 +20,14 @@ public static class KernelChecks
     public static void CheckLinear(Tensor input, PreparedWeight weight, Tensor? bias)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input.dim() < 1 || input.shape[^1] != weight.InFeatures)
+        if (input.dim() < 1 || input.size(-1) != weight.InFeatures)
         {
             throw new ArgumentException(
                 $"Input shape {QuantizedWeight.FormatShape(input.shape)} does not match weight " +
                 $"{QuantizedWeight.FormatShape(weight.Source.Shape)}: the last input dimension must be " +
                 $"{weight.InFeatures}.", nameof(input));
         }
-        if (bias is not null && (bias.dim() != 1 || bias.shape[0] != weight.OutFeatures))
+        if (bias is not null && (bias.dim() != 1 || bias.size(0) != weight.OutFeatures))
         {
             throw new ArgumentException(
                 $"Bias shape {QuantizedWeight.FormatShape(bias.shape)} does not match the {weight.OutFeatures} " +

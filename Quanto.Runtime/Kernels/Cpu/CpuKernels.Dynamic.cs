@@ -33,7 +33,7 @@ public sealed partial class CpuKernels
         Tensor x = input.dtype == ScalarType.Float32 ? input : input.to(ScalarType.Float32);
         if (!x.is_contiguous()) x = x.contiguous();
         int rows = checked((int)(x.NumberOfElements / w.K));
-        Tensor y = empty([.. input.shape[..^1], w.N], ScalarType.Float32);
+        Tensor y = empty(TensorSizes.WithLast(input, w.N), ScalarType.Float32);
         Tensor? b = bias is null || (bias.dtype == ScalarType.Float32 && bias.is_contiguous())
             ? bias
             : bias.to(ScalarType.Float32).contiguous();
@@ -79,7 +79,7 @@ public sealed partial class CpuKernels
         }
         Tensor x = input.dtype == ScalarType.Float32 ? input : input.to(ScalarType.Float32);
         if (!x.is_contiguous()) x = x.contiguous();
-        Tensor y = empty([.. input.shape[..^1], w.N], ScalarType.Float32);
+        Tensor y = empty(TensorSizes.WithLast(input, w.N), ScalarType.Float32);
         Tensor? b = bias is null || (bias.dtype == ScalarType.Float32 && bias.is_contiguous())
             ? bias
             : bias.to(ScalarType.Float32).contiguous();
@@ -114,7 +114,7 @@ public sealed partial class CpuKernels
         using var scope = NewDisposeScope();
         bool bf16 = input.dtype == ScalarType.BFloat16;
         Tensor x = input.is_contiguous() ? input : input.contiguous();
-        Tensor y = empty([.. input.shape[..^1], w.N], input.dtype);
+        Tensor y = empty(TensorSizes.WithLast(input, w.N), input.dtype);
         Tensor? b = bias is null || (bias.dtype == ScalarType.Float32 && bias.is_contiguous())
             ? bias
             : bias.to(ScalarType.Float32).contiguous();

@@ -50,7 +50,7 @@ public sealed partial class CpuKernels
                 }
             }
         }
-        long[] outShape = [.. inputCodes.shape[..^1], w.N];
+        long[] outShape = TensorSizes.WithLast(inputCodes, w.N);
         return y.reshape(outShape).to(outputDtype).MoveToOuterDisposeScope();
     }
 }

@@ -153,7 +153,7 @@ public sealed partial class CpuKernels : IQuantKernels
         Tensor x = input.dtype == ScalarType.Float32 ? input : input.to(ScalarType.Float32);
         if (!x.is_contiguous()) x = x.contiguous();
         int rows = checked((int)(x.NumberOfElements / w.K));
-        long[] outShape = [.. input.shape[..^1], w.N];
+        long[] outShape = TensorSizes.WithLast(input, w.N);
         Tensor y = empty(outShape, ScalarType.Float32);
         Tensor? b = bias is null || (bias.dtype == ScalarType.Float32 && bias.is_contiguous())
             ? bias

@@ -62,11 +62,11 @@ internal static unsafe class FloatGemv
         {
             return false;
         }
-        long n = weight.shape[0], k = weight.shape[1];
-        if (k == 0 || n == 0 || input.shape[^1] != k || k > int.MaxValue / 4 || n > int.MaxValue) return false;
+        long n = weight.size(0), k = weight.size(1);
+        if (k == 0 || n == 0 || input.size(-1) != k || k > int.MaxValue / 4 || n > int.MaxValue) return false;
         long rows = input.NumberOfElements / k;
         if (rows is < 1 or > MaxRows) return false;
-        if (bias is not null && (bias.dim() != 1 || bias.shape[0] != n || bias.dtype != ScalarType.Float32 ||
+        if (bias is not null && (bias.dim() != 1 || bias.size(0) != n || bias.dtype != ScalarType.Float32 ||
                                  bias.device_type != DeviceType.CPU || !bias.is_contiguous()))
         {
             return false;
@@ -96,11 +96,11 @@ internal static unsafe class FloatGemv
         if (path is not (CpuKernelPath.Vector512 or CpuKernelPath.Vector256) || !CpuFeatures.IsSupported(path))
             throw new ArgumentException($"The float32 GEMV runs Vector512 or Vector256 where supported; got {path}.",
                 nameof(path));
-        int n = (int)weight.shape[0], k = (int)weight.shape[1];
+        int n = (int)weight.size(0), k = (int)weight.size(1);
         int rows = (int)(input.NumberOfElements / k);
         using var scope = NewDisposeScope();
         Tensor x = input.is_contiguous() ? input : input.contiguous();
-        Tensor y = empty([.. input.shape[..^1], n], ScalarType.Float32);
+        Tensor y = empty(TensorSizes.WithLast(input, n), ScalarType.Float32);
         fixed (byte* xBytes = x.bytes, yBytes = y.bytes, wBytes = weight.bytes)
         {
             fixed (byte* biasBytes = bias is null ? default : bias.bytes)
