@@ -33,9 +33,10 @@ public class CpuKernelsDynamicTests
     ];
 
     // (M, K, N): single rows and 4-row tiles with a padded last tile, K with per-channel groups that are not a
-    // multiple of 32 (131, 100), K over several groups, N not a multiple of the 16-column panel.
+    // multiple of 32 (131, 100), K over several groups, N not a multiple of the 16-column panel; 100 x 640 is over
+    // DotActivations.ParallelInputs with 25 tiles, so its rows are quantized on every kernel thread.
     private static readonly (int M, int K, int N)[] Shapes = [(1, 256, 37), (3, 131, 70), (6, 100, 9), (64, 288, 45),
-        (9, 2304, 21)];
+        (9, 2304, 21), (100, 640, 40)];
 
     public static IEnumerable<TestCaseData> Cases()
     {
