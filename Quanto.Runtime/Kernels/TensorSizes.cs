@@ -24,10 +24,9 @@ internal static class TensorSizes
     /// <exception cref="ArgumentException"><paramref name="t"/> is a scalar (no last dimension).</exception>
     public static long[] WithLast(Tensor t, long last)
     {
-        long dims = t.dim();
-        if (dims < 1) throw new ArgumentException("A scalar tensor has no last dimension to replace.", nameof(t));
-        var sizes = new long[dims];
-        for (int i = 0; i < sizes.Length - 1; i++) sizes[i] = t.size(i);
+        long[] sizes = Of(t);
+        if (sizes.Length == 0)
+            throw new ArgumentException("A scalar tensor has no last dimension to replace.", nameof(t));
         sizes[^1] = last;
         return sizes;
     }

@@ -50,8 +50,8 @@ internal sealed unsafe class DotActivations : IDotActivations
     /// the interleaved bytes of one tile).</summary>
     private const int TilesPerChunk = 8;
 
-    /// <summary>Quantizes <paramref name="rows"/> float rows of K (the dynamic modes). Each row is quantized on its own,
-    /// so the result is the same on any number of threads; from <see cref="ParallelInputs"/> inputs the rows are
+    /// <summary>Quantizes <paramref name="rows"/> float rows of K (the dynamic modes). Each row is quantized on its
+    /// own, so the result is the same on any number of threads; from <see cref="ParallelInputs"/> inputs the rows are
     /// spread over the kernel threads in runs of whole tiles (at 800 x 1536, MiniLM's FFN output at batch 32, the
     /// quantization was a quarter of the call on the caller's thread alone).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -59,15 +59,14 @@ internal sealed unsafe class DotActivations : IDotActivations
         int tileRows)
     {
         var x = new DotActivations(rows, weight, blocking, tileRows);
-        if ((long)rows * weight.K < ParallelInputs || x.Tiles <= TilesPerChunk)
-        {
-            x.QuantizeRows(source, 0, rows, weight, blocking);
-            return x;
-        }
         try
         {
-            var job = new QuantizeJob(x, source, weight, blocking);
-            CpuParallel.Run(job, (x.Tiles + TilesPerChunk - 1) / TilesPerChunk);
+            // One chunk or a small input: the caller alone, without a job to allocate (the decode path).
+            if ((long)rows * weight.K < ParallelInputs || x.Tiles <= TilesPerChunk)
+                x.QuantizeRows(source, 0, rows, weight, blocking);
+            else
+                CpuParallel.Run(new QuantizeJob(x, source, weight, blocking),
+                    (x.Tiles + TilesPerChunk - 1) / TilesPerChunk);
         }
         catch
         {
