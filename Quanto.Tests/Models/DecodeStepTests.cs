@@ -43,20 +43,30 @@ public sealed class DecodeStepTests
         Assert.That(RowsNorm.Runs(ones(2, 32), weight), Is.False, "width is not the weight's");
     }
 
-    /// <summary>Steps of a batch of 2 through a cache that starts with room for 2 positions (so it grows twice), 4
-    /// query heads on 2 key/value heads, head_dim 6 (below a vector) and 64; every step's output is the attention
-    /// of its rotated query over all rotated keys so far, and the cache holds them.</summary>
-    [TestCase(6L)]
-    [TestCase(64L)]
-    public void DecodeAttentionEqualsTheEquations(long headDim)
+    /// <summary>Steps of a batch of 2 through a cache that starts with room for 2 positions (so it grows), 4 query
+    /// heads on 2 key/value heads, head_dim 6 (below a vector), 20 and 80 (vectors and a remainder), 64 and 128
+    /// (whole blocks of four vectors); every step's output is the attention of its rotated query over all rotated
+    /// keys so far, and the cache holds them. 300 steps at head_dim 64 cross
+    /// <see cref="DecodeAttention.ParallelWork"/> (from 64 positions), where the key/value heads are shared out to
+    /// the kernel threads.</summary>
+    [TestCase(6L, 7)]
+    [TestCase(20L, 7)]
+    [TestCase(64L, 7)]
+    [TestCase(80L, 9)]
+    [TestCase(128L, 7)]
+    [TestCase(64L, 300)]
+    public void DecodeAttentionEqualsTheEquations(long headDim, int steps)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        const long batch = 2, heads = 4, kvHeads = 2, steps = 7;
+        const long batch = 2, heads = 4, kvHeads = 2;
+        Assert.That(steps < 256 || batch * heads * 64 * headDim >= DecodeAttention.ParallelWork,
+            "the long case reaches the parallel path");
         var config = new LlamaConfig
         {
             VocabSize = 16, HiddenSize = heads * headDim, IntermediateSize = 8, NumHiddenLayers = 1,
-            NumAttentionHeads = heads, NumKeyValueHeads = kvHeads, HeadDim = headDim, MaxPositionEmbeddings = 64,
+            NumAttentionHeads = heads, NumKeyValueHeads = kvHeads, HeadDim = headDim,
+            MaxPositionEmbeddings = Math.Max(64, steps),
             RmsNormEps = 1e-5, RopeTheta = 10000,
         };
         using var cache = new KvCache(config, capacity: 2);
@@ -65,6 +75,7 @@ public sealed class DecodeStepTests
         var generator = new Generator(7);
         for (long position = 0; position < steps; position++)
         {
+            using var stepScope = NewDisposeScope();
             Tensor q = randn([batch, 1, heads * headDim], generator: generator);
             Tensor k = randn([batch, 1, kvHeads * headDim], generator: generator);
             Tensor v = randn([batch, 1, kvHeads * headDim], generator: generator);
@@ -77,8 +88,9 @@ public sealed class DecodeStepTests
 
             // (batch, heads, 1, d) rotated by rotate_half; keys/values per key/value head, repeated per group.
             Tensor qh = Rotated(q.view(batch, 1, heads, headDim).transpose(1, 2), cos, sin);
-            keys.Add(Rotated(k.view(batch, 1, kvHeads, headDim).transpose(1, 2), cos, sin));
-            values.Add(v.view(batch, 1, kvHeads, headDim).transpose(1, 2).to(ScalarType.Float64));
+            keys.Add(Rotated(k.view(batch, 1, kvHeads, headDim).transpose(1, 2), cos, sin).MoveToOuterDisposeScope());
+            values.Add(v.view(batch, 1, kvHeads, headDim).transpose(1, 2).to(ScalarType.Float64)
+                .MoveToOuterDisposeScope());
             Tensor allKeys = cat(keys, 2).repeat_interleave(heads / kvHeads, 1);
             Tensor allValues = cat(values, 2).repeat_interleave(heads / kvHeads, 1);
             Tensor scores = matmul(qh, allKeys.transpose(2, 3)).div(Math.Sqrt(headDim));
