@@ -18,6 +18,7 @@ internal sealed record BenchOptions
         "                                         (whole models: TinyLlama-1.1B and BERT-base shapes; --only: these\n" +
         "                                         Llama rows, bf16 always, no BERT rows)\n" +
         "       Quanto.Bench --gptq               (GPTQ time on one 4096 x 4096 layer)\n" +
+        "       Quanto.Bench --attention [--quick] (one layer's decode attention as the KV cache grows)\n" +
         "       Quanto.Bench --minilm [--text DIR] [--only A,B]\n" +
         "                                         (accuracy on real all-MiniLM-L6-v2 weights)\n" +
         "With no shape option: the 4096 x 4096 GEMV and GEMM rows (m = 1, 16, 128), Llama-7B's MLP and the CNN.";
@@ -48,6 +49,9 @@ internal sealed record BenchOptions
 
     /// <summary>--models: the whole-model rows (ModelBench) instead of the kernel table.</summary>
     public bool Models { get; init; }
+
+    /// <summary>--attention: one layer's decode attention as the KV cache grows (AttentionBench).</summary>
+    public bool Attention { get; init; }
 
     /// <summary>--gptq: GPTQ's time on one 4096 x 4096 layer (GptqBench).</summary>
     public bool Gptq { get; init; }
@@ -109,6 +113,7 @@ internal sealed record BenchOptions
                 case "--overhead": options = options with { Overhead = true }; break;
                 case "--models": options = options with { Models = true }; break;
                 case "--gptq": options = options with { Gptq = true }; break;
+                case "--attention": options = options with { Attention = true }; break;
                 case "--minilm": options = options with { MiniLm = true }; break;
                 case "--text": options = options with { TextFolder = Value() }; break;
                 case "--only": options = options with { Only = Value() }; break;

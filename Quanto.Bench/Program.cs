@@ -35,6 +35,11 @@ if (options.MiniLm)
     MiniLmBench.Run(options.TextFolder, options.Only);
     return 0;
 }
+if (options.Attention)
+{
+    AttentionBench.Run(options.Quick); // one layer's decode attention against libtorch's ops on the same cache
+    return 0;
+}
 if (options.Gptq)
 {
     GptqBench.Run();

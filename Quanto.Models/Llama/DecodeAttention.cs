@@ -20,9 +20,9 @@ namespace Quanto.Models.Llama;
 /// a few thousand multiply-adds. Measured on a 2 vCPU Zen 4 with the TinyLlama-1.1B shape (22 layers), int4
 /// weights: rotation, cache and attention took 3.6 ms of a 41 ms decode step. The attention proper works a key/value
 /// head at a time, so the cached keys and values are read once per group of query heads instead of once per query
-/// head, with vector exponentials and fused multiply-adds, and the key/value heads are shared out to the kernel
-/// threads from <see cref="ParallelWork"/>: at 2048 cached positions a layer's step went from 1.27 ms (a query head
-/// at a time, one thread) to 0.21 ms. The results differ from libtorch's only in rounding (summation order, fused
+/// head, two query heads and four positions per tile of fused multiply-adds, with vector exponentials, and the
+/// key/value heads are shared out to the kernel threads from <see cref="ParallelWork"/>: at 2048 cached positions
+/// a layer's step went from 1.27 ms (a query head at a time, one thread) to 0.23 ms (Quanto.Bench --attention). The results differ from libtorch's only in rounding (summation order, fused
 /// products; the tests hold them to 1e-5).
 /// </remarks>
 internal static unsafe class DecodeAttention
@@ -127,26 +127,27 @@ internal static unsafe class DecodeAttention
             for (int t0 = 0; t0 < total; t0 += block)
             {
                 int end = Math.Min(total, t0 + block);
-                for (int g = 0; g < groups; g++)
+                int g = 0;
+                for (; g + 1 < groups; g += 2)
                 {
-                    float* query = queries + g * queryStride, row = scores + g * scoreStride;
-                    float top = max[g];
-                    for (int t = t0; t < end; t++)
-                    {
-                        float score = FloatSpans.FusedDot(query, cachedKeys + (long)t * d, d) * scale;
-                        row[t] = score;
-                        if (score > top) top = score;
-                    }
-                    max[g] = top;
+                    ScorePair(queries + g * queryStride, queries + (g + 1) * queryStride, cachedKeys, t0, end, d,
+                        scale, scores + g * scoreStride, scores + (g + 1) * scoreStride, max + g);
                 }
+                if (g < groups) ScoreOne(queries + g * queryStride, cachedKeys, t0, end, d, scale, scores + g * scoreStride, max + g);
             }
             float* inverse = max; // each head's maximum is read once, then its slot holds 1 / sum
             for (int g = 0; g < groups; g++) inverse[g] = 1 / FloatSpans.ExpShifted(scores + g * scoreStride, total, max[g]);
             for (int t0 = 0; t0 < total; t0 += block)
             {
                 int count = Math.Min(total, t0 + block) - t0;
-                for (int g = 0; g < groups; g++)
-                    AddWeighted(scores + g * scoreStride + t0, cachedValues + (long)t0 * d, count, d, outputs + (long)g * d);
+                float* block0 = cachedValues + (long)t0 * d;
+                int g = 0;
+                for (; g + 1 < groups; g += 2)
+                {
+                    AddWeightedPair(scores + g * scoreStride + t0, scores + (g + 1) * scoreStride + t0, block0, count,
+                        d, outputs + (long)g * d, outputs + (long)(g + 1) * d);
+                }
+                if (g < groups) AddWeighted(scores + g * scoreStride + t0, block0, count, d, outputs + (long)g * d, d);
             }
             for (int g = 0; g < groups; g++) Scale(outputs + (long)g * d, d, inverse[g]);
         }
@@ -165,15 +166,129 @@ internal static unsafe class DecodeAttention
         }
     }
 
-    /// <summary>output[0..d) += Σ_t weights[t] values[t d + 0..d) over <paramref name="count"/> positions: blocks of
-    /// four vectors with eight accumulators in registers (even and odd positions apart), then single vectors, then
-    /// the remainder.</summary>
-    private static void AddWeighted(float* weights, float* values, int count, int d, float* output)
+    /// <summary>Scores of one query head against keys [t0, end), scaled, into <paramref name="row"/>; raises
+    /// <paramref name="max"/>[0] to their maximum.</summary>
+    private static void ScoreOne(float* query, float* keys, int t0, int end, int d, float scale, float* row, float* max)
+    {
+        float top = max[0];
+        for (int t = t0; t < end; t++)
+        {
+            float score = FloatSpans.FusedDot(query, keys + (long)t * d, d) * scale;
+            row[t] = score;
+            if (score > top) top = score;
+        }
+        max[0] = top;
+    }
+
+    /// <summary>
+    /// <see cref="ScoreOne"/> for two query heads of a group at once, four positions at a time: each vector of a key
+    /// row is loaded once for both heads, and each vector of the queries once for four keys (8 accumulators, 14
+    /// loads and multiply-adds per 8 products, against 3 per product one by one). Head dimensions that are not whole
+    /// vectors, and the last positions, go one by one.
+    /// </summary>
+    private static void ScorePair(float* qa, float* qb, float* keys, int t0, int end, int d, float scale, float* ra,
+        float* rb, float* max)
+    {
+        int w = Vector<float>.Count, t = t0;
+        float topA = max[0], topB = max[1];
+        if (Vector.IsHardwareAccelerated && d % w == 0)
+        {
+            for (; t + 4 <= end; t += 4)
+            {
+                float* k0 = keys + (long)t * d, k1 = k0 + d, k2 = k1 + d, k3 = k2 + d;
+                Vector<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Vector<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                for (int i = 0; i < d; i += w)
+                {
+                    Vector<float> x = Load(qa + i), y = Load(qb + i);
+                    Vector<float> c0 = Load(k0 + i), c1 = Load(k1 + i), c2 = Load(k2 + i), c3 = Load(k3 + i);
+                    a0 = Vector.FusedMultiplyAdd(x, c0, a0);
+                    a1 = Vector.FusedMultiplyAdd(x, c1, a1);
+                    a2 = Vector.FusedMultiplyAdd(x, c2, a2);
+                    a3 = Vector.FusedMultiplyAdd(x, c3, a3);
+                    b0 = Vector.FusedMultiplyAdd(y, c0, b0);
+                    b1 = Vector.FusedMultiplyAdd(y, c1, b1);
+                    b2 = Vector.FusedMultiplyAdd(y, c2, b2);
+                    b3 = Vector.FusedMultiplyAdd(y, c3, b3);
+                }
+                topA = Keep(ra, t, Vector.Sum(a0) * scale, Vector.Sum(a1) * scale, Vector.Sum(a2) * scale,
+                    Vector.Sum(a3) * scale, topA);
+                topB = Keep(rb, t, Vector.Sum(b0) * scale, Vector.Sum(b1) * scale, Vector.Sum(b2) * scale,
+                    Vector.Sum(b3) * scale, topB);
+            }
+        }
+        max[0] = topA;
+        max[1] = topB;
+        if (t < end)
+        {
+            ScoreOne(qa, keys, t, end, d, scale, ra, max);
+            ScoreOne(qb, keys, t, end, d, scale, rb, max + 1);
+        }
+    }
+
+    /// <summary>Stores four scores at row[t..t+4) and returns the running maximum.</summary>
+    private static float Keep(float* row, int t, float s0, float s1, float s2, float s3, float top)
+    {
+        row[t] = s0;
+        row[t + 1] = s1;
+        row[t + 2] = s2;
+        row[t + 3] = s3;
+        return MathF.Max(MathF.Max(MathF.Max(top, s0), MathF.Max(s1, s2)), s3);
+    }
+
+    /// <summary><see cref="AddWeighted"/> for two query heads of a group at once: each vector of a value row is loaded
+    /// once for both (blocks of four vectors, eight accumulators in registers).</summary>
+    private static void AddWeightedPair(float* wa, float* wb, float* values, int count, int d, float* oa, float* ob)
     {
         int w = Vector<float>.Count, i = 0;
         if (Vector.IsHardwareAccelerated)
         {
             for (; i + 4 * w <= d; i += 4 * w)
+            {
+                float* x = oa + i, y = ob + i;
+                Vector<float> a0 = Load(x), a1 = Load(x + w), a2 = Load(x + 2 * w), a3 = Load(x + 3 * w);
+                Vector<float> b0 = Load(y), b1 = Load(y + w), b2 = Load(y + 2 * w), b3 = Load(y + 3 * w);
+                for (int t = 0; t < count; t++)
+                {
+                    float* v = values + (long)t * d + i;
+                    var p = new Vector<float>(wa[t]);
+                    var r = new Vector<float>(wb[t]);
+                    Vector<float> v0 = Load(v), v1 = Load(v + w), v2 = Load(v + 2 * w), v3 = Load(v + 3 * w);
+                    a0 = Vector.FusedMultiplyAdd(p, v0, a0);
+                    a1 = Vector.FusedMultiplyAdd(p, v1, a1);
+                    a2 = Vector.FusedMultiplyAdd(p, v2, a2);
+                    a3 = Vector.FusedMultiplyAdd(p, v3, a3);
+                    b0 = Vector.FusedMultiplyAdd(r, v0, b0);
+                    b1 = Vector.FusedMultiplyAdd(r, v1, b1);
+                    b2 = Vector.FusedMultiplyAdd(r, v2, b2);
+                    b3 = Vector.FusedMultiplyAdd(r, v3, b3);
+                }
+                Store(a0, x);
+                Store(a1, x + w);
+                Store(a2, x + 2 * w);
+                Store(a3, x + 3 * w);
+                Store(b0, y);
+                Store(b1, y + w);
+                Store(b2, y + 2 * w);
+                Store(b3, y + 3 * w);
+            }
+        }
+        if (i < d)
+        {
+            AddWeighted(wa, values + i, count, d, oa + i, d - i);
+            AddWeighted(wb, values + i, count, d, ob + i, d - i);
+        }
+    }
+
+    /// <summary>output[0..width) += Σ_t weights[t] values[t d + 0..width) over <paramref name="count"/> value rows
+    /// <paramref name="d"/> apart: blocks of four vectors with eight accumulators in registers (even and odd
+    /// positions apart), then single vectors, then the remainder.</summary>
+    private static void AddWeighted(float* weights, float* values, int count, int d, float* output, int width)
+    {
+        int w = Vector<float>.Count, i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i + 4 * w <= width; i += 4 * w)
             {
                 float* o = output + i;
                 Vector<float> a0 = Load(o), a1 = Load(o + w), a2 = Load(o + 2 * w), a3 = Load(o + 3 * w);
@@ -207,7 +322,7 @@ internal static unsafe class DecodeAttention
                 Store(a2 + b2, o + 2 * w);
                 Store(a3 + b3, o + 3 * w);
             }
-            for (; i + w <= d; i += w)
+            for (; i + w <= width; i += w)
             {
                 Vector<float> sum = Load(output + i);
                 for (int t = 0; t < count; t++)
@@ -215,7 +330,7 @@ internal static unsafe class DecodeAttention
                 Store(sum, output + i);
             }
         }
-        for (; i < d; i++)
+        for (; i < width; i++)
         {
             float sum = output[i];
             for (int t = 0; t < count; t++) sum = MathF.FusedMultiplyAdd(weights[t], values[(long)t * d + i], sum);

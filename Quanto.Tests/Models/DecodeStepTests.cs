@@ -43,23 +43,26 @@ public sealed class DecodeStepTests
         Assert.That(RowsNorm.Runs(ones(2, 32), weight), Is.False, "width is not the weight's");
     }
 
-    /// <summary>Steps of a batch of 2 through a cache that starts with room for 2 positions (so it grows), 4 query
-    /// heads on 2 key/value heads, head_dim 6 (below a vector), 20 and 80 (vectors and a remainder), 64 and 128
-    /// (whole blocks of four vectors); every step's output is the attention of its rotated query over all rotated
-    /// keys so far, and the cache holds them. 300 steps at head_dim 64 cross
-    /// <see cref="DecodeAttention.ParallelWork"/> (from 64 positions), where the key/value heads are shared out to
-    /// the kernel threads.</summary>
-    [TestCase(6L, 7)]
-    [TestCase(20L, 7)]
-    [TestCase(64L, 7)]
-    [TestCase(80L, 9)]
-    [TestCase(128L, 7)]
-    [TestCase(64L, 300)]
-    public void DecodeAttentionEqualsTheEquations(long headDim, int steps)
+    /// <summary>Steps of a batch of 2 through a cache that starts with room for 2 positions (so it grows), query heads
+    /// on 2 key/value heads: groups of 2 (pairs of heads), 3 (a pair and one) and 1 (no pair); head_dim 6 (below a
+    /// vector), 20 and 80 (vectors and a remainder), 64 and 128 (whole blocks of four vectors). Every step's output
+    /// is the attention of its rotated query over all rotated keys so far, and the cache holds them. 300 steps at
+    /// head_dim 64 cross <see cref="DecodeAttention.ParallelWork"/> (from 64 positions), where the key/value heads
+    /// are shared out to the kernel threads.</summary>
+    [TestCase(6L, 7, 4L)]
+    [TestCase(20L, 7, 4L)]
+    [TestCase(64L, 7, 4L)]
+    [TestCase(80L, 9, 4L)]
+    [TestCase(128L, 7, 4L)]
+    [TestCase(64L, 11, 6L)]
+    [TestCase(20L, 11, 6L)]
+    [TestCase(64L, 9, 2L)]
+    [TestCase(64L, 300, 4L)]
+    public void DecodeAttentionEqualsTheEquations(long headDim, int steps, long heads)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        const long batch = 2, heads = 4, kvHeads = 2;
+        const long batch = 2, kvHeads = 2;
         Assert.That(steps < 256 || batch * heads * 64 * headDim >= DecodeAttention.ParallelWork,
             "the long case reaches the parallel path");
         var config = new LlamaConfig
