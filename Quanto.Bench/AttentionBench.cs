@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Quanto.Kernels.Cpu;
 using Quanto.Models.Llama;
 using static TorchSharp.torch;
@@ -9,11 +8,12 @@ namespace Quanto.Bench;
 /// <c>--attention</c>: one layer's attention in a decode step (TinyLlama-1.1B's 32 query heads on 4 key/value heads,
 /// head_dim 64) as the cache grows, against libtorch's ops on the same cache. "one pass" is
 /// <see cref="DecodeAttention.Step"/> as a decode step runs it (rotary on the new query and key, the key and value
-/// written into the cache, grouped-query attention; the kernel threads from <see cref="DecodeAttention.ParallelWork"/>),
-/// "one thread" the same with the kernel pool held to one thread, "libtorch" the attention alone (no rotary, no cache
+/// written into the cache, grouped-query attention; the kernel threads from
+/// <see cref="DecodeAttention.ParallelWork"/>), "one thread" the same with the kernel pool held to one thread, "libtorch" the attention alone (no rotary, no cache
 /// write) as three libtorch ops over views of the same cache: scores = q·Kᵀ scaled per key/value group (no copy of
 /// the keys), softmax, times V, on one torch thread (as a quantized model's decode steps run libtorch, see
-/// LlamaModel.ThreadsForLayers) and on libtorch's own count. Each cell is the median of 3 interleaved rounds, each the median of 50 calls after half a second of warm-up calls.
+/// LlamaModel.ThreadsForLayers) and on libtorch's own count. Each cell is the median of 3 interleaved rounds, each
+/// the median of at least 50 calls (0.1 s) after half a second of warm-up calls.
 /// </summary>
 internal static class AttentionBench
 {
@@ -24,7 +24,8 @@ internal static class AttentionBench
         const long heads = 32, kvHeads = 4, headDim = 64, groups = heads / kvHeads;
         int[] positions = quick ? [16, 256] : Positions;
         LlamaConfig config = ModelBench.TinyLlamaShape with { NumHiddenLayers = 1 };
-        Console.WriteLine($"Decode attention, one layer of the TinyLlama-1.1B shape ({heads} query heads on {kvHeads} " +
+        Console.WriteLine("Decode attention, one layer of the TinyLlama-1.1B shape " +
+                          $"({heads} query heads on {kvHeads} " +
                           $"key/value heads, head_dim {headDim}), float32; kernel threads {CpuKernels.Threads}, " +
                           $"torch threads {get_num_threads()}; microseconds, median of 3 interleaved rounds:");
         Console.WriteLine("| cached positions | one pass | one pass, one thread | libtorch, one thread | " +
@@ -58,9 +59,9 @@ internal static class AttentionBench
                 Tensor scores = matmul(query, cachedKeys.transpose(2, 3)).mul_(scale);
                 matmul(scores.softmax(-1), cachedValues);
             };
-            // Long enough for tiered compilation to replace the first-call code (a few hundred calls and a delay).
             WarmUp(onePass);
             WarmUp(libtorch);
+            Thread.Sleep(LibtorchIdle);
             var times = new List<double>[4];
             for (int i = 0; i < times.Length; i++) times[i] = [];
             for (int round = 0; round < 3; round++)
@@ -87,6 +88,7 @@ internal static class AttentionBench
                     set_num_threads(torchThreads);
                 }
                 times[3].Add(MedianMicroseconds(libtorch));
+                Thread.Sleep(LibtorchIdle);
             }
             double[] median = times.Select(Median).ToArray();
             Console.WriteLine($"| {count} | {median[0]:F1} | {median[1]:F1} | {median[2]:F1} | {median[3]:F1} | " +
@@ -94,24 +96,17 @@ internal static class AttentionBench
         }
     }
 
-    private static void WarmUp(Action action)
-    {
-        long until = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 2;
-        while (Stopwatch.GetTimestamp() < until) action();
-    }
+    /// <summary>A pause after libtorch's multi-threaded calls, so its OpenMP threads have stopped spinning (and
+    /// taking the second core) before the one-pass rows are timed.</summary>
+    private const int LibtorchIdle = 300;
 
-    private static double MedianMicroseconds(Action action)
-    {
-        for (int i = 0; i < 5; i++) action();
-        var samples = new List<double>();
-        for (int i = 0; i < 50; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            action();
-            samples.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
-        }
-        return Median(samples);
-    }
+    /// <summary>Half a second of warm-up calls: long enough for tiered compilation to replace the first-call code.
+    /// </summary>
+    private static void WarmUp(Action action) => Timing.MedianMs(_ => action(), warmupSeconds: 0.5, measureSeconds: 0);
+
+    /// <summary>The median of at least 50 calls (0.1 s), in microseconds.</summary>
+    private static double MedianMicroseconds(Action action) =>
+        1e3 * Timing.MedianMs(_ => action(), warmupSeconds: 0, measureSeconds: 0.1, minCalls: 50, warmupCalls: 5);
 
     private static double Median(List<double> samples)
     {

@@ -22,8 +22,9 @@ namespace Quanto.Models.Llama;
 /// head at a time, so the cached keys and values are read once per group of query heads instead of once per query
 /// head, two query heads and four positions per tile of fused multiply-adds, with vector exponentials, and the
 /// key/value heads are shared out to the kernel threads from <see cref="ParallelWork"/>: at 2048 cached positions
-/// a layer's step went from 1.27 ms (a query head at a time, one thread) to 0.23 ms (Quanto.Bench --attention). The results differ from libtorch's only in rounding (summation order, fused
-/// products; the tests hold them to 1e-5).
+/// a layer's step went from 1.27 ms (a query head at a time, one thread) to 0.24 ms (Quanto.Bench --attention).
+/// The results differ from libtorch's only in rounding (summation order, fused products; the tests hold them to
+/// 1e-5).
 /// </remarks>
 internal static unsafe class DecodeAttention
 {
@@ -69,7 +70,8 @@ internal static unsafe class DecodeAttention
             {
                 float* cached = keyData + (row * capacity + position) * d;
                 Rotate(kData + row * d, cos, sin, d, cached);
-                new Span<float>(vData + row * d, d).CopyTo(new Span<float>(valueData + (row * capacity + position) * d, d));
+                new Span<float>(vData + row * d, d)
+                    .CopyTo(new Span<float>(valueData + (row * capacity + position) * d, d));
             }
             var job = new AttendJob(TensorMemory.Floats(q), keyData, valueData, TensorMemory.Floats(output), cos, sin,
                 scratch, chunkStride, queryStride, scoreStride, groups, capacity, d, total,
@@ -92,10 +94,12 @@ internal static unsafe class DecodeAttention
     /// <summary>
     /// From this many multiply-adds of q·K (query heads x cached positions x head_dim), a step's key/value heads are
     /// shared out to the kernel threads (<see cref="CpuParallel"/>); below it the handoff costs more than it saves.
-    /// 2^15 is TinyLlama-1.1B's 32 heads x 64 dims at 16 positions, where two threads already took 10 us a layer
-    /// against 16 on one (2 vCPU Zen 4).
+    /// 2^17 is TinyLlama-1.1B's 32 heads x 64 dims at 64 positions. Measured on a 2 vCPU Zen 4 at that shape: with
+    /// the worker spinning between calls (a quantized model's decode steps) two threads win from 16 positions (7 us
+    /// against 9 a layer), but a worker that has gone to sleep takes 15-28 us to wake and finish its share, more than
+    /// a 16-position step costs on one thread.
     /// </summary>
-    internal const long ParallelWork = 1 << 15;
+    internal const long ParallelWork = 1 << 17;
 
     /// <summary>Cached positions per block: the block's keys or values (about 16 KB) stay in L1 while every query
     /// head of the group reads them.</summary>
@@ -133,10 +137,12 @@ internal static unsafe class DecodeAttention
                     ScorePair(queries + g * queryStride, queries + (g + 1) * queryStride, cachedKeys, t0, end, d,
                         scale, scores + g * scoreStride, scores + (g + 1) * scoreStride, max + g);
                 }
-                if (g < groups) ScoreOne(queries + g * queryStride, cachedKeys, t0, end, d, scale, scores + g * scoreStride, max + g);
+                if (g < groups)
+                    ScoreOne(queries + g * queryStride, cachedKeys, t0, end, d, scale, scores + g * scoreStride, max + g);
             }
             float* inverse = max; // each head's maximum is read once, then its slot holds 1 / sum
-            for (int g = 0; g < groups; g++) inverse[g] = 1 / FloatSpans.ExpShifted(scores + g * scoreStride, total, max[g]);
+            for (int g = 0; g < groups; g++)
+                inverse[g] = 1 / FloatSpans.ExpShifted(scores + g * scoreStride, total, max[g]);
             for (int t0 = 0; t0 < total; t0 += block)
             {
                 int count = Math.Min(total, t0 + block) - t0;

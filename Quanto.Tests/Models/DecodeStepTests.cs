@@ -47,7 +47,7 @@ public sealed class DecodeStepTests
     /// on 2 key/value heads: groups of 2 (pairs of heads), 3 (a pair and one) and 1 (no pair); head_dim 6 (below a
     /// vector), 20 and 80 (vectors and a remainder), 64 and 128 (whole blocks of four vectors). Every step's output
     /// is the attention of its rotated query over all rotated keys so far, and the cache holds them. 300 steps at
-    /// head_dim 64 cross <see cref="DecodeAttention.ParallelWork"/> (from 64 positions), where the key/value heads
+    /// head_dim 64 cross <see cref="DecodeAttention.ParallelWork"/> (from 256 positions), where the key/value heads
     /// are shared out to the kernel threads.</summary>
     [TestCase(6L, 7, 4L)]
     [TestCase(20L, 7, 4L)]
@@ -63,7 +63,7 @@ public sealed class DecodeStepTests
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         const long batch = 2, kvHeads = 2;
-        Assert.That(steps < 256 || batch * heads * 64 * headDim >= DecodeAttention.ParallelWork,
+        Assert.That(steps < 256 || batch * heads * 256 * headDim >= DecodeAttention.ParallelWork,
             "the long case reaches the parallel path");
         var config = new LlamaConfig
         {
