@@ -55,18 +55,21 @@ internal static unsafe class DecodeAttention
         long capacity = keys.size(2);
         Tensor output = empty([batch, 1, heads * headDim], dtype: ScalarType.Float32);
         int d = checked((int)headDim), total = checked((int)(position + 1));
-        int groups = checked((int)(heads / kvHeads)), chunks = checked((int)(batch * kvHeads));
+        int groups = checked((int)(heads / kvHeads)), rows = checked((int)(batch * kvHeads));
+        bool parallel = batch * heads * total * d >= ParallelWork;
+        int perChunk = HeadsPerChunk(groups, rows, parallel ? CpuParallel.Threads : 1);
+        int parts = (groups + perChunk - 1) / perChunk;
         // Per key/value head: its group's rotated queries, then their scores, each row rounded up to cache lines.
         long queryStride = (d + 15) & ~15L, scoreStride = (total + 15) & ~15L;
         long chunkStride = groups * (queryStride + scoreStride);
-        float* scratch = (float*)NativeMemory.AlignedAlloc((nuint)(chunks * chunkStride * sizeof(float)), 64);
+        float* scratch = (float*)NativeMemory.AlignedAlloc((nuint)(rows * chunkStride * sizeof(float)), 64);
         try
         {
             float* kData = TensorMemory.Floats(k), vData = TensorMemory.Floats(v);
             float* cos = TensorMemory.Floats(context.Cos), sin = TensorMemory.Floats(context.Sin);
             float* keyData = TensorMemory.Floats(keys), valueData = TensorMemory.Floats(values);
             // The step's keys (rotated) and values into the cache first: every query head of a group reads them.
-            for (long row = 0; row < chunks; row++)
+            for (long row = 0; row < rows; row++)
             {
                 float* cached = keyData + (row * capacity + position) * d;
                 Rotate(kData + row * d, cos, sin, d, cached);
@@ -74,9 +77,9 @@ internal static unsafe class DecodeAttention
                     .CopyTo(new Span<float>(valueData + (row * capacity + position) * d, d));
             }
             var job = new AttendJob(TensorMemory.Floats(q), keyData, valueData, TensorMemory.Floats(output), cos, sin,
-                scratch, chunkStride, queryStride, scoreStride, groups, capacity, d, total,
+                scratch, chunkStride, queryStride, scoreStride, groups, perChunk, capacity, d, total,
                 (float)(1 / Math.Sqrt(headDim)));
-            CpuParallel.Run(job, chunks, parallel: batch * heads * total * d >= ParallelWork);
+            CpuParallel.Run(job, rows * parts, parallel);
         }
         finally
         {
@@ -101,29 +104,56 @@ internal static unsafe class DecodeAttention
     /// </summary>
     internal const long ParallelWork = 1 << 17;
 
+    /// <summary>
+    /// Query heads of a group per chunk: the whole group, unless there are fewer (sequence, key/value head) rows
+    /// than <paramref name="threads"/> (one key/value head, or a machine with more cores than the model has
+    /// key/value heads); then the group is split so every thread gets a share, in an even number of heads where the
+    /// group has more than one (the score and value tiles take two heads at a time).
+    /// </summary>
+    internal static int HeadsPerChunk(int groups, int rows, int threads)
+    {
+        int parts = Math.Clamp((threads + rows - 1) / Math.Max(1, rows), 1, groups);
+        int perChunk = (groups + parts - 1) / parts;
+        return perChunk > 1 && perChunk % 2 == 1 && perChunk < groups ? perChunk + 1 : perChunk;
+    }
+
     /// <summary>Cached positions per block: the block's keys or values (about 16 KB) stay in L1 while every query
     /// head of the group reads them.</summary>
     private static int BlockPositions(int d) => Math.Max(8, 4096 / Math.Max(1, d));
 
     /// <summary>
-    /// One chunk per (sequence, key/value head): rotate the group's queries; their scores against every cached key,
-    /// a block of positions at a time for all of them (each key read from memory once, not once per query head);
-    /// softmax per query head; the weighted sum of the values in the same blocks, divided by the sum of the
-    /// exponentials at the end.
+    /// One chunk per (sequence, key/value head) and share of its group's query heads (<see cref="HeadsPerChunk"/>):
+    /// rotate those queries; their scores against every cached key, a block of positions at a time for all of them
+    /// (each key read from memory once, not once per query head); softmax per query head; the weighted sum of the
+    /// values in the same blocks, divided by the sum of the exponentials at the end.
     /// </summary>
     private sealed class AttendJob(float* q, float* keys, float* values, float* output, float* cos, float* sin,
-        float* scratch, long chunkStride, long queryStride, long scoreStride, int groups, long capacity, int d,
-        int total, float scale) : CpuJob
+        float* scratch, long chunkStride, long queryStride, long scoreStride, int groups, int perChunk,
+        long capacity, int d, int total, float scale) : CpuJob
     {
+        private readonly int _parts = (groups + perChunk - 1) / perChunk;
+
         public override void Run(int chunk)
         {
-            float* queries = scratch + chunk * chunkStride, scores = queries + groups * queryStride;
-            float* cachedKeys = keys + chunk * capacity * d, cachedValues = values + chunk * capacity * d;
-            float* outputs = output + (long)chunk * groups * d; // query head h = kv * groups + g
-            float* max = stackalloc float[groups];
-            for (int g = 0; g < groups; g++)
+            int row = chunk / _parts, first = chunk % _parts * perChunk;
+            int count = Math.Min(groups - first, perChunk);
+            // This chunk's heads first..first+count of the row's group; its queries, scores and outputs are theirs.
+            float* queries = scratch + row * chunkStride + first * queryStride;
+            float* scores = scratch + row * chunkStride + groups * queryStride + first * scoreStride;
+            float* cachedKeys = keys + row * capacity * d, cachedValues = values + row * capacity * d;
+            float* outputs = output + ((long)row * groups + first) * d; // query head h = kv * groups + g
+            float* input = q + ((long)row * groups + first) * d;
+            Attend(input, queries, scores, cachedKeys, cachedValues, outputs, count);
+        }
+
+        /// <summary>The attention of <paramref name="heads"/> consecutive query heads of one group.</summary>
+        private void Attend(float* input, float* queries, float* scores, float* cachedKeys, float* cachedValues,
+            float* outputs, int heads)
+        {
+            float* max = stackalloc float[heads];
+            for (int g = 0; g < heads; g++)
             {
-                Rotate(q + ((long)chunk * groups + g) * d, cos, sin, d, queries + g * queryStride);
+                Rotate(input + (long)g * d, cos, sin, d, queries + g * queryStride);
                 max[g] = float.NegativeInfinity;
                 new Span<float>(outputs + (long)g * d, d).Clear();
             }
@@ -132,30 +162,34 @@ internal static unsafe class DecodeAttention
             {
                 int end = Math.Min(total, t0 + block);
                 int g = 0;
-                for (; g + 1 < groups; g += 2)
+                for (; g + 1 < heads; g += 2)
                 {
                     ScorePair(queries + g * queryStride, queries + (g + 1) * queryStride, cachedKeys, t0, end, d,
                         scale, scores + g * scoreStride, scores + (g + 1) * scoreStride, max + g);
                 }
-                if (g < groups)
-                    ScoreOne(queries + g * queryStride, cachedKeys, t0, end, d, scale, scores + g * scoreStride, max + g);
+                if (g < heads)
+                {
+                    ScoreOne(queries + g * queryStride, cachedKeys, t0, end, d, scale, scores + g * scoreStride,
+                        max + g);
+                }
             }
             float* inverse = max; // each head's maximum is read once, then its slot holds 1 / sum
-            for (int g = 0; g < groups; g++)
+            for (int g = 0; g < heads; g++)
                 inverse[g] = 1 / FloatSpans.ExpShifted(scores + g * scoreStride, total, max[g]);
             for (int t0 = 0; t0 < total; t0 += block)
             {
-                int count = Math.Min(total, t0 + block) - t0;
+                int positions = Math.Min(total, t0 + block) - t0;
                 float* block0 = cachedValues + (long)t0 * d;
                 int g = 0;
-                for (; g + 1 < groups; g += 2)
+                for (; g + 1 < heads; g += 2)
                 {
-                    AddWeightedPair(scores + g * scoreStride + t0, scores + (g + 1) * scoreStride + t0, block0, count,
-                        d, outputs + (long)g * d, outputs + (long)(g + 1) * d);
+                    AddWeightedPair(scores + g * scoreStride + t0, scores + (g + 1) * scoreStride + t0, block0,
+                        positions, d, outputs + (long)g * d, outputs + (long)(g + 1) * d);
                 }
-                if (g < groups) AddWeighted(scores + g * scoreStride + t0, block0, count, d, outputs + (long)g * d, d);
+                if (g < heads)
+                    AddWeighted(scores + g * scoreStride + t0, block0, positions, d, outputs + (long)g * d, d);
             }
-            for (int g = 0; g < groups; g++) Scale(outputs + (long)g * d, d, inverse[g]);
+            for (int g = 0; g < heads; g++) Scale(outputs + (long)g * d, d, inverse[g]);
         }
     }
 

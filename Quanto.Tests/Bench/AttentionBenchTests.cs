@@ -44,7 +44,9 @@ public sealed class AttentionBenchTests
             double[] times = row.Skip(1).Take(4).Select(c => double.Parse(c, CultureInfo.InvariantCulture)).ToArray();
             Assert.That(times, Has.All.GreaterThan(0), string.Join(" | ", row));
             double ratio = double.Parse(row[5].TrimEnd('x'), CultureInfo.InvariantCulture);
-            Assert.That(ratio, Is.EqualTo(Math.Min(times[2], times[3]) / times[0]).Within(2).Percent,
+            double expected = Math.Min(times[2], times[3]) / times[0];
+            // The ratio is printed to 0.01 and the times to 0.1 us (up to ~2% of a 5 us time).
+            Assert.That(ratio, Is.EqualTo(expected).Within(0.005 + 0.02 * expected),
                 "one pass vs the faster libtorch");
         }
     }

@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using Quanto.Kernels.Cpu;
 using Quanto.Models.Llama;
 using static TorchSharp.torch;
 
@@ -47,22 +48,53 @@ public sealed class DecodeStepTests
     /// on 2 key/value heads: groups of 2 (pairs of heads), 3 (a pair and one) and 1 (no pair); head_dim 6 (below a
     /// vector), 20 and 80 (vectors and a remainder), 64 and 128 (whole blocks of four vectors). Every step's output
     /// is the attention of its rotated query over all rotated keys so far, and the cache holds them. 300 steps at
-    /// head_dim 64 cross <see cref="DecodeAttention.ParallelWork"/> (from 256 positions), where the key/value heads
-    /// are shared out to the kernel threads.</summary>
-    [TestCase(6L, 7, 4L)]
-    [TestCase(20L, 7, 4L)]
-    [TestCase(64L, 7, 4L)]
-    [TestCase(80L, 9, 4L)]
-    [TestCase(128L, 7, 4L)]
-    [TestCase(64L, 11, 6L)]
-    [TestCase(20L, 11, 6L)]
-    [TestCase(64L, 9, 2L)]
-    [TestCase(64L, 300, 4L)]
-    public void DecodeAttentionEqualsTheEquations(long headDim, int steps, long heads)
+    /// head_dim 64 cross <see cref="DecodeAttention.ParallelWork"/> (from 256 positions or fewer), where the
+    /// key/value heads are shared out to the kernel threads; with one key/value head and 4 kernel threads each
+    /// group is split among them too (4 + 2 and 4 + 1 heads).</summary>
+    [TestCase(6L, 7, 4L, 2L, null)]
+    [TestCase(20L, 7, 4L, 2L, null)]
+    [TestCase(64L, 7, 4L, 2L, null)]
+    [TestCase(80L, 9, 4L, 2L, null)]
+    [TestCase(128L, 7, 4L, 2L, null)]
+    [TestCase(64L, 11, 6L, 2L, null)]
+    [TestCase(20L, 11, 6L, 2L, null)]
+    [TestCase(64L, 9, 2L, 2L, null)]
+    [TestCase(64L, 300, 4L, 2L, null)]
+    [TestCase(64L, 300, 6L, 1L, 4)]
+    [TestCase(64L, 300, 5L, 1L, 4)]
+    public void DecodeAttentionEqualsTheEquations(long headDim, int steps, long heads, long kvHeads, int? threads)
+    {
+        int previousThreads = CpuKernels.Threads;
+        if (threads is int count) CpuKernels.Threads = count;
+        try
+        {
+            CheckDecodeAttention(headDim, steps, heads, kvHeads);
+        }
+        finally
+        {
+            CpuKernels.Threads = previousThreads;
+        }
+    }
+
+    /// <summary>Query heads per chunk, hand-computed: the whole group while there are as many (sequence, key/value
+    /// head) rows as threads; else split into even shares.</summary>
+    [TestCase(8, 4, 2, 8)]
+    [TestCase(8, 4, 16, 2)]
+    [TestCase(32, 1, 2, 16)]
+    [TestCase(6, 2, 4, 4)]
+    [TestCase(5, 2, 4, 4)]
+    [TestCase(7, 1, 4, 2)]
+    [TestCase(3, 1, 2, 2)]
+    [TestCase(1, 1, 8, 1)]
+    [TestCase(2, 1, 64, 1)]
+    public void HeadsPerChunkSplitsGroupsOnlyForIdleThreads(int groups, int rows, int threads, int expected) =>
+        Assert.That(DecodeAttention.HeadsPerChunk(groups, rows, threads), Is.EqualTo(expected));
+
+    private static void CheckDecodeAttention(long headDim, int steps, long heads, long kvHeads)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        const long batch = 2, kvHeads = 2;
+        const long batch = 2;
         Assert.That(steps < 256 || batch * heads * 256 * headDim >= DecodeAttention.ParallelWork,
             "the long case reaches the parallel path");
         var config = new LlamaConfig
