@@ -9,11 +9,12 @@ namespace Quanto.Bench;
 /// head_dim 64) as the cache grows, against libtorch's ops on the same cache. "one pass" is
 /// <see cref="DecodeAttention.Step"/> as a decode step runs it (rotary on the new query and key, the key and value
 /// written into the cache, grouped-query attention; the kernel threads from
-/// <see cref="DecodeAttention.ParallelWork"/>), "one thread" the same with the kernel pool held to one thread, "libtorch" the attention alone (no rotary, no cache
-/// write) as three libtorch ops over views of the same cache: scores = q·Kᵀ scaled per key/value group (no copy of
-/// the keys), softmax, times V, on one torch thread (as a quantized model's decode steps run libtorch, see
-/// LlamaModel.ThreadsForLayers) and on libtorch's own count. Each cell is the median of 3 interleaved rounds, each
-/// the median of at least 50 calls (0.1 s) after half a second of warm-up calls.
+/// <see cref="DecodeAttention.ParallelWork"/>), "one thread" the same with the kernel pool held to one thread,
+/// "libtorch" the attention alone (no rotary, no cache write) as three libtorch ops over views of the same cache:
+/// scores = q·Kᵀ scaled per key/value group (no copy of the keys), softmax, times V, on one torch thread (as a
+/// quantized model's decode steps run libtorch, see LlamaModel.ThreadsForLayers) and on libtorch's own count. Each
+/// cell is the median of 3 interleaved rounds, each the median of at least 50 calls (0.1 s) after half a second of
+/// warm-up calls.
 /// </summary>
 internal static class AttentionBench
 {
@@ -90,7 +91,7 @@ internal static class AttentionBench
                 times[3].Add(MedianMicroseconds(libtorch));
                 Thread.Sleep(LibtorchIdle);
             }
-            double[] median = times.Select(Median).ToArray();
+            double[] median = times.Select(Timing.Median).ToArray();
             Console.WriteLine($"| {count} | {median[0]:F1} | {median[1]:F1} | {median[2]:F1} | {median[3]:F1} | " +
                               $"{Math.Min(median[2], median[3]) / median[0]:F2}x |");
         }
@@ -107,10 +108,4 @@ internal static class AttentionBench
     /// <summary>The median of at least 50 calls (0.1 s), in microseconds.</summary>
     private static double MedianMicroseconds(Action action) =>
         1e3 * Timing.MedianMs(_ => action(), warmupSeconds: 0, measureSeconds: 0.1, minCalls: 50, warmupCalls: 5);
-
-    private static double Median(List<double> samples)
-    {
-        samples.Sort();
-        return samples[samples.Count / 2];
-    }
 }

@@ -150,7 +150,7 @@ internal static class ModelBench
         model.Generate(prompt, options);
         var seconds = new List<double>();
         for (int i = 0; i < 3; i++) seconds.Add(model.Generate(prompt, options).PrefillSeconds);
-        return 128 / Median(seconds);
+        return 128 / Timing.Median(seconds);
     }
 
     private static string Row(Format format, double prefill, Decode decode, long bytes, double vsBf16)
@@ -208,7 +208,7 @@ internal static class ModelBench
         IReadOnlyList<double> Speeds)
     {
         /// <summary>The median over rounds of this model's speed over the other's in the same round.</summary>
-        public double Ratio(Decode other) => Median(Speeds.Zip(other.Speeds, (a, b) => a / b).ToList());
+        public double Ratio(Decode other) => Timing.Median(Speeds.Zip(other.Speeds, (a, b) => a / b).ToList());
 
         /// <summary>Per round, every model (rotating order): a bandwidth probe, a 16-token prompt into a fresh
         /// cache, 4 untimed steps, then the median of 16 timed steps.</summary>
@@ -243,7 +243,7 @@ internal static class ModelBench
             return models.Select((_, m) =>
             {
                 List<double> own = Enumerable.Range(0, rounds).Select(r => speeds[m, r]).ToList();
-                return new Decode(Median([.. own]), Median(shares[m]), Median(probes[m]), own);
+                return new Decode(Timing.Median([.. own]), Timing.Median(shares[m]), Timing.Median(probes[m]), own);
             }).ToList();
         }
 
@@ -266,7 +266,7 @@ internal static class ModelBench
                 model.forward(token, cache);
                 samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
             }
-            return Median(samples);
+            return Timing.Median(samples);
         }
     }
 
@@ -293,13 +293,7 @@ internal static class ModelBench
             action();
             samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
-        return Median(samples);
-    }
-
-    private static double Median(List<double> samples)
-    {
-        samples.Sort();
-        return samples[samples.Count / 2];
+        return Timing.Median(samples);
     }
 
     private static Llama RandomLlama(LlamaConfig config, Format format)

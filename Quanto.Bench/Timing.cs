@@ -34,4 +34,12 @@ internal static class Timing
         int mid = samples.Count / 2;
         return samples.Count % 2 == 1 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
     }
+
+    /// <summary>The middle of <paramref name="samples"/> (the upper one of the two middles for an even count),
+    /// sorting the list in place.</summary>
+    public static double Median(List<double> samples)
+    {
+        samples.Sort();
+        return samples[samples.Count / 2];
+    }
 }
