@@ -58,7 +58,6 @@ internal static unsafe class DecodeAttention
         int groups = checked((int)(heads / kvHeads)), rows = checked((int)(batch * kvHeads));
         bool parallel = batch * heads * total * d >= ParallelWork;
         int perChunk = HeadsPerChunk(groups, rows, parallel ? CpuParallel.Threads : 1);
-        int parts = (groups + perChunk - 1) / perChunk;
         // Per key/value head: its group's rotated queries, then their scores, each row rounded up to cache lines.
         long queryStride = (d + 15) & ~15L, scoreStride = (total + 15) & ~15L;
         long chunkStride = groups * (queryStride + scoreStride);
@@ -79,7 +78,7 @@ internal static unsafe class DecodeAttention
             var job = new AttendJob(TensorMemory.Floats(q), keyData, valueData, TensorMemory.Floats(output), cos, sin,
                 scratch, chunkStride, queryStride, scoreStride, groups, perChunk, capacity, d, total,
                 (float)(1 / Math.Sqrt(headDim)));
-            CpuParallel.Run(job, rows * parts, parallel);
+            CpuParallel.Run(job, rows * job.Parts, parallel);
         }
         finally
         {
@@ -131,11 +130,12 @@ internal static unsafe class DecodeAttention
         float* scratch, long chunkStride, long queryStride, long scoreStride, int groups, int perChunk,
         long capacity, int d, int total, float scale) : CpuJob
     {
-        private readonly int _parts = (groups + perChunk - 1) / perChunk;
+        /// <summary>Chunks per (sequence, key/value head) row: its group in shares of <c>perChunk</c> heads.</summary>
+        public int Parts { get; } = (groups + perChunk - 1) / perChunk;
 
         public override void Run(int chunk)
         {
-            int row = chunk / _parts, first = chunk % _parts * perChunk;
+            int row = chunk / Parts, first = chunk % Parts * perChunk;
             int count = Math.Min(groups - first, perChunk);
             // This chunk's heads first..first+count of the row's group; its queries, scores and outputs are theirs.
             float* queries = scratch + row * chunkStride + first * queryStride;
