@@ -125,6 +125,15 @@ internal static class MiniLmConfigs
             "on every int2/int4 layer",
             (m, c) => MiniLmRecipes.Plan(m, c, PlanBits, progress: new ConsoleProgressBar(),
                 gptq: ActOrder with { Asymmetric = true }, planSentences: Corpus.DefaultCalibration), Slow: true),
+        // Scale tuning after rounding or GPTQ: the same codes, group scales and shifts fitted to the float model's
+        // hidden states on the calibration batches.
+        new("w4 g128 HQQ + tuned scales", "as w4 g128 HQQ, then the group scales and shifts tuned to the float " +
+            "model's hidden states", (m, c) => MiniLmRecipes.TunedScales(m, c,
+                (q, _) => MiniLmRecipes.Weights(q, QType.QInt4, 128, new HqqOptimizer(), false)), Slow: true),
+        new("w4 g128 GPTAQ + tuned scales", "as w4 g128 GPTQ act-order asymmetric, then the group scales and " +
+            "shifts tuned to the float model's hidden states", (m, c) => MiniLmRecipes.TunedScales(m, c,
+                (q, b) => MiniLmRecipes.Gptq(q, b, QType.QInt4, 128, null, ActOrder with { Asymmetric = true })),
+            Slow: true),
         // The planner without its in-context rounds (each layer scored with every other layer float), to show what
         // those rounds buy.
         new($"plan <= {LowPlanBits} bits, first-order", $"as plan <= {LowPlanBits} bits, without re-scoring in context",

@@ -95,6 +95,53 @@ internal static class MiniLmRecipes
             $"{measuredPlan.MeasuredModelError:E2}; GPTQ on {report.Layers.Count} layers");
     }
 
+    /// <summary>Runs <paramref name="quantize"/> on the float model, then <see cref="Quantizer.TuneScales(
+    /// IEnumerable{QModule}, int, Func{int, Tensor}, ScaleTuningOptions?, IProgress{QuantizationProgress}?)"/>:
+    /// the group scales and shifts move so that the last hidden states on the calibration batches come closer to
+    /// the float model's (masked squared error relative to the float states' energy); the codes stay.</summary>
+    public static string? TunedScales(Bert model, IReadOnlyList<TokenBatch> calibration,
+        Func<Bert, IReadOnlyList<TokenBatch>, string?> quantize, ScaleTuningOptions? options = null)
+    {
+        var targets = new List<Tensor>();
+        try
+        {
+            using (no_grad())
+            {
+                foreach (TokenBatch batch in calibration)
+                {
+                    using var scope = NewDisposeScope();
+                    (Tensor ids, Tensor mask) = Inputs(batch);
+                    targets.Add(model.forward(ids, mask, zeros_like(ids)).DetachFromDisposeScope());
+                }
+            }
+            string? note = quantize(model, calibration);
+            ScaleTuningReport report = Quantizer.TuneScales(Quantizer.QuantizedModules(model), calibration.Count,
+                i => HiddenStateError(model, calibration[i], targets[i]), options, new ConsoleProgressBar());
+            return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{note}; scales tuned on {report.Layers.Count} layers, hidden-state error " +
+                $"{report.InitialLoss:E3} -> {report.FinalLoss:E3}{(report.Kept ? "" : " (not kept)")}, " +
+                $"{report.Time.TotalSeconds:F0} s");
+        }
+        finally
+        {
+            foreach (Tensor t in targets) t.Dispose();
+        }
+    }
+
+    private static Tensor HiddenStateError(Bert model, TokenBatch batch, Tensor target)
+    {
+        (Tensor ids, Tensor mask) = Inputs(batch);
+        Tensor hidden = model.forward(ids, mask, zeros_like(ids));
+        Tensor keep = mask.unsqueeze(-1).to(hidden.dtype);
+        return hidden.sub(target).mul(keep).square().sum().div(target.mul(keep).square().sum());
+    }
+
+    private static (Tensor Ids, Tensor Mask) Inputs(TokenBatch batch)
+    {
+        long[] shape = [batch.Count, batch.Length];
+        return (tensor(batch.Ids, shape), tensor(batch.Mask, shape));
+    }
+
     /// <summary>Int8 activations quantized on the fly at run time (per token for int8 weights, per block of 32
     /// inputs for 2/4-bit weights): a run-time setting, not saved, so it is applied again after a reload.</summary>
     public static void DynamicInt8(Bert model)
