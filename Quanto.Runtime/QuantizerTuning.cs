@@ -96,7 +96,6 @@ public static partial class Quantizer
                 initial = MeanLoss(probe, tuned, batches, loss);
                 Train(probe, tuned, batches, loss, options, epochLosses, progress);
                 final = MeanLoss(probe, tuned, batches, loss);
-                foreach (TunedWeight t in tuned) probe.SetWeight(t.Module, null);
             }
             bool kept = !options.KeepOnlyIfBetter || final < initial;
             if (kept) results.AddRange(tuned.Select(t => (t.Module, t.Result())));
@@ -149,8 +148,8 @@ public static partial class Quantizer
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
                 optimizer.zero_grad();
                 foreach (TunedWeight t in tuned) probe.SetWeight(t.Module, t.Weight());
-                Tensor value = LossOf(loss, batch);
-                sum += value.to(ScalarType.Float64).item<double>();
+                (Tensor value, double number) = LossOf(loss, batch);
+                sum += number;
                 value.backward();
                 optimizer.step();
                 foreach (TunedWeight t in tuned) probe.SetWeight(t.Module, null);
@@ -171,14 +170,14 @@ public static partial class Quantizer
         for (int batch = 0; batch < batches; batch++)
         {
             using var scope = NewDisposeScope();
-            sum += LossOf(loss, batch).to(ScalarType.Float64).item<double>();
+            sum += LossOf(loss, batch).Number;
         }
         foreach (TunedWeight t in tuned) probe.SetWeight(t.Module, null);
         return sum / batches;
     }
 
-    /// <summary>The caller's loss of one batch, checked to be a finite scalar.</summary>
-    private static Tensor LossOf(Func<int, Tensor> loss, int batch)
+    /// <summary>The caller's loss of one batch and its value, checked to be a finite scalar.</summary>
+    private static (Tensor Value, double Number) LossOf(Func<int, Tensor> loss, int batch)
     {
         Tensor value = loss(batch) ?? throw new InvalidOperationException($"The loss of batch {batch} was null.");
         if (value.NumberOfElements != 1)
@@ -193,7 +192,7 @@ public static partial class Quantizer
                 $"The loss of batch {batch} is {v}: scale tuning stopped and left the weights as they were. Check " +
                 "the calibration batches for NaN/Inf, or lower ScaleTuningOptions.LearningRate.");
         }
-        return value;
+        return (value, v);
     }
 
     /// <summary>mean((output - target)²) / mean(target²), differentiable in the output.</summary>

@@ -18,8 +18,9 @@ public sealed record ScaleTuningOptions
     /// the run.</summary>
     public double LearningRate { get; init; } = 2e-3;
 
-    /// <summary>Keep the result only if the last epoch's mean loss is below the loss of the untuned weights on
-    /// the same batches (default true); otherwise the weights stay as they were and the report says so.</summary>
+    /// <summary>Keep the result only if the mean loss over the batches with the tuned weights is below the loss
+    /// of the untuned weights on the same batches (default true); otherwise the weights stay as they were and the
+    /// report says so.</summary>
     public bool KeepOnlyIfBetter { get; init; } = true;
 
     internal void Check()
@@ -92,8 +93,7 @@ internal sealed class TunedWeight : IDisposable
     /// and dtype.</summary>
     internal Tensor Weight()
     {
-        Tensor scale = _scale.mul(ScaleCorrection.add(1));
-        Tensor shift = _shift.add(_scale.mul(ShiftCorrection));
+        (Tensor scale, Tensor shift) = Corrected();
         return _codes.mul(scale).sub(shift).view(_weight.Shape.ToArray()).to(_weight.DType);
     }
 
@@ -103,11 +103,14 @@ internal sealed class TunedWeight : IDisposable
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        Tensor scale = _scale.mul(ScaleCorrection.add(1)).to(_weight.Scale.dtype);
-        Tensor shift = _shift.add(_scale.mul(ShiftCorrection)).to(_weight.Shift.dtype);
-        return new WeightQBitsTensor(_weight.QType, _weight.Shape, _weight.GroupSize, _weight.Packed.clone(), scale,
-            shift);
+        (Tensor scale, Tensor shift) = Corrected();
+        return new WeightQBitsTensor(_weight.QType, _weight.Shape, _weight.GroupSize, _weight.Packed.clone(),
+            scale.to(_weight.Scale.dtype), shift.to(_weight.Shift.dtype));
     }
+
+    /// <summary>s0 (1 + a) and t0 + s0 b, float32, differentiable in the corrections.</summary>
+    private (Tensor Scale, Tensor Shift) Corrected() =>
+        (_scale.mul(ScaleCorrection.add(1)), _shift.add(_scale.mul(ShiftCorrection)));
 
     public void Dispose()
     {

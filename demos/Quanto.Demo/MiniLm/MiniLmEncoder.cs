@@ -18,8 +18,8 @@ internal sealed class MiniLmEncoder(string name, Bert model) : ISentenceEncoder,
     public static float[] Embed(Bert model, TokenBatch batch)
     {
         using var scope = NewDisposeScope();
-        long[] shape = [batch.Count, batch.Length];
-        Tensor embeddings = model.SentenceEmbeddings(tensor(batch.Ids, shape), tensor(batch.Mask, shape));
+        (Tensor ids, Tensor mask) = batch.Tensors();
+        Tensor embeddings = model.SentenceEmbeddings(ids, mask);
         return embeddings.data<float>().ToArray();
     }
 

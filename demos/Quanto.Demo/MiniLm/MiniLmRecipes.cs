@@ -110,7 +110,7 @@ internal static class MiniLmRecipes
                 foreach (TokenBatch batch in calibration)
                 {
                     using var scope = NewDisposeScope();
-                    (Tensor ids, Tensor mask) = Inputs(batch);
+                    (Tensor ids, Tensor mask) = batch.Tensors();
                     targets.Add(model.forward(ids, mask, zeros_like(ids)).DetachFromDisposeScope());
                 }
             }
@@ -130,16 +130,10 @@ internal static class MiniLmRecipes
 
     private static Tensor HiddenStateError(Bert model, TokenBatch batch, Tensor target)
     {
-        (Tensor ids, Tensor mask) = Inputs(batch);
+        (Tensor ids, Tensor mask) = batch.Tensors();
         Tensor hidden = model.forward(ids, mask, zeros_like(ids));
         Tensor keep = mask.unsqueeze(-1).to(hidden.dtype);
         return hidden.sub(target).mul(keep).square().sum().div(target.mul(keep).square().sum());
-    }
-
-    private static (Tensor Ids, Tensor Mask) Inputs(TokenBatch batch)
-    {
-        long[] shape = [batch.Count, batch.Length];
-        return (tensor(batch.Ids, shape), tensor(batch.Mask, shape));
     }
 
     /// <summary>Int8 activations quantized on the fly at run time (per token for int8 weights, per block of 32
@@ -157,8 +151,8 @@ internal static class MiniLmRecipes
         using var scope = NewDisposeScope();
         Tensor[] parts = calibration.Select(b =>
         {
-            long[] shape = [b.Count, b.Length];
-            return model.SentenceEmbeddings(tensor(b.Ids, shape), tensor(b.Mask, shape));
+            (Tensor ids, Tensor mask) = b.Tensors();
+            return model.SentenceEmbeddings(ids, mask);
         }).ToArray();
         return cat(parts).MoveToOuterDisposeScope();
     }

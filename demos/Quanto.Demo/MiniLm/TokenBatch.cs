@@ -1,4 +1,5 @@
 using Microsoft.ML.Tokenizers;
+using static TorchSharp.torch;
 
 namespace Quanto.Demo.MiniLm;
 
@@ -11,6 +12,13 @@ internal sealed record TokenBatch(int Count, int Length, long[] Ids, long[] Mask
 {
     /// <summary>Number of real (unpadded) tokens.</summary>
     public long Tokens => Mask.Sum();
+
+    /// <summary>Token ids and attention mask as [Count, Length] int64 tensors, as the model takes them.</summary>
+    public (Tensor Ids, Tensor Mask) Tensors()
+    {
+        long[] shape = [Count, Length];
+        return (tensor(Ids, shape), tensor(Mask, shape));
+    }
 }
 
 /// <summary>BERT WordPiece (Microsoft.ML.Tokenizers' BertTokenizer over the model's vocab.txt): lowercased, [CLS]
