@@ -65,7 +65,8 @@ internal static class MiniLmRecipes
         Optimizer? optimizer, GptqOptions options)
     {
         Quantizer.Quantize(model, qtype, optimizer: optimizer, groupSize: group);
-        SmoothingReport awq = Quantizer.Awq(model, Quantizer.QuantizedModules(model), () => Pass(model, calibration));
+        SmoothingReport awq = Quantizer.Awq(model, Quantizer.QuantizedModules(model), () => Pass(model, calibration),
+            progress: new ConsoleProgressBar());
         return Scaled(awq) + "; " + RunGptq(model, calibration, options);
     }
 
@@ -73,9 +74,9 @@ internal static class MiniLmRecipes
     /// unless given: qint2/qint4 in several group sizes, HQQ or GPTQ, and qint8), measured on the calibration
     /// batches with <paramref name="refinements"/> rounds of in-context re-scoring, then applied: each layer
     /// quantized as planned and GPTQ on the layers the plan gave GPTQ; freezes. The note lists the choices and the
-    /// plan's bits per weight. <paramref name="progress"/> sees the planner's steps (a bar on standard error in the
-    /// demo). <paramref name="gptq"/>, when given, replaces the plan's rounding: every int2/int4 layer gets GPTQ with
-    /// these options over all the calibration batches, while the plan itself is measured on the first
+    /// plan's bits per weight. <paramref name="progress"/> sees the planner's and GPTQ's steps (a bar on standard
+    /// error in the demo). <paramref name="gptq"/>, when given, replaces the plan's rounding: every int2/int4 layer
+    /// gets GPTQ with these options over all the calibration batches, while the plan itself is measured on the first
     /// <paramref name="planSentences"/> of them (the planner runs the model a few hundred times).</summary>
     public static string? Plan(Bert model, IReadOnlyList<TokenBatch> calibration, double bitsPerWeight,
         IEnumerable<PlanCandidate>? candidates = null, int refinements = 2,
@@ -88,7 +89,8 @@ internal static class MiniLmRecipes
         model.Quantize(plan);
         string choices = string.Join(", ", plan.Layers.GroupBy(l => l.Choice.ToString())
             .OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} {g.Key}"));
-        GptqReport report = Quantizer.Gptq(Quantizer.QuantizedModules(model), plan, () => Pass(model, calibration));
+        GptqReport report = Quantizer.Gptq(Quantizer.QuantizedModules(model), plan, () => Pass(model, calibration),
+            progress);
         Quantizer.Freeze(model);
         return string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{choices}; {plan.BitsPerWeight:F3} bits/weight, planner's measured error " +
@@ -170,7 +172,7 @@ internal static class MiniLmRecipes
     private static string RunGptq(Bert model, IReadOnlyList<TokenBatch> calibration, GptqOptions options)
     {
         GptqReport report = Quantizer.Gptq(Quantizer.QuantizedModules(model), () => Pass(model, calibration),
-            options);
+            options, new ConsoleProgressBar());
         Quantizer.Freeze(model);
         return $"GPTQ on {report.Layers.Count} layers ({report.Skipped.Count} left rounded to nearest)";
     }
