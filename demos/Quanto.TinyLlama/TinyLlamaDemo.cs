@@ -1,8 +1,10 @@
 using Microsoft.ML.Tokenizers;
+using Quanto.Kernels;
 using Quanto.Models.Generation;
 using Quanto.Models.HuggingFace;
 using Quanto.Models.Llama;
 using Quanto.Models.Tokenizers;
+using Quanto.Nn;
 using Quanto.Serialization;
 using static TorchSharp.torch;
 
@@ -11,6 +13,12 @@ namespace Quanto.TinyLlama;
 /// <summary>Sizes of one demo run.</summary>
 internal sealed record DemoOptions(string Folder, int Steps = 500, int Hidden = 128, int Layers = 4, int Vocab = 512,
     int Batch = 8, int Window = 96, long Seed = 1, int EvalTokens = int.MaxValue);
+
+/// <summary>One row of the demo: the dtype the checkpoint loads in, the weight and (calibrated) activation qtypes
+/// given to <c>Llama.Quantize</c> (null weights: the float model as loaded), and the run-time
+/// <see cref="DynamicActivations"/> mode of the quantized layers.</summary>
+internal sealed record DemoConfiguration(string Name, ScalarType DType, QType? Weights = null,
+    QType? Activations = null, DynamicActivations Dynamic = DynamicActivations.None);
 
 /// <summary>One configuration's results. <paramref name="Bytes"/> is <see cref="Quantizer.ModelBytes(nn.Module)"/>
 /// after the run, <paramref name="FloatCopyBytes"/> the part of it that is the CPU kernels' float32 copies of small
@@ -56,38 +64,44 @@ internal static class TinyLlamaDemo
         }
 
         var rows = new List<DemoRow>();
-        foreach ((string name, ScalarType dtype, QType? weights, QType? activations) in Configurations())
+        foreach (DemoConfiguration configuration in Configurations())
         {
-            log.Write($"  {name} ...");
-            rows.Add(Evaluate(name, checkpoint, dtype, weights, activations, tokenizer, train, heldOut, options));
+            log.Write($"  {configuration.Name} ...");
+            rows.Add(Evaluate(configuration, checkpoint, tokenizer, train, heldOut, options));
             log.WriteLine(" done");
         }
         return rows;
     }
 
-    internal static IEnumerable<(string, ScalarType, QType?, QType?)> Configurations() =>
+    internal static IEnumerable<DemoConfiguration> Configurations() =>
     [
-        ("fp32", ScalarType.Float32, null, null),
-        ("bf16", ScalarType.BFloat16, null, null),
-        ("w8 (qint8)", ScalarType.Float32, QType.QInt8, null),
-        ("w4 (qint4)", ScalarType.Float32, QType.QInt4, null),
-        ("w2 (qint2)", ScalarType.Float32, QType.QInt2, null),
-        ("w-fp8 (e4m3fn)", ScalarType.Float32, QType.QFloat8E4M3Fn, null),
-        ("w8a8 (calibrated)", ScalarType.Float32, QType.QInt8, QType.QInt8),
+        new("fp32", ScalarType.Float32),
+        new("bf16", ScalarType.BFloat16),
+        new("w8 (qint8)", ScalarType.Float32, QType.QInt8),
+        new("w4 (qint4)", ScalarType.Float32, QType.QInt4),
+        new("w2 (qint2)", ScalarType.Float32, QType.QInt2),
+        new("w-fp8 (e4m3fn)", ScalarType.Float32, QType.QFloat8E4M3Fn),
+        new("w8a8 (calibrated)", ScalarType.Float32, QType.QInt8, QType.QInt8),
+        new("w8 dyn-a8", ScalarType.Float32, QType.QInt8, Dynamic: DynamicActivations.Int8),
+        new("w4 dyn-a8", ScalarType.Float32, QType.QInt4, Dynamic: DynamicActivations.Int8),
     ];
 
-    private static DemoRow Evaluate(string name, string checkpoint, ScalarType dtype, QType? weights,
-        QType? activations, Tokenizer tokenizer, long[] train, long[] heldOut, DemoOptions options)
+    private static DemoRow Evaluate(DemoConfiguration configuration, string checkpoint, Tokenizer tokenizer,
+        long[] train, long[] heldOut, DemoOptions options)
     {
-        using Llama model = Llama.FromHuggingFace(checkpoint, new LoadOptions { DType = dtype });
+        using Llama model = Llama.FromHuggingFace(checkpoint, new LoadOptions { DType = configuration.DType });
         double reloaded;
-        if (weights is QType w)
+        if (configuration.Weights is QType w)
         {
-            model.Quantize(w, activations);
-            if (activations is not null) Calibrate(model, train, options.Window);
-            string saved = Path.Combine(options.Folder, name.Split(' ')[0]);
+            model.Quantize(w, configuration.Activations);
+            if (configuration.Activations is not null) Calibrate(model, train, options.Window);
+            SetDynamicActivations(model, configuration.Dynamic);
+            string saved = Path.Combine(options.Folder, configuration.Name.Split(' ')[0] +
+                (configuration.Dynamic == DynamicActivations.None ? "" : "-dyn"));
             model.SavePretrained(saved);
             using Llama again = Llama.FromPretrained(saved);
+            // The mode is a run-time setting, not saved: set it again on the reloaded model.
+            SetDynamicActivations(again, configuration.Dynamic);
             reloaded = Evaluation.Perplexity(again, heldOut, options.Window);
         }
         else
@@ -102,7 +116,12 @@ internal static class TinyLlamaDemo
         string continuation = tokenizer.Decode(result.Tokens.Select(t => (int)t));
         double tokensPerSecond = result.Tokens.Count > 1 ? (result.Tokens.Count - 1) / result.DecodeSeconds : 0;
         long floatCopies = Quantizer.QuantizedModules(model).Sum(m => m.QuantizedWeight?.PreparedFloatCopyBytes ?? 0);
-        return new DemoRow(name, perplexity, bytes, reloaded, tokensPerSecond, continuation, floatCopies);
+        return new DemoRow(configuration.Name, perplexity, bytes, reloaded, tokensPerSecond, continuation, floatCopies);
+    }
+
+    private static void SetDynamicActivations(Llama model, DynamicActivations mode)
+    {
+        foreach (QModule module in Quantizer.QuantizedModules(model)) module.DynamicActivations = mode;
     }
 
     private static void Calibrate(Llama model, long[] train, int window)
