@@ -5,6 +5,7 @@ using Quanto.Models.HuggingFace;
 using Quanto.Models.Llama;
 using Quanto.Models.Tokenizers;
 using Quanto.Nn;
+using Quanto.Quantization;
 using Quanto.Serialization;
 using static TorchSharp.torch;
 
@@ -15,10 +16,12 @@ internal sealed record DemoOptions(string Folder, int Steps = 500, int Hidden = 
     int Batch = 8, int Window = 96, long Seed = 1, int EvalTokens = int.MaxValue);
 
 /// <summary>One row of the demo: the dtype the checkpoint loads in, the weight and (calibrated) activation qtypes
-/// given to <c>Llama.Quantize</c> (null weights: the float model as loaded), and the run-time
-/// <see cref="DynamicActivations"/> mode of the quantized layers.</summary>
+/// given to <c>Llama.Quantize</c> (null weights: the float model as loaded), the run-time
+/// <see cref="DynamicActivations"/> mode of the quantized layers, and whether their group scales and shifts are then
+/// tuned to the float model's next-token distributions (<see cref="Quantizer.TuneScales(IEnumerable{QModule}, int,
+/// Func{int, Tensor}, ScaleTuningOptions?, IProgress{QuantizationProgress}?)"/>).</summary>
 internal sealed record DemoConfiguration(string Name, ScalarType DType, QType? Weights = null,
-    QType? Activations = null, DynamicActivations Dynamic = DynamicActivations.None);
+    QType? Activations = null, DynamicActivations Dynamic = DynamicActivations.None, bool TunedScales = false);
 
 /// <summary>One configuration's results. <paramref name="Bytes"/> is <see cref="Quantizer.ModelBytes(nn.Module)"/>
 /// after the run, <paramref name="FloatCopyBytes"/> the part of it that is the CPU kernels' float32 copies of small
@@ -67,7 +70,7 @@ internal static class TinyLlamaDemo
         foreach (DemoConfiguration configuration in Configurations())
         {
             log.Write($"  {configuration.Name} ...");
-            rows.Add(Evaluate(configuration, checkpoint, tokenizer, train, heldOut, options));
+            rows.Add(Evaluate(configuration, checkpoint, tokenizer, train, heldOut, options, log));
             log.WriteLine(" done");
         }
         return rows;
@@ -84,20 +87,23 @@ internal static class TinyLlamaDemo
         new("w8a8 (calibrated)", ScalarType.Float32, QType.QInt8, QType.QInt8),
         new("w8 dyn-a8", ScalarType.Float32, QType.QInt8, Dynamic: DynamicActivations.Int8),
         new("w4 dyn-a8", ScalarType.Float32, QType.QInt4, Dynamic: DynamicActivations.Int8),
+        new("w4 + tuned scales", ScalarType.Float32, QType.QInt4, TunedScales: true),
+        new("w2 + tuned scales", ScalarType.Float32, QType.QInt2, TunedScales: true),
     ];
 
     private static DemoRow Evaluate(DemoConfiguration configuration, string checkpoint, Tokenizer tokenizer,
-        long[] train, long[] heldOut, DemoOptions options)
+        long[] train, long[] heldOut, DemoOptions options, TextWriter log)
     {
         using Llama model = Llama.FromHuggingFace(checkpoint, new LoadOptions { DType = configuration.DType });
         double reloaded;
         if (configuration.Weights is QType w)
         {
+            List<Tensor>? targets = configuration.TunedScales ? FloatLogits(model, train, options.Window) : null;
             model.Quantize(w, configuration.Activations);
             if (configuration.Activations is not null) Calibrate(model, train, options.Window);
+            if (targets is not null) log.Write(TuneScales(model, train, options.Window, targets));
             SetDynamicActivations(model, configuration.Dynamic);
-            string saved = Path.Combine(options.Folder, configuration.Name.Split(' ')[0] +
-                (configuration.Dynamic == DynamicActivations.None ? "" : "-dyn"));
+            string saved = Path.Combine(options.Folder, FolderName(configuration.Name));
             model.SavePretrained(saved);
             using Llama again = Llama.FromPretrained(saved);
             // The mode is a run-time setting, not saved: set it again on the reloaded model.
@@ -122,6 +128,60 @@ internal static class TinyLlamaDemo
     private static void SetDynamicActivations(Llama model, DynamicActivations mode)
     {
         foreach (QModule module in Quantizer.QuantizedModules(model)) module.DynamicActivations = mode;
+    }
+
+    /// <summary>"w4 + tuned scales" -> "w4-tuned-scales": letters and digits, runs of anything else one dash.
+    /// </summary>
+    private static string FolderName(string name) =>
+        System.Text.RegularExpressions.Regex.Replace(name.ToLowerInvariant(), "[^a-z0-9]+", "-").Trim('-');
+
+    /// <summary>Training windows the tuned-scales rows fit the float model's next-token distributions on.</summary>
+    private const int TuningWindows = 64;
+
+    /// <summary>Training window i (the first <paramref name="window"/> tokens after i windows) as ids (1, window).
+    /// </summary>
+    private static Tensor Window(long[] train, int window, int i) =>
+        tensor(train.AsSpan(i * window, window).ToArray()).unsqueeze(0);
+
+    /// <summary>The float model's logits on the first <see cref="TuningWindows"/> training windows (the caller
+    /// disposes them).</summary>
+    private static List<Tensor> FloatLogits(Llama model, long[] train, int window)
+    {
+        using var noGrad = no_grad();
+        var targets = new List<Tensor>();
+        for (int i = 0; i < TuningWindows; i++)
+        {
+            using var scope = NewDisposeScope();
+            targets.Add(model.forward(Window(train, window, i), null).DetachFromDisposeScope());
+        }
+        return targets;
+    }
+
+    /// <summary><see cref="Quantizer.TuneScales(IEnumerable{QModule}, int, Func{int, Tensor}, ScaleTuningOptions?,
+    /// IProgress{QuantizationProgress}?)"/> with the Kullback-Leibler divergence of the quantized model's next-token
+    /// distributions from the float model's (<paramref name="targets"/>, disposed here) as the loss; returns a note
+    /// for the progress line.</summary>
+    private static string TuneScales(Llama model, long[] train, int window, List<Tensor> targets)
+    {
+        try
+        {
+            ScaleTuningReport report = Quantizer.TuneScales(Quantizer.QuantizedModules(model), targets.Count, i =>
+            {
+                Tensor logits = model.forward(Window(train, window, i), null);
+                // KL(float || quantized) of the next-token distributions, averaged over positions.
+                Tensor p = nn.functional.log_softmax(targets[i], -1);
+                Tensor q = nn.functional.log_softmax(logits, -1);
+                return p.exp().mul(p.sub(q)).sum(-1).mean();
+            });
+            return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $" scales tuned on {report.Layers.Count} layers, KL on {targets.Count} training windows " +
+                $"{report.InitialLoss:E2} -> {report.FinalLoss:E2}{(report.Kept ? "" : " (not kept)")}, " +
+                $"{report.Time.TotalSeconds:F0} s ...");
+        }
+        finally
+        {
+            foreach (Tensor t in targets) t.Dispose();
+        }
     }
 
     private static void Calibrate(Llama model, long[] train, int window)
