@@ -47,14 +47,18 @@ public sealed record ScaleTuningOptions
 public sealed record ScaleTuningReport(IReadOnlyList<string> Layers, IReadOnlyList<SkippedModuleInfo> Skipped,
     double InitialLoss, IReadOnlyList<double> EpochLosses, double FinalLoss, bool Kept, TimeSpan Time)
 {
+    /// <summary>One line: layers, loss before and after, whether kept, time (the first line of
+    /// <see cref="ToString"/>).</summary>
+    public string Summary => string.Create(CultureInfo.InvariantCulture,
+        $"Scale tuning: {Layers.Count} layer(s), loss {InitialLoss:E3} -> {FinalLoss:E3} " +
+        $"({(Kept ? "kept" : "not better: weights left as they were")}), {Time.TotalSeconds:F1} s");
+
     /// <inheritdoc />
     public override string ToString()
     {
         var lines = new List<string>
         {
-            string.Create(CultureInfo.InvariantCulture,
-                $"Scale tuning: {Layers.Count} layer(s), loss {InitialLoss:E3} -> {FinalLoss:E3} " +
-                $"({(Kept ? "kept" : "not better: weights left as they were")}), {Time.TotalSeconds:F1} s"),
+            Summary,
             "  epochs: " + string.Join(", ", EpochLosses.Select(l => l.ToString("E3", CultureInfo.InvariantCulture))),
         };
         lines.AddRange(Skipped.Select(s => $"  {s.Path}: skipped: {s.Reason}"));

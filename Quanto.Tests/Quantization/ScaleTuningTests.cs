@@ -137,6 +137,9 @@ public sealed class ScaleTuningTests
         ScaleTuningReport flat = Quantizer.TuneScales(modules, 2, i => model.forward(inputs[i]).sum().mul(0).add(1),
             new ScaleTuningOptions { Epochs = 2 });
         Assert.That(flat.Kept, Is.False);
+        Assert.That(flat.Summary, Does.StartWith("Scale tuning: 1 layer(s), loss 1.000E+000 -> 1.000E+000")
+            .And.Contain("not better: weights left as they were"));
+        Assert.That(flat.ToString(), Does.StartWith(flat.Summary + Environment.NewLine));
         Assert.That(FrozenWeight(model, "fc"), Is.SameAs(before));
         Assert.That(modules.All(m => m.Probe is null), Is.True, "the probe is detached");
     }

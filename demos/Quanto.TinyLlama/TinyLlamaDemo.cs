@@ -173,10 +173,7 @@ internal static class TinyLlamaDemo
                 Tensor q = nn.functional.log_softmax(logits, -1);
                 return p.exp().mul(p.sub(q)).sum(-1).mean();
             });
-            return string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $" scales tuned on {report.Layers.Count} layers, KL on {targets.Count} training windows " +
-                $"{report.InitialLoss:E2} -> {report.FinalLoss:E2}{(report.Kept ? "" : " (not kept)")}, " +
-                $"{report.Time.TotalSeconds:F0} s ...");
+            return $" {report.Summary} (loss: KL on {targets.Count} training windows) ...";
         }
         finally
         {

@@ -119,10 +119,7 @@ internal static class MiniLmRecipes
             string? note = quantize(model, calibration);
             ScaleTuningReport report = Quantizer.TuneScales(Quantizer.QuantizedModules(model), calibration.Count,
                 i => HiddenStateError(model, calibration[i], targets[i]), options, new ConsoleProgressBar());
-            return string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"{note}; scales tuned on {report.Layers.Count} layers, hidden-state error " +
-                $"{report.InitialLoss:E3} -> {report.FinalLoss:E3}{(report.Kept ? "" : " (not kept)")}, " +
-                $"{report.Time.TotalSeconds:F0} s");
+            return $"{note}; {report.Summary} (loss: the last hidden states' relative squared error)";
         }
         finally
         {
