@@ -99,9 +99,16 @@ internal static class TinyLlamaDemo
         if (configuration.Weights is QType w)
         {
             List<Tensor>? targets = configuration.TunedScales ? FloatLogits(model, train, options.Window) : null;
-            model.Quantize(w, configuration.Activations);
-            if (configuration.Activations is not null) Calibrate(model, train, options.Window);
-            if (targets is not null) log.Write(TuneScales(model, train, options.Window, targets));
+            try
+            {
+                model.Quantize(w, configuration.Activations);
+                if (configuration.Activations is not null) Calibrate(model, train, options.Window);
+                if (targets is not null) log.Write(TuneScales(model, train, options.Window, targets));
+            }
+            finally
+            {
+                foreach (Tensor t in targets ?? []) t.Dispose();
+            }
             SetDynamicActivations(model, configuration.Dynamic);
             string saved = Path.Combine(options.Folder, FolderName(configuration.Name));
             model.SavePretrained(saved);
@@ -143,13 +150,13 @@ internal static class TinyLlamaDemo
     private static Tensor Window(long[] train, int window, int i) =>
         tensor(train.AsSpan(i * window, window).ToArray()).unsqueeze(0);
 
-    /// <summary>The float model's logits on the first <see cref="TuningWindows"/> training windows (the caller
-    /// disposes them).</summary>
+    /// <summary>The float model's logits on the first <see cref="TuningWindows"/> training windows (fewer if the
+    /// training text is shorter; the caller disposes them).</summary>
     private static List<Tensor> FloatLogits(Llama model, long[] train, int window)
     {
         using var noGrad = no_grad();
         var targets = new List<Tensor>();
-        for (int i = 0; i < TuningWindows; i++)
+        for (int i = 0; i < Math.Min(TuningWindows, train.Length / window); i++)
         {
             using var scope = NewDisposeScope();
             targets.Add(model.forward(Window(train, window, i), null).DetachFromDisposeScope());
@@ -159,26 +166,19 @@ internal static class TinyLlamaDemo
 
     /// <summary><see cref="Quantizer.TuneScales(IEnumerable{QModule}, int, Func{int, Tensor}, ScaleTuningOptions?,
     /// IProgress{QuantizationProgress}?)"/> with the Kullback-Leibler divergence of the quantized model's next-token
-    /// distributions from the float model's (<paramref name="targets"/>, disposed here) as the loss; returns a note
-    /// for the progress line.</summary>
+    /// distributions from the float model's (<paramref name="targets"/>, one per training window) as the loss;
+    /// returns a note for the progress line.</summary>
     private static string TuneScales(Llama model, long[] train, int window, List<Tensor> targets)
     {
-        try
+        ScaleTuningReport report = Quantizer.TuneScales(Quantizer.QuantizedModules(model), targets.Count, i =>
         {
-            ScaleTuningReport report = Quantizer.TuneScales(Quantizer.QuantizedModules(model), targets.Count, i =>
-            {
-                Tensor logits = model.forward(Window(train, window, i), null);
-                // KL(float || quantized) of the next-token distributions, averaged over positions.
-                Tensor p = nn.functional.log_softmax(targets[i], -1);
-                Tensor q = nn.functional.log_softmax(logits, -1);
-                return p.exp().mul(p.sub(q)).sum(-1).mean();
-            });
-            return $" {report.Summary} (loss: KL on {targets.Count} training windows) ...";
-        }
-        finally
-        {
-            foreach (Tensor t in targets) t.Dispose();
-        }
+            Tensor logits = model.forward(Window(train, window, i), null);
+            // KL(float || quantized) of the next-token distributions, averaged over positions.
+            Tensor p = nn.functional.log_softmax(targets[i], -1);
+            Tensor q = nn.functional.log_softmax(logits, -1);
+            return p.exp().mul(p.sub(q)).sum(-1).mean();
+        });
+        return $" {report.Summary} (loss: KL on {targets.Count} training windows) ...";
     }
 
     private static void Calibrate(Llama model, long[] train, int window)
@@ -188,7 +188,7 @@ internal static class TinyLlamaDemo
         for (int i = 0; i < 8; i++)
         {
             using var scope = NewDisposeScope();
-            model.forward(tensor(train.AsSpan(i * window, window).ToArray()).unsqueeze(0), null);
+            model.forward(Window(train, window, i), null);
         }
     }
 
