@@ -18,8 +18,7 @@ internal sealed record DemoOptions(string Folder, int Steps = 500, int Hidden = 
 /// <summary>One row of the demo: the dtype the checkpoint loads in, the weight and (calibrated) activation qtypes
 /// given to <c>Llama.Quantize</c> (null weights: the float model as loaded), the run-time
 /// <see cref="DynamicActivations"/> mode of the quantized layers, and whether their group scales and shifts are then
-/// tuned to the float model's next-token distributions (<see cref="Quantizer.TuneScales(IEnumerable{QModule}, int,
-/// Func{int, Tensor}, ScaleTuningOptions?, IProgress{QuantizationProgress}?)"/>).</summary>
+/// tuned to the float model's next-token distributions (<see cref="Llama.TuneScales"/>).</summary>
 internal sealed record DemoConfiguration(string Name, ScalarType DType, QType? Weights = null,
     QType? Activations = null, DynamicActivations Dynamic = DynamicActivations.None, bool TunedScales = false);
 
@@ -164,21 +163,20 @@ internal static class TinyLlamaDemo
         return targets;
     }
 
-    /// <summary><see cref="Quantizer.TuneScales(IEnumerable{QModule}, int, Func{int, Tensor}, ScaleTuningOptions?,
-    /// IProgress{QuantizationProgress}?)"/> with the Kullback-Leibler divergence of the quantized model's next-token
-    /// distributions from the float model's (<paramref name="targets"/>, one per training window) as the loss;
-    /// returns a note for the progress line.</summary>
+    /// <summary><see cref="Llama.TuneScales"/> on the training windows of <paramref name="targets"/> (the float
+    /// model's logits, one per window); returns a note for the progress line.</summary>
     private static string TuneScales(Llama model, long[] train, int window, List<Tensor> targets)
     {
-        ScaleTuningReport report = Quantizer.TuneScales(Quantizer.QuantizedModules(model), targets.Count, i =>
+        Tensor[] windows = Enumerable.Range(0, targets.Count).Select(i => Window(train, window, i)).ToArray();
+        try
         {
-            Tensor logits = model.forward(Window(train, window, i), null);
-            // KL(float || quantized) of the next-token distributions, averaged over positions.
-            Tensor p = nn.functional.log_softmax(targets[i], -1);
-            Tensor q = nn.functional.log_softmax(logits, -1);
-            return p.exp().mul(p.sub(q)).sum(-1).mean();
-        });
-        return $" {report.Summary} (loss: KL on {targets.Count} training windows) ...";
+            ScaleTuningReport report = model.TuneScales(windows, targets);
+            return $" {report.Summary} (loss: KL on {targets.Count} training windows) ...";
+        }
+        finally
+        {
+            foreach (Tensor t in windows) t.Dispose();
+        }
     }
 
     private static void Calibrate(Llama model, long[] train, int window)
