@@ -1,7 +1,6 @@
 using NUnit.Framework;
 using Quanto.Models.Llama;
 using Quanto.Quantization;
-using Quanto.Tensors;
 using Quanto.Tests.TestSupport;
 using static TorchSharp.torch;
 
@@ -43,24 +42,15 @@ public sealed class LlamaTuningTests : TempFolderTests
         Tensor[] ids = Prompts();
         List<Tensor> floatLogits = FloatLogits(model, ids);
         model.Quantize(QType.QInt2, groupSize: 16);
-        Dictionary<string, Tensor> codes = Quantizer.QuantizedModules(model)
-            .ToDictionary(m => m.Path, m => ((WeightQBitsTensor)m.QuantizedWeight!).UnpackCodes());
+        Dictionary<string, Tensor> codes = TunedModelChecks.Codes(model);
         double before = Divergence(model, ids, floatLogits);
 
         ScaleTuningReport report = model.TuneScales(ids, floatLogits,
             new ScaleTuningOptions { Epochs = 30, LearningRate = 5e-3 });
 
         double after = Divergence(model, ids, floatLogits);
-        Assert.That(report.Kept, Is.True, report.ToString());
-        Assert.That(report.Layers, Has.Count.EqualTo(TinyLlama.Layers * 7), "q/k/v/o and gate/up/down; not lm_head");
-        Assert.That(report.InitialLoss, Is.EqualTo(before).Within(0.1).Percent);
-        Assert.That(report.FinalLoss, Is.EqualTo(after).Within(0.1).Percent);
-        Assert.That(after, Is.LessThan(0.5 * before), $"KL {before:E3} -> {after:E3}");
-        foreach (var module in Quantizer.QuantizedModules(model))
-        {
-            using Tensor now = ((WeightQBitsTensor)module.QuantizedWeight!).UnpackCodes();
-            Assert.That(now.eq(codes[module.Path]).all().item<bool>(), Is.True, $"{module.Path}: the codes stay");
-        }
+        // q/k/v/o and gate/up/down in each layer; lm_head stays float.
+        TunedModelChecks.KeptWithTheSameCodes(report, TinyLlama.Layers * 7, before, after, model, codes);
     }
 
     [Test]

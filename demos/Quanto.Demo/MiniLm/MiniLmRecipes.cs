@@ -97,13 +97,14 @@ internal static class MiniLmRecipes
             $"{measuredPlan.MeasuredModelError:E2}; GPTQ on {report.Layers.Count} layers");
     }
 
-    /// <summary>Runs <paramref name="quantize"/> on the float model, then <see cref="Quantizer.TuneScales(
-    /// IEnumerable{QModule}, int, Func{int, Tensor}, ScaleTuningOptions?, IProgress{QuantizationProgress}?)"/>:
-    /// the group scales and shifts move so that the last hidden states on the calibration batches come closer to
-    /// the float model's (masked squared error relative to the float states' energy); the codes stay.</summary>
+    /// <summary>Runs <paramref name="quantize"/> on the float model, then <see cref="Bert.TuneScales"/>: the group
+    /// scales and shifts move so that the last hidden states on the calibration batches come closer to the float
+    /// model's (masked squared error relative to the float states' energy); the codes stay.</summary>
     public static string? TunedScales(Bert model, IReadOnlyList<TokenBatch> calibration,
         Func<Bert, IReadOnlyList<TokenBatch>, string?> quantize, ScaleTuningOptions? options = null)
     {
+        var ids = new List<Tensor>();
+        var masks = new List<Tensor>();
         var targets = new List<Tensor>();
         try
         {
@@ -112,27 +113,22 @@ internal static class MiniLmRecipes
                 foreach (TokenBatch batch in calibration)
                 {
                     using var scope = NewDisposeScope();
-                    (Tensor ids, Tensor mask) = batch.Tensors();
-                    targets.Add(model.forward(ids, mask, zeros_like(ids)).DetachFromDisposeScope());
+                    (Tensor batchIds, Tensor mask) = batch.Tensors();
+                    Tensor hidden = model.forward(batchIds, mask, zeros_like(batchIds));
+                    ids.Add(batchIds.DetachFromDisposeScope());
+                    masks.Add(mask.DetachFromDisposeScope());
+                    targets.Add(hidden.DetachFromDisposeScope());
                 }
             }
             string? note = quantize(model, calibration);
-            ScaleTuningReport report = Quantizer.TuneScales(Quantizer.QuantizedModules(model), calibration.Count,
-                i => HiddenStateError(model, calibration[i], targets[i]), options, new ConsoleProgressBar());
-            return $"{note}; {report.Summary} (loss: the last hidden states' relative squared error)";
+            ScaleTuningReport report = model.TuneScales(ids, masks, targets, options, new ConsoleProgressBar());
+            string tuned = $"{report.Summary} (loss: the last hidden states' relative squared error)";
+            return string.IsNullOrEmpty(note) ? tuned : $"{note}; {tuned}";
         }
         finally
         {
-            foreach (Tensor t in targets) t.Dispose();
+            foreach (Tensor t in ids.Concat(masks).Concat(targets)) t.Dispose();
         }
-    }
-
-    private static Tensor HiddenStateError(Bert model, TokenBatch batch, Tensor target)
-    {
-        (Tensor ids, Tensor mask) = batch.Tensors();
-        Tensor hidden = model.forward(ids, mask, zeros_like(ids));
-        Tensor keep = mask.unsqueeze(-1).to(hidden.dtype);
-        return hidden.sub(target).mul(keep).square().sum().div(target.mul(keep).square().sum());
     }
 
     /// <summary>Int8 activations quantized on the fly at run time (per token for int8 weights, per block of 32
