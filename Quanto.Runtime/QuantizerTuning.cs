@@ -34,8 +34,8 @@ public static partial class Quantizer
             throw new ArgumentException(
                 $"Give one target per batch: {samples.Count} batches, {targets.Count} targets.", nameof(targets));
         }
-        return TuneScales(QuantizedModules(model), samples.Count, i => RelativeSquaredError(model.forward(samples[i]),
-            targets[i], $"batch {i}"), options, progress);
+        return TuneScales(QuantizedModules(model), samples.Count, i => CheckedRelativeSquaredError(
+            model.forward(samples[i]), targets[i], $"batch {i}"), options, progress);
     }
 
     /// <summary>
@@ -183,7 +183,7 @@ public static partial class Quantizer
         if (value.NumberOfElements != 1)
         {
             throw new InvalidOperationException(
-                $"The loss of batch {batch} must be a scalar; got shape [{string.Join(", ", value.shape)}].");
+                $"The loss of batch {batch} must be a scalar; got shape {QuantizedWeight.FormatShape(value.shape)}.");
         }
         double v = value.detach().to(ScalarType.Float64).item<double>();
         if (!double.IsFinite(v))
@@ -195,16 +195,34 @@ public static partial class Quantizer
         return (value, v);
     }
 
-    /// <summary>mean((output - target)²) / mean(target²), differentiable in the output.</summary>
-    private static Tensor RelativeSquaredError(Tensor output, Tensor target, string what)
+    /// <summary><see cref="RelativeSquaredError"/> after checking that the output and its target have one shape.
+    /// </summary>
+    private static Tensor CheckedRelativeSquaredError(Tensor output, Tensor target, string what)
     {
         if (!output.shape.SequenceEqual(target.shape))
         {
             throw new ArgumentException(
-                $"The model's output for {what} has shape [{string.Join(", ", output.shape)}], its target " +
-                $"[{string.Join(", ", target.shape)}].", nameof(target));
+                $"The model's output for {what} has shape {QuantizedWeight.FormatShape(output.shape)}, its target " +
+                $"{QuantizedWeight.FormatShape(target.shape)}.", nameof(target));
         }
+        return RelativeSquaredError(output, target);
+    }
+
+    /// <summary>
+    /// mean(w (output - target)²) / mean(w target²), differentiable in the output: the loss of the tuning passes
+    /// that fit a float model's outputs. <paramref name="weights"/> (broadcast against the output; null: all 1)
+    /// leaves out what it zeroes, e.g. padding tokens.
+    /// </summary>
+    internal static Tensor RelativeSquaredError(Tensor output, Tensor target, Tensor? weights = null)
+    {
         Tensor t = target.to(output.dtype, output.device);
-        return output.sub(t).square().mean().div(t.square().mean().clamp_min(1e-30));
+        Tensor error = output.sub(t).square(), energy = t.square();
+        if (weights is not null)
+        {
+            Tensor w = weights.to(output.dtype, output.device);
+            error = error.mul(w);
+            energy = energy.mul(w);
+        }
+        return error.mean().div(energy.mean().clamp_min(1e-30));
     }
 }

@@ -50,25 +50,17 @@ public sealed partial class Bert
             if (!fits)
             {
                 throw new ArgumentException(
-                    $"Batch {i}: ids [{string.Join(", ", ids.shape)}] need a mask of the same shape and float hidden " +
-                    $"states [batch, length, {Config.HiddenSize}]; got mask [{string.Join(", ", mask.shape)}], " +
-                    $"hidden states [{string.Join(", ", target.shape)}]. Run forward(ids, mask, zeros_like(ids)) on " +
+                    $"Batch {i}: ids {Shapes.Format(ids.shape)} need a mask of the same shape and float hidden " +
+                    $"states [batch, length, {Config.HiddenSize}]; got mask {Shapes.Format(mask.shape)}, " +
+                    $"hidden states {Shapes.Format(target.shape)}. Run forward(ids, mask, zeros_like(ids)) on " +
                     "the float model before Quantize to get them.", nameof(floatHiddenStates));
             }
         }
         return Quantizer.TuneScales(Quantizer.QuantizedModules(this), inputIds.Count, i =>
         {
             Tensor ids = inputIds[i], mask = attentionMasks[i];
-            return MaskedRelativeError(forward(ids, mask, zeros_like(ids)), floatHiddenStates[i], mask);
+            return Quantizer.RelativeSquaredError(forward(ids, mask, zeros_like(ids)), floatHiddenStates[i],
+                mask.unsqueeze(-1));
         }, options, progress);
-    }
-
-    /// <summary>sum over kept tokens of (h - t)² / sum over kept tokens of t², differentiable in
-    /// <paramref name="hidden"/>.</summary>
-    private static Tensor MaskedRelativeError(Tensor hidden, Tensor target, Tensor mask)
-    {
-        Tensor keep = mask.unsqueeze(-1).to(hidden.dtype, hidden.device);
-        Tensor t = target.to(hidden.dtype, hidden.device);
-        return hidden.sub(t).mul(keep).square().sum().div(t.mul(keep).square().sum().clamp_min(1e-30));
     }
 }

@@ -45,8 +45,8 @@ public sealed partial class Llama
                 target.size(1) != ids.size(1) || target.size(2) != Config.VocabSize)
             {
                 throw new ArgumentException(
-                    $"Sequence {i}: ids [{string.Join(", ", ids.shape)}] need float logits [batch, length, " +
-                    $"{Config.VocabSize}] of the same batch and length; got [{string.Join(", ", target.shape)}]. " +
+                    $"Sequence {i}: ids {Shapes.Format(ids.shape)} need float logits [batch, length, " +
+                    $"{Config.VocabSize}] of the same batch and length; got {Shapes.Format(target.shape)}. " +
                     "Run forward(ids, null) on the float model before Quantize to get them.", nameof(floatLogits));
             }
         }

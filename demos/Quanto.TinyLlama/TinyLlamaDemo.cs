@@ -97,16 +97,17 @@ internal static class TinyLlamaDemo
         double reloaded;
         if (configuration.Weights is QType w)
         {
-            List<Tensor>? targets = configuration.TunedScales ? FloatLogits(model, train, options.Window) : null;
+            Tensor[] windows = configuration.TunedScales ? TuningWindows(train, options.Window) : [];
+            List<Tensor> targets = FloatLogits(model, windows);
             try
             {
                 model.Quantize(w, configuration.Activations);
                 if (configuration.Activations is not null) Calibrate(model, train, options.Window);
-                if (targets is not null) log.Write(TuneScales(model, train, options.Window, targets));
+                if (configuration.TunedScales) log.Write(TuneScales(model, windows, targets));
             }
             finally
             {
-                foreach (Tensor t in targets ?? []) t.Dispose();
+                foreach (Tensor t in windows.Concat(targets)) t.Dispose();
             }
             SetDynamicActivations(model, configuration.Dynamic);
             string saved = Path.Combine(options.Folder, FolderName(configuration.Name));
@@ -142,41 +143,38 @@ internal static class TinyLlamaDemo
         System.Text.RegularExpressions.Regex.Replace(name.ToLowerInvariant(), "[^a-z0-9]+", "-").Trim('-');
 
     /// <summary>Training windows the tuned-scales rows fit the float model's next-token distributions on.</summary>
-    private const int TuningWindows = 64;
+    private const int TuningWindowCount = 64;
 
     /// <summary>Training window i (the first <paramref name="window"/> tokens after i windows) as ids (1, window).
     /// </summary>
     private static Tensor Window(long[] train, int window, int i) =>
         tensor(train.AsSpan(i * window, window).ToArray()).unsqueeze(0);
 
-    /// <summary>The float model's logits on the first <see cref="TuningWindows"/> training windows (fewer if the
-    /// training text is shorter; the caller disposes them).</summary>
-    private static List<Tensor> FloatLogits(Llama model, long[] train, int window)
+    /// <summary>The first <see cref="TuningWindowCount"/> training windows (fewer if the training text is shorter;
+    /// the caller disposes them).</summary>
+    private static Tensor[] TuningWindows(long[] train, int window) =>
+        [.. Enumerable.Range(0, Math.Min(TuningWindowCount, train.Length / window)).Select(i =>
+            Window(train, window, i))];
+
+    /// <summary>The float model's logits on each window (the caller disposes them).</summary>
+    private static List<Tensor> FloatLogits(Llama model, Tensor[] windows)
     {
         using var noGrad = no_grad();
         var targets = new List<Tensor>();
-        for (int i = 0; i < Math.Min(TuningWindows, train.Length / window); i++)
+        foreach (Tensor ids in windows)
         {
             using var scope = NewDisposeScope();
-            targets.Add(model.forward(Window(train, window, i), null).DetachFromDisposeScope());
+            targets.Add(model.forward(ids, null).DetachFromDisposeScope());
         }
         return targets;
     }
 
-    /// <summary><see cref="Llama.TuneScales"/> on the training windows of <paramref name="targets"/> (the float
-    /// model's logits, one per window); returns a note for the progress line.</summary>
-    private static string TuneScales(Llama model, long[] train, int window, List<Tensor> targets)
+    /// <summary><see cref="Llama.TuneScales"/> on the windows and the float model's logits on them; returns a note
+    /// for the progress line.</summary>
+    private static string TuneScales(Llama model, Tensor[] windows, List<Tensor> targets)
     {
-        Tensor[] windows = Enumerable.Range(0, targets.Count).Select(i => Window(train, window, i)).ToArray();
-        try
-        {
-            ScaleTuningReport report = model.TuneScales(windows, targets);
-            return $" {report.Summary} (loss: KL on {targets.Count} training windows) ...";
-        }
-        finally
-        {
-            foreach (Tensor t in windows) t.Dispose();
-        }
+        ScaleTuningReport report = model.TuneScales(windows, targets);
+        return $" {report.Summary} (loss: KL on {windows.Length} training windows) ...";
     }
 
     private static void Calibrate(Llama model, long[] train, int window)
