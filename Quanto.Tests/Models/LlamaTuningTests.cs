@@ -54,6 +54,27 @@ public sealed class LlamaTuningTests : TempFolderTests
     }
 
     [Test]
+    public void ModelsReadmeExampleRuns()
+    {
+        HfFiles.Write(Folder, TinyLlama.Config(), TinyLlama.Weights());
+        using Llama model = Llama.FromHuggingFace(Folder);
+        Tensor[] windows = Prompts();
+
+        // --- Quanto.Models/README.md: Llama.TuneScales ---
+        List<Tensor> floatLogits;
+        using (no_grad()) floatLogits = windows.Select(ids => model.forward(ids, null)).ToList();
+        model.Quantize(QType.QInt2);
+        ScaleTuningReport report = model.TuneScales(windows, floatLogits);   // report.Summary: loss before/after
+        // --- end ---
+
+        Assert.That(report.Layers, Has.Count.EqualTo(TinyLlama.Layers * 7));
+        Assert.That(Divergence(model, windows, floatLogits),
+            Is.EqualTo(report.Kept ? report.FinalLoss : report.InitialLoss).Within(0.1).Percent,
+            "the model runs with the weights the report says it kept");
+        Assert.That(report.Summary, Does.StartWith($"Scale tuning: {TinyLlama.Layers * 7} layer(s)"));
+    }
+
+    [Test]
     public void RefusesMismatchedLogitsAndModelsWithNothingToTune()
     {
         HfFiles.Write(Folder, TinyLlama.Config(), TinyLlama.Weights());
